@@ -1,0 +1,58 @@
+/**
+ * The admin listener: operational endpoints, plain HTTP, loopback by default,
+ * never on the public port.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import { parseHostPort } from '../config/schema.js';
+
+export interface AdminServer {
+  listen(): Promise<AddressInfo>;
+  close(): Promise<void>;
+}
+
+export function createAdminServer(listen: string, metrics: Registry): AdminServer {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res
+        .writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' })
+        .end('method not allowed\n');
+      return;
+    }
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}\n');
+      return;
+    }
+    if (path === '/metrics') {
+      metrics.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
+        (err: Error) =>
+          res
+            .writeHead(500, { 'content-type': 'text/plain' })
+            .end(`metrics failed: ${err.message}\n`),
+      );
+      return;
+    }
+    res
+      .writeHead(404, { 'content-type': 'text/plain' })
+      .end('not found; try /healthz or /metrics\n');
+  });
+  const { host, port } = parseHostPort(listen) ?? { host: '127.0.0.1', port: 5480 };
+  return {
+    listen: () =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host, port }, () => {
+          server.off('error', reject);
+          resolve(server.address() as AddressInfo);
+        });
+      }),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+/**
+ * Entry point: argv → command. The only place that calls process.exit.
+ */
+import { readFileSync } from 'node:fs';
+import { loadConfig } from './config/load.js';
+import { ConfigError, RTPError } from './errors.js';
+import { createLogger } from './log.js';
+import { serve } from './serve.js';
+
+const USAGE = `registry-tls-proxy: trusted HTTPS in front of a plain-HTTP container registry
+
+Usage:
+  registry-tls-proxy serve [--config FILE]   run the proxy
+  registry-tls-proxy version                 print the version
+  registry-tls-proxy help                    this text
+
+Examples:
+  registry-tls-proxy serve --config config/default.yaml
+  RTP_BACKEND=http://127.0.0.1:5000 RTP_TLS_NAMES=registry.lan,10.0.0.5 registry-tls-proxy serve
+
+Every configuration key can be overridden from the environment: RTP_ plus its
+path, e.g. RTP_LISTEN, RTP_BACKEND, RTP_TLS_DIR, RTP_TLS_NAMES, RTP_ADMIN_LISTEN.
+Documented example with every key: config/default.yaml.
+`;
+
+/** Exit codes: 0 fine, 1 failed while running, 2 bad usage or configuration. */
+async function main(argv: string[]): Promise<number> {
+  const [command = 'help', ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return runServe(rest);
+    case 'version':
+    case '--version':
+      process.stdout.write(`${packageVersion()}\n`);
+      return 0;
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return 0;
+    default:
+      process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function runServe(args: string[]): Promise<number> {
+  let file: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '--config' || arg === '-c') {
+      file = args[++i];
+      if (file === undefined)
+        return usageError('--config needs a file, e.g. --config config/default.yaml');
+    } else if (arg.startsWith('--config=')) {
+      file = arg.slice('--config='.length);
+    } else {
+      return usageError(`serve: unknown argument ${JSON.stringify(arg)}`);
+    }
+  }
+  let config;
+  try {
+    config = loadConfig(file === undefined ? {} : { file });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`registry-tls-proxy: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const logger = createLogger(config.log.level);
+  let running;
+  try {
+    running = await serve(config, logger);
+  } catch (err) {
+    if (err instanceof RTPError) {
+      logger.fatal({ code: err.code }, err.message);
+      process.stderr.write(`registry-tls-proxy: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  return new Promise((resolveExit) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'stopping');
+      running.close().then(
+        () => resolveExit(0),
+        () => resolveExit(1),
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+function usageError(message: string): number {
+  process.stderr.write(`registry-tls-proxy: ${message}\n\n${USAGE}`);
+  return 2;
+}
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(
+      `registry-tls-proxy: unexpected failure: ${(err as Error)?.stack ?? String(err)}\n`,
+    );
+    process.exit(1);
+  },
+);

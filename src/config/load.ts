@@ -1,0 +1,221 @@
+/**
+ * Loading: YAML file → environment overrides (`RTP_` + the key's path) →
+ * validation that reports every problem at once → a deep-frozen {@link Config}.
+ * The shape follows distribution's configuration package
+ * (REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY overrides storage.filesystem.rootdirectory).
+ */
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { ConfigError, type ConfigProblem } from '../errors.js';
+import { DEFAULTS, FIELDS, type Config, type FieldSpec } from './schema.js';
+
+export const ENV_PREFIX = 'RTP_';
+
+export interface LoadOptions {
+  /** A YAML file; without one, the defaults plus environment overrides apply. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Loads, overrides, validates and freezes. Throws {@link ConfigError} listing every problem. */
+export function loadConfig({ file, env = process.env }: LoadOptions = {}): Config {
+  const problems: ConfigProblem[] = [];
+  let raw: unknown = {};
+  if (file !== undefined) {
+    raw = readYAML(file, problems);
+  }
+  const values = new Map<string, unknown>();
+  if (raw === null || raw === undefined) raw = {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    problems.push({
+      path: '(top)',
+      message: 'must be a mapping of keys like listen: and backend:',
+    });
+  } else {
+    flatten(raw as Record<string, unknown>, '', values, problems);
+  }
+  applyEnv(env, values, problems);
+
+  const config = structuredClone(DEFAULTS);
+  for (const [path, value] of values) {
+    const spec = FIELDS[path];
+    if (!spec) continue; // reported by flatten/applyEnv
+    const typed = checkType(spec, value);
+    if (typeof typed === 'string') {
+      problems.push({ path, message: typed });
+      continue;
+    }
+    setPath(config, path, typed.value);
+  }
+  for (const [path, spec] of Object.entries(FIELDS)) {
+    if (problems.some((p) => p.path === path)) continue;
+    const problem = spec.check(getPath(config, path) as never);
+    if (problem) problems.push({ path, message: problem });
+  }
+  if (config.admin.listen !== '' && config.admin.listen === config.listen) {
+    problems.push({
+      path: 'admin.listen',
+      message: `must differ from listen (${config.listen}): admin endpoints stay off the public port`,
+    });
+  }
+  if (problems.length > 0) {
+    throw new ConfigError(problems, file ?? '(defaults and environment)');
+  }
+  return deepFreeze(config);
+}
+
+function readYAML(file: string, problems: ConfigProblem[]): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    problems.push({
+      path: file,
+      message:
+        code === 'ENOENT'
+          ? 'file not found; pass an existing file with --config, e.g. config/default.yaml'
+          : `cannot read it (${code ?? String(err)})`,
+    });
+    return {};
+  }
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    for (const e of doc.errors) {
+      problems.push({
+        path: `${file}:${e.linePos?.[0]?.line ?? '?'}`,
+        message: e.message.split('\n')[0] ?? e.message,
+      });
+    }
+    return {};
+  }
+  return doc.toJS();
+}
+
+/** Walks the YAML tree into dotted leaf paths; unknown keys are problems. */
+function flatten(
+  node: Record<string, unknown>,
+  prefix: string,
+  out: Map<string, unknown>,
+  problems: ConfigProblem[],
+): void {
+  for (const [key, value] of Object.entries(node)) {
+    const path = prefix + key;
+    if (FIELDS[path]) {
+      out.set(path, value);
+    } else if (Object.keys(FIELDS).some((f) => f.startsWith(path + '.'))) {
+      if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+        flatten(value as Record<string, unknown>, path + '.', out, problems);
+      } else if (value !== null) {
+        problems.push({ path, message: 'must be a mapping (a section with keys below it)' });
+      }
+    } else {
+      problems.push({ path, message: `unknown key${suggest(path)}` });
+    }
+  }
+}
+
+/** `RTP_TLS_DIR` → tls.dir; matching ignores case and underscores between words. */
+function applyEnv(
+  env: NodeJS.ProcessEnv,
+  out: Map<string, unknown>,
+  problems: ConfigProblem[],
+): void {
+  const byName = new Map(Object.keys(FIELDS).map((path) => [normalize(path), path]));
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
+    const path = byName.get(normalize(name.slice(ENV_PREFIX.length)));
+    if (!path) {
+      problems.push({
+        path: `$${name}`,
+        message: `unknown environment override; known ones are ${[...byName.values()].map(envName).join(', ')}`,
+      });
+      continue;
+    }
+    const spec = FIELDS[path] as FieldSpec;
+    out.set(path, fromEnv(spec, value));
+  }
+}
+
+/** The environment variable that overrides a key, e.g. tls.dir → RTP_TLS_DIR. */
+export function envName(path: string): string {
+  return (
+    ENV_PREFIX +
+    path
+      .replace(/\./g, '_')
+      .replace(/([a-z])([A-Z])/g, '$1_$2')
+      .toUpperCase()
+  );
+}
+
+function normalize(s: string): string {
+  return s.replace(/[._]/g, '').toUpperCase();
+}
+
+function fromEnv(spec: FieldSpec, value: string): unknown {
+  switch (spec.kind) {
+    case 'int':
+      return /^\s*-?\d+\s*$/.test(value) ? Number(value) : value;
+    case 'stringList':
+      return value
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '');
+    case 'string':
+      return value;
+  }
+}
+
+function checkType(spec: FieldSpec, value: unknown): { value: unknown } | string {
+  switch (spec.kind) {
+    case 'string':
+      if (typeof value === 'string') return { value };
+      if (typeof value === 'number') return { value: String(value) };
+      return `must be a string, got ${describe(value)}`;
+    case 'int':
+      if (typeof value === 'number' && Number.isInteger(value)) return { value };
+      return `must be a whole number, got ${describe(value)}`;
+    case 'stringList':
+      if (value === null) return { value: [] };
+      if (Array.isArray(value) && value.every((v) => typeof v === 'string'))
+        return { value: [...value] };
+      return `must be a list of strings, got ${describe(value)}`;
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'nothing (null)';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return `${typeof value} ${JSON.stringify(value)}`;
+}
+
+function suggest(path: string): string {
+  const leaf = path.split('.').pop() ?? path;
+  const close = Object.keys(FIELDS).find(
+    (f) => f.split('.').pop()?.toLowerCase() === leaf.toLowerCase(),
+  );
+  return close ? `; did you mean ${close}?` : `; known keys are ${Object.keys(FIELDS).join(', ')}`;
+}
+
+function getPath(obj: object, path: string): unknown {
+  return path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], obj);
+}
+
+function setPath(obj: object, path: string, value: unknown): void {
+  const keys = path.split('.');
+  const last = keys.pop() as string;
+  const parent = keys.reduce<Record<string, unknown>>(
+    (o, k) => o[k] as Record<string, unknown>,
+    obj as Record<string, unknown>,
+  );
+  parent[last] = value;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,260 @@
+/**
+ * The request path: public endpoints, forwarding headers, http-proxy to the
+ * backend, registry-aware response rewriting, and the guards against
+ * http-proxy 1.18.1's known defects (see REGISTRY-NOTES.md):
+ *  - no keep-alive without an agent → we pass a keep-alive agent;
+ *  - client aborts do not abort upstream → we destroy the upstream request on `res` close;
+ *  - `Trailer:` crashes the process → hop-by-hop headers (Trailer among them) are stripped;
+ *  - `xfwd` appends to client values → we set X-Forwarded-* ourselves, overwriting;
+ *  - `proxyReq` is skipped for `Expect: 100-continue` → headers are set before proxying;
+ *  - hop-by-hop headers are forwarded both ways → stripped both ways.
+ */
+import type { Agent, ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import httpProxy from 'http-proxy';
+import type { Logger } from '../log.js';
+import type { ProxyMetrics } from '../metrics/registry.js';
+import { prepareRequestHeaders, stripHopByHop } from './headers.js';
+import {
+  API_VERSION,
+  API_VERSION_HEADER,
+  sendRegistryError,
+  upstreamFailure,
+} from './registry-error.js';
+import { rewriteAuthenticate, rewriteLocation, type RewriteContext } from './rewrite.js';
+
+export interface HandlerOptions {
+  backend: URL;
+  agent: Agent;
+  clientIdleMs: number;
+  backendIdleMs: number;
+  logger: Logger;
+  metrics: ProxyMetrics;
+  /** The CA certificate served at GET /ca.crt (public information). */
+  caCertPEM: () => string;
+}
+
+/** Per-request state, kept on the response so that http-proxy's events can find it. */
+interface Exchange {
+  started: bigint;
+  path: string;
+  isV2: boolean;
+  rewrite: RewriteContext;
+  upstream?: ClientRequest;
+  bytesIn: number;
+  bytesOut: number;
+  error?: string;
+}
+
+const exchanges = new WeakMap<ServerResponse, Exchange>();
+const HOST_HEADER = /^(?:[a-zA-Z0-9.-]+|\[[0-9a-fA-F:.]+\])(?::\d{1,5})?$/;
+
+export function createRequestHandler(opts: HandlerOptions) {
+  const proxy = httpProxy.createProxyServer({
+    target: opts.backend.origin,
+    agent: opts.agent,
+    selfHandleResponse: true,
+    xfwd: false,
+    changeOrigin: false,
+    ws: false,
+  });
+  const backendLabel = opts.backend.origin;
+
+  // Without a listener, an 'error' event would crash the process.
+  proxy.on('error', (err, req, res) => {
+    if (res && 'writeHead' in res) onUpstreamError(err as NodeJS.ErrnoException, req, res);
+  });
+
+  proxy.on('proxyReq', (proxyReq, _req, res) => {
+    const ex = exchanges.get(res);
+    if (!ex) return;
+    ex.upstream = proxyReq;
+    if (res.destroyed || ex.error === 'client aborted') {
+      proxyReq.destroy();
+      return;
+    }
+    // Waiting for the backend's answer: its silence counts, not the client's.
+    proxyReq.setTimeout(opts.backendIdleMs, () => {
+      const err: NodeJS.ErrnoException = new Error(
+        `backend sent nothing for ${opts.backendIdleMs} ms`,
+      );
+      err.code = 'RTP_BACKEND_TIMEOUT';
+      proxyReq.destroy(err);
+    });
+  });
+
+  proxy.on('proxyRes', (proxyRes, req, res) => {
+    const ex = exchanges.get(res);
+    if (!ex) return;
+    // From here on the client's idleness governs (a slow reader is not a slow backend).
+    ex.upstream?.setTimeout(0);
+    req.socket.setTimeout(opts.clientIdleMs);
+    const headers = { ...proxyRes.headers };
+    stripHopByHop(headers);
+    if (typeof headers.location === 'string') {
+      headers.location = rewriteLocation(headers.location, ex.rewrite);
+    }
+    // Node joins repeated challenges into one string (RFC 9110 §11.6.1 allows a list).
+    const challenge = headers['www-authenticate'];
+    if (challenge !== undefined) {
+      headers['www-authenticate'] = rewriteAuthenticate(challenge, ex.rewrite);
+    }
+    if (ex.isV2 && headers[API_VERSION_HEADER] === undefined) {
+      headers[API_VERSION_HEADER] = API_VERSION;
+    }
+    try {
+      res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, headers);
+    } catch (err) {
+      opts.logger.warn(
+        { err, path: ex.path },
+        'backend sent response headers Node refuses to send on',
+      );
+      proxyRes.destroy();
+      sendRegistryError(res, {
+        status: 502,
+        code: 'UNAVAILABLE',
+        message: 'the registry behind this proxy sent an invalid response',
+      });
+      return;
+    }
+    proxyRes.on('data', (chunk: Buffer) => {
+      ex.bytesOut += chunk.length;
+    });
+    // A backend that dies mid-body must not look like a complete (truncated) response.
+    const backendAborted = () => {
+      ex.error ??= 'backend aborted the response';
+      res.destroy();
+    };
+    proxyRes.on('aborted', backendAborted);
+    proxyRes.on('error', backendAborted);
+    proxyRes.pipe(res);
+  });
+
+  function onUpstreamError(err: NodeJS.ErrnoException, req: IncomingMessage, res: ServerResponse) {
+    const ex = exchanges.get(res);
+    if (ex?.error === 'client aborted') return;
+    const spec = upstreamFailure(err);
+    if (ex) ex.error = spec.detail?.['reason'] as string;
+    opts.metrics.upstreamErrors.inc({ kind: errorKind(err) });
+    opts.logger.warn(
+      {
+        backend: backendLabel,
+        err: { code: err.code, message: err.message },
+        path: ex?.path,
+        method: req.method,
+      },
+      'backend request failed',
+    );
+    sendRegistryError(res, spec);
+  }
+
+  return function handleRequest(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? '/';
+    const path = url.split('?', 1)[0] ?? '/';
+    if (path === '/ca.crt' && (req.method === 'GET' || req.method === 'HEAD')) {
+      serveCACertificate(res, opts.caCertPEM());
+      logRequest(opts, req, res, { started: process.hrtime.bigint(), path, bytesIn: 0 });
+      return;
+    }
+    const socket = req.socket;
+    const host = req.headers.host ?? defaultHost(socket.localAddress, socket.localPort);
+    const isV2 = path === '/v2' || path.startsWith('/v2/');
+    const ex: Exchange = {
+      started: process.hrtime.bigint(),
+      path,
+      isV2,
+      rewrite: { backend: opts.backend, publicHost: host, publicPort: socket.localPort ?? 443 },
+      bytesIn: 0,
+      bytesOut: 0,
+    };
+    exchanges.set(res, ex);
+    res.on('close', () => {
+      if (!res.writableFinished) {
+        // The client went away (or we cut it): stop the upstream request too.
+        ex.error ??= 'client aborted';
+        ex.upstream?.destroy();
+      }
+      logRequest(opts, req, res, ex);
+    });
+    if (!HOST_HEADER.test(host)) {
+      ex.error = 'bad host header';
+      sendRegistryError(res, {
+        status: 400,
+        code: 'UNSUPPORTED',
+        message: `the Host header ${JSON.stringify(host.slice(0, 100))} is not a host[:port]`,
+      });
+      return;
+    }
+    prepareRequestHeaders(req.headers, {
+      clientAddress: socket.remoteAddress,
+      host,
+      port: socket.localPort ?? 443,
+    });
+    // The request body is in; until the backend answers, its timer is the one that counts.
+    req.once('end', () => {
+      if (!res.headersSent) socket.setTimeout(0);
+    });
+    try {
+      proxy.web(req, res, {}, (err) => onUpstreamError(err as NodeJS.ErrnoException, req, res));
+    } catch (err) {
+      onUpstreamError(err as NodeJS.ErrnoException, req, res);
+      return;
+    }
+    req.on('data', (chunk: Buffer) => {
+      ex.bytesIn += chunk.length;
+    });
+  };
+}
+
+function serveCACertificate(res: ServerResponse, pem: string): void {
+  res.writeHead(200, {
+    'content-type': 'application/x-pem-file',
+    'content-length': Buffer.byteLength(pem),
+    'content-disposition': 'inline; filename="ca.crt"',
+    'cache-control': 'no-cache',
+  });
+  res.end(res.req.method === 'HEAD' ? undefined : pem);
+}
+
+function defaultHost(address: string | undefined, port: number | undefined): string {
+  const host = address?.includes(':') ? `[${address}]` : (address ?? 'localhost');
+  return `${host}:${port ?? 443}`;
+}
+
+function errorKind(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return 'refused';
+    case 'ECONNRESET':
+      return 'reset';
+    case 'RTP_BACKEND_TIMEOUT':
+      return 'timeout';
+    default:
+      return 'other';
+  }
+}
+
+function logRequest(
+  opts: HandlerOptions,
+  req: IncomingMessage,
+  res: ServerResponse,
+  ex: Pick<Exchange, 'started' | 'path' | 'bytesIn'> & Partial<Exchange>,
+): void {
+  const status = res.headersSent ? res.statusCode : 0;
+  opts.metrics.requests.inc({
+    method: req.method ?? 'OTHER',
+    status_class: status === 0 ? 'none' : `${Math.floor(status / 100)}xx`,
+  });
+  opts.logger.info(
+    {
+      method: req.method,
+      path: ex.path,
+      status,
+      bytesIn: ex.bytesIn,
+      bytesOut: ex.bytesOut ?? 0,
+      durationMs: Number(process.hrtime.bigint() - ex.started) / 1e6,
+      client: req.socket.remoteAddress,
+      ...(ex.error ? { error: ex.error } : {}),
+    },
+    'request',
+  );
+}

@@ -1,0 +1,63 @@
+/**
+ * Responses the proxy generates itself, in the registry's own error format
+ * (distribution registry/api/errcode): clients parse these bodies as JSON, and
+ * an HTML page breaks them with "invalid character '<'".
+ */
+import type { ServerResponse } from 'node:http';
+
+export const API_VERSION_HEADER = 'docker-distribution-api-version';
+export const API_VERSION = 'registry/2.0';
+
+export interface RegistryErrorSpec {
+  status: number;
+  /** A registry error code, e.g. UNAVAILABLE. */
+  code: string;
+  message: string;
+  detail?: Record<string, unknown>;
+}
+
+/** Maps an upstream failure to what the client sees: 504 on timeout, 502 otherwise. */
+export function upstreamFailure(err: NodeJS.ErrnoException): RegistryErrorSpec {
+  if (err.code === 'RTP_BACKEND_TIMEOUT') {
+    return {
+      status: 504,
+      code: 'UNAVAILABLE',
+      message: 'the registry behind this proxy did not answer in time',
+      detail: { reason: 'backend timeout' },
+    };
+  }
+  const reason =
+    err.code === 'ECONNREFUSED'
+      ? 'connection refused'
+      : err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN'
+        ? 'backend name does not resolve'
+        : err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH'
+          ? 'backend unreachable'
+          : err.code === 'ECONNRESET'
+            ? 'connection reset by the backend'
+            : 'backend connection failed';
+  return {
+    status: 502,
+    code: 'UNAVAILABLE',
+    // The backend's address stays in the proxy's log: clients need not learn the internal network.
+    message: `the registry behind this proxy is unavailable (${reason})`,
+    detail: { reason },
+  };
+}
+
+/** Writes a registry-style JSON error, unless the response has already begun. */
+export function sendRegistryError(res: ServerResponse, spec: RegistryErrorSpec): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({
+    errors: [{ code: spec.code, message: spec.message, detail: spec.detail ?? {} }],
+  });
+  res.writeHead(spec.status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    [API_VERSION_HEADER]: API_VERSION,
+  });
+  res.end(body);
+}

@@ -1,0 +1,117 @@
+/**
+ * The public listener: a TCP server that tells TLS from plain HTTP, feeding an
+ * HTTPS server whose handler proxies to the backend.
+ */
+import { Agent } from 'node:http';
+import { createServer as createHTTPSServer, type Server as HTTPSServer } from 'node:https';
+import type { AddressInfo, Server, Socket } from 'node:net';
+import type { Config } from '../config/schema.js';
+import { parseHostPort } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { createMetrics, type ProxyMetrics } from '../metrics/registry.js';
+import type { TLSMaterial } from '../pki/store.js';
+import { secureContextOptions, serverTLSOptions } from '../tls/context.js';
+import { createSniffingServer } from '../tls/sniff.js';
+import { createRequestHandler } from './handler.js';
+
+/** Idle keep-alive sockets kept per backend; more than any realistic burst of parallel layer transfers. */
+const UPSTREAM_MAX_FREE_SOCKETS = 256;
+
+export interface PublicServer {
+  metrics: ProxyMetrics;
+  agent: Agent;
+  listen(): Promise<AddressInfo>;
+  /** Swaps the certificate for new handshakes; live connections keep theirs. */
+  setMaterial(material: TLSMaterial): void;
+  close(): Promise<void>;
+}
+
+export function createPublicServer(
+  config: Config,
+  material: TLSMaterial,
+  logger: Logger,
+): PublicServer {
+  let current = material;
+  const agent = new Agent({
+    keepAlive: true,
+    maxFreeSockets: UPSTREAM_MAX_FREE_SOCKETS,
+    scheduling: 'lifo',
+  });
+  const metrics = createMetrics(agent);
+  const handler = createRequestHandler({
+    backend: new URL(config.backend),
+    agent,
+    clientIdleMs: config.timeouts.clientIdleMs,
+    backendIdleMs: config.timeouts.backendIdleMs,
+    logger,
+    metrics,
+    caCertPEM: () => current.caCertPEM,
+  });
+  const https: HTTPSServer = createHTTPSServer(
+    {
+      ...serverTLSOptions(material),
+      // No deadline for a whole request: multi-GB layer pushes take as long as they take.
+      requestTimeout: 0,
+      headersTimeout: config.timeouts.headersMs,
+      keepAliveTimeout: config.timeouts.keepAliveMs,
+    },
+    handler,
+  );
+  // Idle (no bytes moving) limit on client connections; see handler.ts for the per-phase switch.
+  https.timeout = config.timeouts.clientIdleMs;
+  https.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
+    logger.debug(
+      { client: socket.remoteAddress, err: { code: err.code, message: err.message } },
+      'TLS handshake failed',
+    );
+  });
+  https.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    logger.debug(
+      { client: socket.remoteAddress, err: { code: err.code, message: err.message } },
+      'bad request from client',
+    );
+    // As Node's default handler: answer only when no response on this connection has begun.
+    const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (socket.writable && !inFlight?.headersSent) {
+      const status =
+        err.code === 'HPE_HEADER_OVERFLOW'
+          ? '431 Request Header Fields Too Large'
+          : '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    }
+    socket.destroy();
+  });
+
+  const server: Server = createSniffingServer({
+    https,
+    onPlainHTTP: (socket) =>
+      logger.info(
+        { client: socket.remoteAddress },
+        'plain HTTP request on the HTTPS port; answered 400',
+      ),
+  });
+  const { host, port } = parseHostPort(config.listen) ?? { host: '0.0.0.0', port: 5443 };
+
+  return {
+    metrics,
+    agent,
+    listen: () =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host, port }, () => {
+          server.off('error', reject);
+          resolve(server.address() as AddressInfo);
+        });
+      }),
+    setMaterial(next) {
+      current = next;
+      https.setSecureContext(secureContextOptions(next));
+    },
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        https.closeAllConnections();
+        agent.destroy();
+      }),
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * `registry-tls-proxy serve`: certificates, the public listener, the admin
+ * listener, and the start-up log lines that tell an operator what to do next.
+ */
+import { join, resolve } from 'node:path';
+import { createAdminServer, type AdminServer } from './admin/server.js';
+import { parseHostPort, type Config } from './config/schema.js';
+import { RTPError } from './errors.js';
+import type { Logger } from './log.js';
+import { computeSANs, readMachineIdentity } from './pki/sans.js';
+import { FILES, loadOrCreateTLS } from './pki/store.js';
+import { createPublicServer } from './proxy/server.js';
+
+export interface RunningProxy {
+  close(): Promise<void>;
+}
+
+export async function serve(config: Config, logger: Logger): Promise<RunningProxy> {
+  const machine = readMachineIdentity();
+  const sans = computeSANs(config.tls.names, machine);
+  const dir = resolve(config.tls.dir);
+  const material = await loadOrCreateTLS({
+    dir,
+    sans,
+    certValidityDays: config.tls.certValidityDays,
+    caValidityDays: config.tls.caValidityDays,
+  });
+  if (material.created.ca) logger.info({ dir }, 'created a new CA');
+  if (material.created.server) {
+    logger.info({ reason: material.created.reason }, 'issued a new server certificate');
+  }
+  logger.info(
+    {
+      dns: material.sans.dns,
+      ips: material.sans.ips,
+      notAfter: material.serverNotAfter.toISOString(),
+      caNotAfter: material.caNotAfter.toISOString(),
+    },
+    'serving certificate',
+  );
+
+  const pub = createPublicServer(config, material, logger);
+  const address = await listenOrExplain(() => pub.listen(), config.listen, 'listen');
+  let admin: AdminServer | undefined;
+  if (config.admin.listen !== '') {
+    admin = createAdminServer(config.admin.listen, pub.metrics.registry);
+    const adminAddress = await listenOrExplain(
+      () => admin!.listen(),
+      config.admin.listen,
+      'admin.listen',
+    );
+    logger.info(
+      { address: `${adminAddress.address}:${adminAddress.port}` },
+      'admin listener (/healthz, /metrics)',
+    );
+  }
+
+  const publicName = advertisedHost(config, machine.hostname);
+  const hostPort = `${publicName}:${address.port}`;
+  const certsDir = `/etc/docker/certs.d/${hostPort}`;
+  logger.info(
+    {
+      address: `${address.address}:${address.port}`,
+      backend: config.backend,
+      caFingerprint256: material.caFingerprint256,
+      caFile: join(dir, FILES.caCert),
+      trustOnClient:
+        `mkdir -p ${certsDir} && curl -fsSk https://${hostPort}/ca.crt -o ${certsDir}/ca.crt` +
+        ` && openssl x509 -noout -fingerprint -sha256 -in ${certsDir}/ca.crt` +
+        ` # the fingerprint must read ${material.caFingerprint256}`,
+    },
+    `proxying https://${hostPort} to ${config.backend}; clients trust the CA at https://${hostPort}/ca.crt`,
+  );
+
+  return {
+    async close() {
+      await Promise.all([pub.close(), admin?.close()]);
+    },
+  };
+}
+
+/** The name to show in client instructions: a configured name, the bound address, or the hostname. */
+function advertisedHost(config: Config, hostname: string): string {
+  const first = config.tls.names[0];
+  if (first) return first.includes(':') ? `[${first}]` : first;
+  const host = parseHostPort(config.listen)?.host;
+  if (host && host !== '0.0.0.0' && host !== '::') return host.includes(':') ? `[${host}]` : host;
+  return hostname;
+}
+
+async function listenOrExplain<T>(
+  listen: () => Promise<T>,
+  value: string,
+  key: string,
+): Promise<T> {
+  try {
+    return await listen();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const hint =
+      code === 'EADDRINUSE'
+        ? 'the port is in use; stop what holds it or choose another port'
+        : code === 'EACCES'
+          ? 'ports below 1024 need privileges; choose a port above 1024'
+          : code === 'EADDRNOTAVAIL'
+            ? 'this machine has no such address'
+            : (err as Error).message;
+    throw new RTPError('LISTEN_FAILED', `listening on ${value} (${key}): ${hint}`, { cause: err });
+  }
+}

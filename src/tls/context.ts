@@ -1,0 +1,49 @@
+/**
+ * TLS settings of the public listener: Mozilla's "intermediate" profile
+ * (https://ssl-config.mozilla.org/guidelines/5.7.json): TLS 1.2 and 1.3, ECDHE
+ * with AEAD ciphers only. Node's default list still offers CBC suites, which
+ * scanners flag (LUCKY13).
+ */
+import type { SecureContextOptions, TlsOptions } from 'node:tls';
+import type { TLSMaterial } from '../pki/store.js';
+
+export const TLS12_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+];
+export const TLS13_CIPHERSUITES = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+];
+
+/**
+ * The secure context for every handshake. It is the default context (no SNI
+ * callback), so clients that connect by IP and send no SNI get the same full
+ * chain with every IP SAN.
+ */
+export function secureContextOptions(material: TLSMaterial): SecureContextOptions {
+  return {
+    key: material.serverKeyPEM,
+    // The full chain: leaf, then the CA. Clients that hold the CA verify either way;
+    // tools that print the chain (openssl s_client -showcerts) show where it comes from.
+    cert: material.serverCertPEM.trimEnd() + '\n' + material.caCertPEM,
+    minVersion: 'TLSv1.2',
+    maxVersion: 'TLSv1.3',
+    ciphers: [...TLS13_CIPHERSUITES, ...TLS12_CIPHERS].join(':'),
+    ecdhCurve: 'X25519:prime256v1:secp384r1',
+    honorCipherOrder: false,
+  };
+}
+
+export function serverTLSOptions(material: TLSMaterial): TlsOptions {
+  return {
+    ...secureContextOptions(material),
+    // Registry clients speak HTTP/1.1; offering only it avoids an h2 attempt we cannot serve.
+    ALPNProtocols: ['http/1.1'],
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * One port, two answers: a TLS ClientHello (first byte 0x16, a handshake record)
+ * goes to the HTTPS server; anything else is a plain-HTTP request sent to the
+ * TLS port and gets a short plain-text 400 that says to use https, instead of a
+ * hang or a TLS alert the user cannot read.
+ */
+import type { Server as HTTPSServer } from 'node:https';
+import { createServer, type Server, type Socket } from 'node:net';
+import { canonicalIP } from '../pki/sans.js';
+
+const TLS_HANDSHAKE_RECORD = 0x16;
+/** Give up on a connection that sends nothing at all for this long. */
+const FIRST_BYTE_TIMEOUT_MS = 30_000;
+
+export interface SniffOptions {
+  https: HTTPSServer;
+  onPlainHTTP?: (socket: Socket) => void;
+}
+
+export function createSniffingServer({ https, onPlainHTTP }: SniffOptions): Server {
+  return createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
+    socket.on('error', () => socket.destroy());
+    socket.setTimeout(FIRST_BYTE_TIMEOUT_MS, () => socket.destroy());
+    socket.once('readable', () => {
+      const head: Buffer | null = socket.read(1);
+      if (head === null) {
+        socket.destroy();
+        return;
+      }
+      socket.unshift(head);
+      socket.setTimeout(0);
+      if (head[0] === TLS_HANDSHAKE_RECORD) {
+        socket.removeAllListeners('error');
+        https.emit('connection', socket);
+        return;
+      }
+      onPlainHTTP?.(socket);
+      answerPlainHTTP(socket);
+    });
+  });
+}
+
+function answerPlainHTTP(socket: Socket): void {
+  const port = socket.localPort ?? 443;
+  const local = canonicalIP(socket.localAddress ?? '127.0.0.1');
+  const host = local.includes(':') ? `[${local}]` : local;
+  const body =
+    `This port speaks HTTPS. Use https://${host}:${port}/ (for docker: drop --insecure-registry ` +
+    `for this address and trust the proxy's CA, see https://${host}:${port}/ca.crt).\n`;
+  socket.end(
+    'HTTP/1.1 400 Bad Request\r\n' +
+      'Content-Type: text/plain; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
+}

@@ -1,0 +1,46 @@
+/** An HTTPS client that trusts exactly the proxy's CA (strict verification, no fallbacks). */
+import { request as httpsRequest } from 'node:https';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+export interface Response {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+export function httpsGet(
+  url: string,
+  opts: {
+    ca: string;
+    method?: string;
+    headers?: OutgoingHttpHeaders;
+    body?: Buffer | string;
+    servername?: string;
+  },
+): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      url,
+      {
+        method: opts.method ?? 'GET',
+        ca: opts.ca,
+        headers: opts.headers ?? {},
+        agent: false,
+        ...(opts.servername !== undefined ? { servername: opts.servername } : {}),
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+export function basicAuth(user: string, password: string): string {
+  return 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64');
+}

@@ -1,0 +1,226 @@
+/**
+ * Real processes for end-to-end tests: the distribution registry (Debian's
+ * docker-registry) and this proxy's built CLI, each on free loopback ports in
+ * a temporary directory, stopped and removed after the test.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(import.meta.dirname, '..', '..');
+export const CLI = join(ROOT, 'dist', 'cli.js');
+
+export function tempDir(prefix: string): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), `rtp-${prefix}-`));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** Resolves when `pattern` appears in the process's output; rejects if it exits first. */
+export function waitForOutput(
+  child: ChildProcess,
+  output: () => string,
+  pattern: RegExp,
+  timeoutMs = 30_000,
+): Promise<void> {
+  return new Promise((resolveWait, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`timed out waiting for ${pattern}; output so far:\n${output()}`));
+    }, timeoutMs);
+    const check = () => {
+      if (pattern.test(output())) {
+        cleanup();
+        resolveWait();
+      }
+    };
+    const onExit = (code: number | null) => {
+      cleanup();
+      reject(new Error(`process exited (${code}) before ${pattern}; output:\n${output()}`));
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      child.stdout?.off('data', check);
+      child.stderr?.off('data', check);
+      child.off('exit', onExit);
+    };
+    child.stdout?.on('data', check);
+    child.stderr?.on('data', check);
+    child.once('exit', onExit);
+    check();
+  });
+}
+
+export function stopProcess(
+  child: ChildProcess,
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolveStop) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', (code) => {
+      clearTimeout(kill);
+      resolveStop(code);
+    });
+    child.kill(signal);
+  });
+}
+
+function captureOutput(child: ChildProcess): () => string {
+  let text = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (text += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (text += d));
+  return () => text;
+}
+
+export type RegistryAuth =
+  | { kind: 'none' }
+  | { kind: 'htpasswd'; user: string; password: string }
+  | { kind: 'token'; realm: string; service: string; issuer: string };
+
+export interface RegistryOptions {
+  auth: RegistryAuth;
+  /** The registry's http.host: the address it puts in absolute URLs. */
+  httpHost?: string;
+}
+
+export interface Registry {
+  port: number;
+  url: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  output(): string;
+}
+
+/** A distribution registry on 127.0.0.1 (not started until `start()`). */
+export async function createRegistry(options: RegistryOptions, dir: string): Promise<Registry> {
+  const port = await freePort();
+  const lines = [
+    'version: 0.1',
+    'log: { level: info }',
+    `storage: { filesystem: { rootdirectory: ${join(dir, 'storage')} }, delete: { enabled: true } }`,
+    `http:`,
+    `  addr: 127.0.0.1:${port}`,
+    ...(options.httpHost ? [`  host: ${options.httpHost}`] : []),
+    `  secret: e2e-test-secret`,
+  ];
+  if (options.auth.kind === 'htpasswd') {
+    const htpasswd = join(dir, 'htpasswd');
+    writeFileSync(
+      htpasswd,
+      execFileSync('htpasswd', ['-Bbn', options.auth.user, options.auth.password]),
+    );
+    lines.push(`auth: { htpasswd: { realm: e2e, path: ${htpasswd} } }`);
+  } else if (options.auth.kind === 'token') {
+    const bundle = join(dir, 'token-root.crt');
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        join(dir, 'token-root.key'),
+        '-out',
+        bundle,
+        '-subj',
+        '/CN=e2e token issuer',
+        '-days',
+        '2',
+      ],
+      { stdio: 'ignore' },
+    );
+    const { realm, service, issuer } = options.auth;
+    lines.push(
+      `auth: { token: { realm: "${realm}", service: ${service}, issuer: ${issuer}, rootcertbundle: ${bundle} } }`,
+    );
+  }
+  const config = join(dir, 'registry.yml');
+  writeFileSync(config, lines.join('\n') + '\n');
+  let child: ChildProcess | undefined;
+  let output = () => '';
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    async start() {
+      child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+      output = captureOutput(child);
+      await waitForOutput(child, output, /listening on/);
+    },
+    async stop() {
+      if (child) await stopProcess(child, 'SIGKILL');
+    },
+    output: () => output(),
+  };
+}
+
+export interface Proxy {
+  port: number;
+  adminPort: number;
+  tlsDir: string;
+  caFile: string;
+  origin: string;
+  child: ChildProcess;
+  output(): string;
+  /** Parsed JSON log lines so far. */
+  logLines(): Array<Record<string, unknown>>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** The built CLI serving on free loopback ports, configured through RTP_ environment overrides. */
+export async function startProxy(opts: {
+  backend: string;
+  tlsDir: string;
+  env?: Record<string, string>;
+}): Promise<Proxy> {
+  const port = await freePort();
+  const adminPort = await freePort();
+  const child = spawn(process.execPath, [CLI, 'serve'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+      RTP_LISTEN: `127.0.0.1:${port}`,
+      RTP_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
+      RTP_BACKEND: opts.backend,
+      RTP_TLS_DIR: opts.tlsDir,
+      ...opts.env,
+    },
+  });
+  const output = captureOutput(child);
+  await waitForOutput(child, output, /"msg":"proxying /);
+  return {
+    port,
+    adminPort,
+    tlsDir: opts.tlsDir,
+    caFile: join(opts.tlsDir, 'ca.crt'),
+    origin: `https://127.0.0.1:${port}`,
+    child,
+    output,
+    logLines: () =>
+      output()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    stop: (signal) => stopProcess(child, signal),
+  };
+}
+
+export function readCA(proxy: Proxy): string {
+  return readFileSync(proxy.caFile, 'utf8');
+}
