@@ -88,11 +88,12 @@ function captureOutput(child: ChildProcess): () => string {
 export type RegistryAuth =
   | { kind: 'none' }
   | { kind: 'htpasswd'; user: string; password: string }
+  /** `realm` may contain {self}, replaced by the registry's own http://127.0.0.1:PORT. */
   | { kind: 'token'; realm: string; service: string; issuer: string };
 
 export interface RegistryOptions {
   auth: RegistryAuth;
-  /** The registry's http.host: the address it puts in absolute URLs. */
+  /** The registry's http.host: the address it puts in absolute URLs ('self': its own http://127.0.0.1:PORT). */
   httpHost?: string;
 }
 
@@ -113,7 +114,9 @@ export async function createRegistry(options: RegistryOptions, dir: string): Pro
     `storage: { filesystem: { rootdirectory: ${join(dir, 'storage')} }, delete: { enabled: true } }`,
     `http:`,
     `  addr: 127.0.0.1:${port}`,
-    ...(options.httpHost ? [`  host: ${options.httpHost}`] : []),
+    ...(options.httpHost
+      ? [`  host: ${options.httpHost === 'self' ? `http://127.0.0.1:${port}` : options.httpHost}`]
+      : []),
     `  secret: e2e-test-secret`,
   ];
   if (options.auth.kind === 'htpasswd') {
@@ -146,7 +149,8 @@ export async function createRegistry(options: RegistryOptions, dir: string): Pro
       ],
       { stdio: 'ignore' },
     );
-    const { realm, service, issuer } = options.auth;
+    const { service, issuer } = options.auth;
+    const realm = options.auth.realm.replace('{self}', `http://127.0.0.1:${port}`);
     lines.push(
       `auth: { token: { realm: "${realm}", service: ${service}, issuer: ${issuer}, rootcertbundle: ${bundle} } }`,
     );

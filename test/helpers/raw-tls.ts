@@ -1,0 +1,42 @@
+/**
+ * Raw HTTP/1.1 over verified TLS, for requests a well-behaved client library
+ * refuses to send (a `Trailer:` header with Content-Length, a hand-driven
+ * `Expect: 100-continue`).
+ */
+import { connect, type TLSSocket } from 'node:tls';
+
+export function tlsConnect(port: number, ca: string): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () =>
+      resolve(socket),
+    );
+    socket.once('error', reject);
+  });
+}
+
+/** Collects what the server sends until `until` matches (or the connection ends). */
+export function readUntil(socket: TLSSocket, until: RegExp, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => finish(new Error(`timed out; got so far: ${text}`)), timeoutMs);
+    const onData = (d: Buffer) => {
+      text += d.toString('latin1');
+      if (until.test(text)) finish();
+    };
+    const onEnd = () => finish();
+    const finish = (err?: Error) => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      if (err) reject(err);
+      else resolve(text);
+    };
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+  });
+}
+
+/** The status code of the first response in `text`. */
+export function statusOf(text: string): number {
+  return Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
+}
