@@ -191,11 +191,29 @@ function describe(value: unknown): string {
 }
 
 function suggest(path: string): string {
-  const leaf = path.split('.').pop() ?? path;
-  const close = Object.keys(FIELDS).find(
-    (f) => f.split('.').pop()?.toLowerCase() === leaf.toLowerCase(),
-  );
-  return close ? `; did you mean ${close}?` : `; known keys are ${Object.keys(FIELDS).join(', ')}`;
+  const lower = path.toLowerCase();
+  let best: { path: string; distance: number } | undefined;
+  for (const known of Object.keys(FIELDS)) {
+    const distance = editDistance(lower, known.toLowerCase());
+    if (!best || distance < best.distance) best = { path: known, distance };
+  }
+  return best && best.distance <= 3
+    ? `; did you mean ${best.path}?`
+    : `; known keys are ${Object.keys(FIELDS).join(', ')}`;
+}
+
+/** Levenshtein distance, for "did you mean" hints on misspelt keys. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
 }
 
 function getPath(obj: object, path: string): unknown {

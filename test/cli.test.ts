@@ -1,0 +1,79 @@
+/** The CLI as an operator meets it: bad configuration stops it at start-up with every problem listed. */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CLI, tempDir } from './helpers/processes.js';
+
+const tmp = tempDir('cli');
+afterAll(() => tmp.remove());
+
+function run(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: { PATH: process.env['PATH'] ?? '/usr/bin', ...env },
+  });
+}
+
+describe('registry-tls-proxy CLI', () => {
+  it('refuses a bad configuration with exit code 2, listing every problem with its path', () => {
+    const file = join(tmp.path, 'bad.yaml');
+    writeFileSync(
+      file,
+      [
+        'listen: "0.0.0.0:99999"',
+        'backend: https://registry.internal:5000',
+        'tls:',
+        '  nmaes: [registry.lan]',
+        '  certValidityDays: -3',
+        'timeouts:',
+        '  clientIdleMs: soon',
+        'log:',
+        '  level: loud',
+      ].join('\n'),
+    );
+    const result = run(['serve', '--config', file], { RTP_ADMIN_LISTEN: 'nowhere' });
+    expect(result.status).toBe(2);
+    const lines = [
+      /- listen: must be host:port/,
+      /- backend: must use http:\/\/ \(this proxy adds the TLS/,
+      /- tls\.nmaes: unknown key; did you mean tls\.names\?/,
+      /- tls\.certValidityDays: must be a whole number from 1 to 825, got -3/,
+      /- timeouts\.clientIdleMs: must be a whole number, got string "soon"/,
+      /- log\.level: must be one of fatal, error, warn, info, debug, trace, silent/,
+      /- admin\.listen: must be host:port/,
+    ];
+    for (const line of lines) expect(result.stderr).toMatch(line);
+    expect(result.stderr).toMatch(/has 7 problems/);
+  });
+
+  it('names a missing --config file', () => {
+    const result = run(['serve', '--config', join(tmp.path, 'absent.yaml')]);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/absent\.yaml: file not found/);
+  });
+
+  it('explains a port that is already in use', async () => {
+    const { createServer } = await import('node:net');
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as { port: number }).port;
+    const result = run(['serve'], {
+      RTP_LISTEN: `127.0.0.1:${port}`,
+      RTP_ADMIN_LISTEN: '',
+      RTP_TLS_DIR: join(tmp.path, 'tls'),
+    });
+    blocker.close();
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(
+      new RegExp(`listening on 127\\.0\\.0\\.1:${port} \\(listen\\): the port is in use`),
+    );
+  });
+
+  it('prints usage with examples', () => {
+    const result = run(['help']);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/registry-tls-proxy serve --config config\/default\.yaml/);
+  });
+});
