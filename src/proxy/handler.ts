@@ -156,6 +156,8 @@ export function createRequestHandler(opts: HandlerOptions) {
       return;
     }
     const socket = req.socket;
+    // Node resets the socket timer between keep-alive requests; every request starts on the client's idle limit.
+    socket.setTimeout(opts.clientIdleMs);
     const host = req.headers.host ?? defaultHost(socket.localAddress, socket.localPort);
     const isV2 = path === '/v2' || path.startsWith('/v2/');
     const ex: Exchange = {

@@ -40,3 +40,18 @@ export function readUntil(socket: TLSSocket, until: RegExp, timeoutMs = 10_000):
 export function statusOf(text: string): number {
   return Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
 }
+
+/** Resolves when the peer ends or the connection closes, with how long that took. */
+export function waitForClose(socket: TLSSocket, timeoutMs = 10_000): Promise<number> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('connection still open')), timeoutMs);
+    const done = () => {
+      clearTimeout(timer);
+      resolve(Date.now() - started);
+    };
+    socket.resume();
+    socket.once('end', done);
+    socket.once('close', done);
+  });
+}
