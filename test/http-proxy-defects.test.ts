@@ -255,3 +255,48 @@ describe('http-proxy 1.18.1 defects are guarded', () => {
     expect(JSON.parse(res.body)).toMatchObject({ errors: [{ code: 'UNAVAILABLE' }] });
   });
 });
+
+describe('malformed requests', () => {
+  const tmp = tempDir('malformed');
+  let proxy: Proxy;
+  let ca: string;
+
+  beforeAll(async () => {
+    // No backend is needed: none of these requests may reach one.
+    proxy = await startProxy({
+      backend: `http://127.0.0.1:${await freePort()}`,
+      tlsDir: join(tmp.path, 'tls'),
+    });
+    ca = readFileSync(proxy.caFile, 'utf8');
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    tmp.remove();
+  });
+
+  it.each([
+    [
+      'oversized headers',
+      `GET /v2/ HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+      431,
+    ],
+    ['a garbled request line', 'GET /v2/ HTTP/9.Z\r\nHost: localhost\r\n\r\n', 400],
+    [
+      'Content-Length with Transfer-Encoding',
+      'POST /v2/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      400,
+    ],
+  ])('answers %s with a registry-style JSON error and stays up', async (_name, request, status) => {
+    const socket = await tlsConnect(proxy.port, ca);
+    socket.write(request);
+    const response = await readUntil(socket, /\}\]\}$/);
+    socket.destroy();
+    expect(statusOf(response)).toBe(status);
+    expect(response).toMatch(/\r\nDocker-Distribution-API-Version: registry\/2\.0\r\n/);
+    expect(JSON.parse(response.slice(response.indexOf('\r\n\r\n') + 4))).toMatchObject({
+      errors: [{ code: 'UNSUPPORTED' }],
+    });
+    expect(proxy.child.exitCode).toBeNull();
+  });
+});

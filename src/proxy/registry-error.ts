@@ -61,3 +61,25 @@ export function sendRegistryError(res: ServerResponse, spec: RegistryErrorSpec):
   });
   res.end(body);
 }
+
+/**
+ * The same error as a raw HTTP/1.1 response, for connections Node's HTTP layer
+ * gave up on (malformed requests, oversized headers) where no ServerResponse exists.
+ */
+export function rawRegistryError(
+  status: number,
+  reason: string,
+  spec: Omit<RegistryErrorSpec, 'status'>,
+): string {
+  const body = JSON.stringify({
+    errors: [{ code: spec.code, message: spec.message, detail: spec.detail ?? {} }],
+  });
+  return (
+    `HTTP/1.1 ${status} ${reason}\r\n` +
+    'Content-Type: application/json; charset=utf-8\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    `Docker-Distribution-API-Version: ${API_VERSION}\r\n` +
+    'Connection: close\r\n\r\n' +
+    body
+  );
+}

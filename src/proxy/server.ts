@@ -13,6 +13,7 @@ import type { TLSMaterial } from '../pki/store.js';
 import { secureContextOptions, serverTLSOptions } from '../tls/context.js';
 import { createSniffingServer } from '../tls/sniff.js';
 import { createRequestHandler } from './handler.js';
+import { rawRegistryError } from './registry-error.js';
 
 /** Idle keep-alive sockets kept per backend; more than any realistic burst of parallel layer transfers. */
 const UPSTREAM_MAX_FREE_SOCKETS = 256;
@@ -73,11 +74,10 @@ export function createPublicServer(
     // As Node's default handler: answer only when no response on this connection has begun.
     const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
     if (socket.writable && !inFlight?.headersSent) {
-      const status =
-        err.code === 'HPE_HEADER_OVERFLOW'
-          ? '431 Request Header Fields Too Large'
-          : '400 Bad Request';
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      socket.end(clientErrorResponse(err));
+      // end() flushes the answer; destroy() right away could drop it on a TLS socket.
+      socket.setTimeout(1000, () => socket.destroy());
+      return;
     }
     socket.destroy();
   });
@@ -114,4 +114,25 @@ export function createPublicServer(
         agent.destroy();
       }),
   };
+}
+
+/** What a client whose request Node could not parse is told, registry-style. */
+function clientErrorResponse(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return rawRegistryError(431, 'Request Header Fields Too Large', {
+        code: 'UNSUPPORTED',
+        message: 'request headers are too large',
+      });
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return rawRegistryError(408, 'Request Timeout', {
+        code: 'UNSUPPORTED',
+        message: 'request headers were not sent in time',
+      });
+    default:
+      return rawRegistryError(400, 'Bad Request', {
+        code: 'UNSUPPORTED',
+        message: 'malformed HTTP request',
+      });
+  }
 }
