@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { ConfigError, type ConfigProblem } from '../errors.js';
-import { DEFAULTS, FIELDS, type Config, type FieldSpec } from './schema.js';
+import { DEFAULTS, FIELDS, parseHostPort, type Config, type FieldSpec } from './schema.js';
 
 export const ENV_PREFIX = 'RTP_';
 
@@ -52,7 +52,7 @@ export function loadConfig({ file, env = process.env }: LoadOptions = {}): Confi
     const problem = spec.check(getPath(config, path) as never);
     if (problem) problems.push({ path, message: problem });
   }
-  if (config.admin.listen !== '' && config.admin.listen === config.listen) {
+  if (config.admin.listen !== '' && sameListener(config.admin.listen, config.listen)) {
     problems.push({
       path: 'admin.listen',
       message: `must differ from listen (${config.listen}): admin endpoints stay off the public port`,
@@ -62,6 +62,15 @@ export function loadConfig({ file, env = process.env }: LoadOptions = {}): Confi
     throw new ConfigError(problems, file ?? '(defaults and environment)');
   }
   return deepFreeze(config);
+}
+
+/** Whether two host:port values would contend for one socket (a wildcard host overlaps every host). */
+function sameListener(a: string, b: string): boolean {
+  const x = parseHostPort(a);
+  const y = parseHostPort(b);
+  if (!x || !y || x.port !== y.port || x.port === 0) return false;
+  const wildcard = (h: string) => h === '0.0.0.0' || h === '::';
+  return x.host === y.host || wildcard(x.host) || wildcard(y.host);
 }
 
 function readYAML(file: string, problems: ConfigProblem[]): unknown {

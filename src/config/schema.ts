@@ -100,7 +100,8 @@ export const FIELDS: Readonly<Record<string, FieldSpec>> = {
   'tls.names': {
     kind: 'stringList',
     check: ((names: string[]) => {
-      const bad = names.filter((n) => !isIP(n) && !isDNSName(n));
+      // A zone (fe80::1%eth0) cannot appear in a certificate.
+      const bad = names.filter((n) => n.includes('%') || (!isIP(n) && !isDNSName(n)));
       return bad.length === 0
         ? undefined
         : `${bad.map((b) => JSON.stringify(b)).join(', ')} ${bad.length === 1 ? 'is' : 'are'} neither a DNS name nor an IP address; list names like registry.example.com or addresses like 10.0.0.5`;

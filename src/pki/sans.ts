@@ -58,7 +58,9 @@ export function readMachineIdentity(): MachineIdentity {
 }
 
 /** One spelling per address: IPv6 compressed and lower case, IPv4-mapped IPv6 as IPv4. */
-export function canonicalIP(ip: string): string {
+export function canonicalIP(address: string): string {
+  // A link-local peer arrives as fe80::1%eth0; the zone names our interface, not the peer.
+  const ip = address.replace(/%.*$/, '');
   if (isIP(ip) === 6) {
     const host = new URL(`http://[${ip}]/`).hostname.slice(1, -1);
     const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(host);

@@ -148,6 +148,19 @@ export function createRequestHandler(opts: HandlerOptions) {
   }
 
   return function handleRequest(req: IncomingMessage, res: ServerResponse): void {
+    try {
+      proxyRequest(req, res);
+    } catch (err) {
+      // A bug of ours on some input must cost one request, never the process.
+      opts.logger.error(
+        { err, method: req.method, path: req.url?.split('?', 1)[0] },
+        'internal error',
+      );
+      sendRegistryError(res, { status: 500, code: 'UNKNOWN', message: 'internal proxy error' });
+    }
+  };
+
+  function proxyRequest(req: IncomingMessage, res: ServerResponse): void {
     const url = req.url ?? '/';
     const path = url.split('?', 1)[0] ?? '/';
     if (path === '/ca.crt' && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -204,7 +217,7 @@ export function createRequestHandler(opts: HandlerOptions) {
     req.on('data', (chunk: Buffer) => {
       ex.bytesIn += chunk.length;
     });
-  };
+  }
 }
 
 function serveCACertificate(res: ServerResponse, pem: string): void {

@@ -1,0 +1,296 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, type ConfigProblem } from '../errors.js';
+import { loadConfig } from './load.js';
+import { DEFAULTS, FIELDS, type Config } from './schema.js';
+
+const DEFAULT_YAML = fileURLToPath(new URL('../../config/default.yaml', import.meta.url));
+
+const tmp = mkdtempSync(join(tmpdir(), 'rtp-config-test-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+let fileCount = 0;
+function yamlFile(text: string): string {
+  const file = join(tmp, `config-${++fileCount}.yaml`);
+  writeFileSync(file, text);
+  return file;
+}
+
+/** The problems loadConfig reports, failing the test when it does not throw a ConfigError. */
+function problemsOf(load: () => unknown): readonly ConfigProblem[] {
+  try {
+    load();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error('loadConfig accepted a configuration it should have rejected');
+}
+
+function getPath(obj: unknown, path: string): unknown {
+  return path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], obj);
+}
+
+function withValue(path: string, value: unknown): Config {
+  const config = structuredClone(DEFAULTS);
+  const keys = path.split('.');
+  const last = keys.pop() as string;
+  const parent = keys.reduce<Record<string, unknown>>(
+    (o, k) => o[k] as Record<string, unknown>,
+    config as unknown as Record<string, unknown>,
+  );
+  parent[last] = value;
+  return config;
+}
+
+describe('loadConfig defaults', () => {
+  it('loads DEFAULTS with no file and no RTP_ variables', () => {
+    expect(loadConfig({ env: { PATH: '/usr/bin', HOME: '/root' } })).toEqual(DEFAULTS);
+  });
+
+  it('loads config/default.yaml to exactly DEFAULTS', () => {
+    expect(loadConfig({ file: DEFAULT_YAML, env: {} })).toEqual(DEFAULTS);
+  });
+
+  // Parsed independently of loadConfig, which would fill a missing key from DEFAULTS.
+  const documented: unknown = parse(readFileSync(DEFAULT_YAML, 'utf8'));
+  it.each(Object.keys(FIELDS))('config/default.yaml documents %s with its default', (path) => {
+    const keys = path.split('.');
+    const leaf = keys.pop() as string;
+    const section = keys.reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], documented);
+    expect(section).toBeTypeOf('object');
+    expect(Object.keys(section as object)).toContain(leaf);
+    expect(getPath(documented, path)).toEqual(getPath(DEFAULTS, path));
+  });
+});
+
+describe('environment overrides by path', () => {
+  it.each<[string, string, string, unknown]>([
+    ['RTP_LISTEN', '127.0.0.1:6443', 'listen', '127.0.0.1:6443'],
+    ['RTP_BACKEND', 'http://registry:5000', 'backend', 'http://registry:5000'],
+    ['RTP_TLS_DIR', '/var/lib/rtp/tls', 'tls.dir', '/var/lib/rtp/tls'],
+    ['RTP_TLS_NAMES', 'a.example,10.0.0.5', 'tls.names', ['a.example', '10.0.0.5']],
+    ['RTP_TLS_NAMES', ' a.example , ,2001:db8::1 ', 'tls.names', ['a.example', '2001:db8::1']],
+    ['RTP_TLS_NAMES', '', 'tls.names', []],
+    ['RTP_TLS_CERT_VALIDITY_DAYS', '30', 'tls.certValidityDays', 30],
+    ['RTP_TIMEOUTS_CLIENT_IDLE_MS', '5000', 'timeouts.clientIdleMs', 5000],
+    ['RTP_TIMEOUTS_BACKEND_IDLE_MS', '600000', 'timeouts.backendIdleMs', 600_000],
+    ['RTP_ADMIN_LISTEN', '', 'admin.listen', ''],
+    ['RTP_ADMIN_LISTEN', '[::1]:9000', 'admin.listen', '[::1]:9000'],
+    ['RTP_LOG_LEVEL', 'debug', 'log.level', 'debug'],
+  ])('%s=%j sets %s', (name, value, path, expected) => {
+    const config = loadConfig({ env: { [name]: value } });
+    expect(getPath(config, path)).toEqual(expected);
+    expect(config).toEqual(withValue(path, expected));
+  });
+
+  it('an environment override wins over the file', () => {
+    const file = yamlFile('listen: 0.0.0.0:7443\ntimeouts:\n  clientIdleMs: 9000\n');
+    const config = loadConfig({ file, env: { RTP_LISTEN: '127.0.0.1:8443' } });
+    expect(config.listen).toBe('127.0.0.1:8443');
+    expect(config.timeouts.clientIdleMs).toBe(9000);
+  });
+
+  it('does not change DEFAULTS', () => {
+    const before = structuredClone(DEFAULTS);
+    loadConfig({ env: { RTP_TLS_NAMES: 'a.example', RTP_LISTEN: '127.0.0.1:6443' } });
+    expect(DEFAULTS).toEqual(before);
+  });
+
+  it.each<[Record<string, string>, string, RegExp]>([
+    [{ RTP_FOO: '1' }, '$RTP_FOO', /unknown environment override.*RTP_LISTEN/],
+    [{ RTP_TIMEOUTS_CLIENT_IDLE_MS: '5s' }, 'timeouts.clientIdleMs', /whole number/],
+    [{ RTP_TIMEOUTS_CLIENT_IDLE_MS: '10' }, 'timeouts.clientIdleMs', /from 1000 to/],
+    [{ RTP_TLS_NAMES: 'a.example,not a name' }, 'tls.names', /"not a name"/],
+    [{ RTP_LOG_LEVEL: 'verbose' }, 'log.level', /must be one of/],
+  ])('%j is a problem at %s', (env, path, message) => {
+    const problems = problemsOf(() => loadConfig({ env }));
+    expect(problems).toEqual([{ path, message: expect.stringMatching(message) }]);
+  });
+});
+
+describe('validation reports every problem with its path', () => {
+  const BAD = [
+    'listen: nope',
+    'backend: not a url',
+    'tls:',
+    '  names: [ok.example, "bad name!"]',
+    '  nmaes: [registry.example]',
+    'timeouts:',
+    '  clientIdleMs: 5',
+    'log:',
+    '  level: loud',
+    '',
+  ].join('\n');
+
+  it('lists every bad value and the unknown key, each by path', () => {
+    const file = yamlFile(BAD);
+    let error: unknown;
+    try {
+      loadConfig({ file, env: {} });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const { problems, message, code } = error as ConfigError;
+    expect(code).toBe('CONFIG_INVALID');
+    expect(problems.map((p) => p.path).sort()).toEqual(
+      ['backend', 'listen', 'log.level', 'timeouts.clientIdleMs', 'tls.names', 'tls.nmaes'].sort(),
+    );
+    for (const p of problems) expect(message).toContain(`${p.path}: ${p.message}`);
+    expect(message).toContain(file);
+    expect(message).toContain('6 problems');
+  });
+
+  it.each<[string, string, RegExp]>([
+    ['listen', 'nope', /host:port/],
+    ['backend', 'not a url', /plain-HTTP address like http:\/\//],
+    ['tls.names', '"bad name!"', /"bad name!" is neither a DNS name nor an IP address/],
+    ['timeouts.clientIdleMs', '5', /from 1000 to 86400000, got 5/],
+    ['log.level', 'loud', /must be one of .*got "loud"/],
+  ])('names %s (%s) with what is wrong', (path, _value, message) => {
+    const problems = problemsOf(() => loadConfig({ file: yamlFile(BAD), env: {} }));
+    expect(problems.find((p) => p.path === path)?.message).toMatch(message);
+  });
+
+  it.each<[string, string, string]>([
+    ['a misspelt key', 'tls:\n  nmaes: [registry.example]\n', 'tls.names'],
+    ['a key in the wrong case', 'tls:\n  Names: [registry.example]\n', 'tls.names'],
+    ['a misspelt top-level key', 'lisen: 0.0.0.0:5443\n', 'listen'],
+  ])('hints "did you mean" for %s', (_what, text, suggestion) => {
+    const problems = problemsOf(() => loadConfig({ file: yamlFile(text), env: {} }));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]?.message).toMatch(/^unknown key/);
+    expect(problems[0]?.message).toContain(`did you mean ${suggestion}?`);
+  });
+
+  it('lists the known keys when nothing is close', () => {
+    const problems = problemsOf(() =>
+      loadConfig({ file: yamlFile('storage:\n  filesystem: /var/lib/registry\n'), env: {} }),
+    );
+    expect(problems).toEqual([
+      { path: 'storage', message: expect.stringMatching(/^unknown key; known keys are listen, /) },
+    ]);
+  });
+
+  it.each<[string, string, string, RegExp]>([
+    [
+      'an https backend',
+      'backend: https://127.0.0.1:5000\n',
+      'backend',
+      /speaks plain HTTP.*got https:/,
+    ],
+    ['a backend with a path', 'backend: http://127.0.0.1:5000/v2/\n', 'backend', /without a path/],
+    ['a scalar where a section belongs', 'tls: data/tls\n', 'tls', /must be a mapping/],
+    ['a string where a list belongs', 'tls:\n  names: a.example\n', 'tls.names', /list of strings/],
+    ['a quoted number', 'timeouts:\n  headersMs: "5000"\n', 'timeouts.headersMs', /whole number/],
+    ['a list at the top', '- listen\n- backend\n', '(top)', /must be a mapping/],
+    [
+      'an IPv6 address with a zone, which no certificate can carry',
+      'tls:\n  names: ["fe80::1%eth0"]\n',
+      'tls.names',
+      /fe80::1%eth0/,
+    ],
+  ])('rejects %s', (_what, text, path, message) => {
+    const problems = problemsOf(() => loadConfig({ file: yamlFile(text), env: {} }));
+    expect(problems).toEqual([{ path, message: expect.stringMatching(message) }]);
+  });
+
+  it.each<[string, string]>([
+    ['0.0.0.0:5443', '0.0.0.0:5443'],
+    ['[::]:5443', '[::]:5443'],
+    // parseHostPort reads an empty host as 0.0.0.0: the same listener.
+    [':5443', '0.0.0.0:5443'],
+  ])('rejects admin.listen %s when listen is %s', (admin, listen) => {
+    const problems = problemsOf(() =>
+      loadConfig({ env: { RTP_LISTEN: listen, RTP_ADMIN_LISTEN: admin } }),
+    );
+    expect(problems).toEqual([
+      { path: 'admin.listen', message: expect.stringMatching(/must differ from listen/) },
+    ]);
+  });
+
+  it('accepts admin.listen on another port, or turned off', () => {
+    expect(loadConfig({ env: { RTP_ADMIN_LISTEN: '127.0.0.1:5444' } }).admin.listen).toBe(
+      '127.0.0.1:5444',
+    );
+    expect(
+      loadConfig({ env: { RTP_ADMIN_LISTEN: '', RTP_LISTEN: '0.0.0.0:5443' } }).admin.listen,
+    ).toBe('');
+  });
+
+  it('combines problems from the file and the environment', () => {
+    const file = yamlFile('listen: nope\n');
+    const problems = problemsOf(() => loadConfig({ file, env: { RTP_FOO: 'x' } }));
+    expect(problems.map((p) => p.path).sort()).toEqual(['$RTP_FOO', 'listen']);
+  });
+});
+
+describe('reading the file', () => {
+  it('reports a missing --config file, naming it', () => {
+    const file = join(tmp, 'does-not-exist.yaml');
+    let error: unknown;
+    try {
+      loadConfig({ file, env: {} });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const { problems, message } = error as ConfigError;
+    expect(problems).toEqual([{ path: file, message: expect.stringMatching(/file not found/) }]);
+    expect(message).toContain(file);
+    expect(message).toContain('--config');
+  });
+
+  it.each<[string, string, number]>([
+    [
+      'an unclosed flow list',
+      'listen: 0.0.0.0:5443\ntls:\n  names: [a.example, b\nlog:\n  level: info\n',
+      4,
+    ],
+    [
+      'a duplicate key',
+      'listen: 0.0.0.0:5443\nbackend: http://127.0.0.1:5000\nlisten: 0.0.0.0:6443\n',
+      3,
+    ],
+    ['a tab as indentation', 'listen: 0.0.0.0:5443\ntls:\n\tdir: data/tls\n', 3],
+    ['an unclosed quote', 'listen: 0.0.0.0:5443\nbackend: "http://127.0.0.1:5000\n', 2],
+  ])('reports a YAML syntax error (%s) with its line', (_what, text, line) => {
+    const file = yamlFile(text);
+    const problems = problemsOf(() => loadConfig({ file, env: {} }));
+    expect(problems.length).toBeGreaterThan(0);
+    const first = problems[0] as ConfigProblem;
+    expect(first.path).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+$`));
+    // The line the parser points at; an unclosed construct is reported where it ends.
+    expect(Number(first.path.slice(file.length + 1))).toBeGreaterThanOrEqual(line);
+    expect(Number(first.path.slice(file.length + 1))).toBeLessThanOrEqual(line + 1);
+  });
+
+  it('treats an empty file as all defaults', () => {
+    expect(loadConfig({ file: yamlFile(''), env: {} })).toEqual(DEFAULTS);
+  });
+});
+
+describe('the returned config is deep-frozen', () => {
+  const config = loadConfig({ env: { RTP_TLS_NAMES: 'a.example' } });
+
+  it.each<[string, () => void]>([
+    ['a top-level key', () => Object.assign(config, { listen: '0.0.0.0:1' })],
+    ['a nested key', () => Object.assign(config.tls, { dir: '/tmp' })],
+    ['a list', () => (config.tls.names as string[]).push('b.example')],
+    ['a list element', () => Object.assign(config.tls.names, { 0: 'b.example' })],
+    ['a new section key', () => Object.assign(config.timeouts, { newMs: 1 })],
+  ])('refuses a change to %s', (_what, change) => {
+    expect(change).toThrow(TypeError);
+  });
+
+  it('keeps its values after the attempts', () => {
+    expect(config).toEqual(withValue('tls.names', ['a.example']));
+    expect(Object.isFrozen(config.log)).toBe(true);
+    expect(Object.isFrozen(config.admin)).toBe(true);
+  });
+});
