@@ -1,0 +1,72 @@
+# registry-tls-proxy: trusted HTTPS in front of a plain-HTTP container registry.
+#
+#   docker build -t registry-tls-proxy .
+#   docker run -d --network registry-net -p 5443:5443 \
+#     -v rtp-data:/var/lib/registry-tls-proxy \
+#     -e RTP_BACKEND=http://registry:5000 -e RTP_TLS_NAMES=registry.example.com \
+#     registry-tls-proxy
+# (docker-compose.yml beside this file sets up the registry, the networks and volumes)
+#
+# Base image: node:24-bookworm-slim, in every stage.
+# - Node 24 is an LTS line, supported until April 2028. package.json needs >= 20.12,
+#   and Node 20 reached end of life in April 2026.
+# - bookworm (Debian 12) is the release the project's development and CI machines run.
+#   Naming the release keeps the base from moving to a new Debian release without
+#   anyone choosing that (the plain `node:24-slim` tag follows Debian's newest release).
+# - slim has no compilers or extra tools. None are needed, because every dependency
+#   is plain JavaScript.
+# For repeatable builds, pin it by digest: FROM node:24-bookworm-slim@sha256:...
+
+# ---- deps: production dependencies only, straight from the lockfile
+# (re-run only when package.json or package-lock.json change)
+FROM node:24-bookworm-slim AS deps
+ENV NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev
+
+# ---- build: every dependency, including TypeScript, then compile src/ to dist/
+FROM node:24-bookworm-slim AS build
+ENV NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# ---- runtime: only dist/, production node_modules, package.json and config/
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production \
+    RTP_LISTEN=0.0.0.0:5443 \
+    RTP_TLS_DIR=/var/lib/registry-tls-proxy/tls
+# The admin listener (/healthz, /metrics, plain HTTP) stays at the default from
+# config/default.yaml, 127.0.0.1:5480: inside the container's own loopback, so it is
+# reachable only from inside the container. To serve it to a management network,
+# set RTP_ADMIN_LISTEN=0.0.0.0:5480 and publish or attach it deliberately (see
+# docker-compose.yml). Never put it on the public port.
+WORKDIR /app
+# The application files belong to root and are read-only to the `node` user that
+# runs the proxy, so the process cannot change its own code.
+COPY package.json ./
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY config ./config
+# The CA, server certificate and keys are created under $RTP_TLS_DIR on first start
+# (directory 0700, keys 0600) and reused afterwards. A named volume starts out with
+# this directory's owner (node, uid 1000). A bind-mounted host directory must be
+# owned by uid 1000: chown 1000:1000 DIR.
+RUN mkdir -p /var/lib/registry-tls-proxy \
+ && chown node:node /var/lib/registry-tls-proxy \
+ && chmod 0700 /var/lib/registry-tls-proxy
+VOLUME ["/var/lib/registry-tls-proxy"]
+# The official image's unprivileged user (uid 1000). The proxy listens on 5443, so it
+# needs no privileged port.
+USER node
+EXPOSE 5443
+# No HEALTHCHECK yet. A later issue adds a `check` command (registry-tls-proxy check)
+# that probes the admin /healthz from inside the container. Add it here when it exists:
+#   HEALTHCHECK CMD ["node", "dist/cli.js", "check"]
+# The proxy handles SIGTERM/SIGINT itself, so it runs as PID 1 with no init process.
+ENTRYPOINT ["node", "dist/cli.js"]
+CMD ["serve", "--config", "config/default.yaml"]
