@@ -4,7 +4,7 @@
 set -eu
 
 # command → Debian package
-need="docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils openssl:openssl tar:tar"
+need="docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils openssl:openssl tar:tar curl:curl busybox:busybox shellcheck:shellcheck"
 
 missing=""
 for pair in $need; do
