@@ -16,14 +16,20 @@ export interface RunningProxy {
 }
 
 export async function serve(config: Config, logger: Logger): Promise<RunningProxy> {
+  if (config.tls.cert !== '' || config.tls.clientAuth) {
+    throw new RTPError(
+      'NOT_IMPLEMENTED',
+      'tls.cert/tls.key and tls.clientAuth are not available in this version yet; remove them to use the auto-issued certificate',
+    );
+  }
   const machine = readMachineIdentity();
   const sans = computeSANs(config.tls.names, machine);
   const dir = resolve(config.tls.dir);
   const material = await loadOrCreateTLS({
     dir,
     sans,
-    certValidityDays: config.tls.certValidityDays,
-    caValidityDays: config.tls.caValidityDays,
+    certLifetimeMs: config.tls.certLifetime,
+    caLifetimeMs: config.tls.caLifetime,
   });
   if (material.created.ca) logger.info({ dir }, 'created a new CA');
   if (material.created.server) {
@@ -38,6 +44,17 @@ export async function serve(config: Config, logger: Logger): Promise<RunningProx
     },
     'serving certificate',
   );
+
+  const caLeftMs = material.caNotAfter.getTime() - Date.now();
+  if (caLeftMs < config.tls.caWarnBefore) {
+    logger.warn(
+      {
+        caNotAfter: material.caNotAfter.toISOString(),
+        daysLeft: Math.floor(caLeftMs / 86_400_000),
+      },
+      'the CA expires soon: clients will then reject this proxy; plan a CA rotation',
+    );
+  }
 
   const pub = createPublicServer(config, material, logger);
   const address = await listenOrExplain(() => pub.listen(), config.listen, 'listen');

@@ -6,7 +6,10 @@ import { parse } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { loadConfig } from './load.js';
-import { DEFAULTS, FIELDS, type Config } from './schema.js';
+import { DEFAULTS, FIELDS, formatDuration, parseDuration, type Config } from './schema.js';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const YEAR_MS = 365 * DAY_MS;
 
 const DEFAULT_YAML = fileURLToPath(new URL('../../config/default.yaml', import.meta.url));
 
@@ -64,7 +67,11 @@ describe('loadConfig defaults', () => {
     const section = keys.reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], documented);
     expect(section).toBeTypeOf('object');
     expect(Object.keys(section as object)).toContain(leaf);
-    expect(getPath(documented, path)).toEqual(getPath(DEFAULTS, path));
+    // Durations are documented as YAML strings like 30d and held in milliseconds.
+    const value = getPath(documented, path);
+    expect(FIELDS[path]?.kind === 'duration' ? parseDuration(String(value)) : value).toEqual(
+      getPath(DEFAULTS, path),
+    );
   });
 });
 
@@ -76,7 +83,11 @@ describe('environment overrides by path', () => {
     ['RTP_TLS_NAMES', 'a.example,10.0.0.5', 'tls.names', ['a.example', '10.0.0.5']],
     ['RTP_TLS_NAMES', ' a.example , ,2001:db8::1 ', 'tls.names', ['a.example', '2001:db8::1']],
     ['RTP_TLS_NAMES', '', 'tls.names', []],
-    ['RTP_TLS_CERT_VALIDITY_DAYS', '30', 'tls.certValidityDays', 30],
+    ['RTP_TLS_CERT_LIFETIME', '45d', 'tls.certLifetime', 45 * DAY_MS],
+    ['RTP_TLS_CA_LIFETIME', '20y', 'tls.caLifetime', 20 * YEAR_MS],
+    ['RTP_TLS_CHECK_INTERVAL', '1h30m', 'tls.checkInterval', 5_400_000],
+    ['RTP_TLS_CLIENT_AUTH', 'true', 'tls.clientAuth', true],
+    ['RTP_TLS_CLIENT_AUTH', 'false', 'tls.clientAuth', false],
     ['RTP_TIMEOUTS_CLIENT_IDLE_MS', '5000', 'timeouts.clientIdleMs', 5000],
     ['RTP_TIMEOUTS_BACKEND_IDLE_MS', '600000', 'timeouts.backendIdleMs', 600_000],
     ['RTP_ADMIN_LISTEN', '', 'admin.listen', ''],
@@ -107,6 +118,8 @@ describe('environment overrides by path', () => {
     [{ RTP_TIMEOUTS_CLIENT_IDLE_MS: '10' }, 'timeouts.clientIdleMs', /from 1000 to/],
     [{ RTP_TLS_NAMES: 'a.example,not a name' }, 'tls.names', /"not a name"/],
     [{ RTP_LOG_LEVEL: 'verbose' }, 'log.level', /must be one of/],
+    [{ RTP_TLS_CERT_LIFETIME: '30' }, 'tls.certLifetime', /must be a duration like 90d/],
+    [{ RTP_TLS_CLIENT_AUTH: 'maybe' }, 'tls.clientAuth', /must be true or false/],
   ])('%j is a problem at %s', (env, path, message) => {
     const problems = problemsOf(() => loadConfig({ env }));
     expect(problems).toEqual([{ path, message: expect.stringMatching(message) }]);
@@ -227,6 +240,133 @@ describe('validation reports every problem with its path', () => {
     const file = yamlFile('listen: nope\n');
     const problems = problemsOf(() => loadConfig({ file, env: { RTP_FOO: 'x' } }));
     expect(problems.map((p) => p.path).sort()).toEqual(['$RTP_FOO', 'listen']);
+  });
+});
+
+describe('durations', () => {
+  it.each<[string, string, number]>([
+    ['tls.checkInterval', '1h30m', 5_400_000],
+    ['tls.certLifetime', '30d', 30 * DAY_MS],
+    ['tls.caLifetime', '10y', 10 * YEAR_MS],
+    ['tls.checkInterval', '12h', 12 * 3_600_000],
+    ['tls.checkInterval', '45s', 45_000],
+    ['tls.checkInterval', '500ms', 500],
+    ['tls.caWarnBefore', '0s', 0],
+    ['tls.certWarnBefore', '1.5d', 1.5 * DAY_MS],
+  ])('%s: %s in the file is %i ms', (path, text, ms) => {
+    const [section, key] = path.split('.');
+    const config = loadConfig({ file: yamlFile(`${section}:\n  ${key}: ${text}\n`), env: {} });
+    expect(getPath(config, path)).toBe(ms);
+    expect(config).toEqual(withValue(path, ms));
+    expect(parseDuration(text)).toBe(ms);
+  });
+
+  it.each<[string, number]>([
+    ['90d', 90 * DAY_MS],
+    ['10y', 10 * YEAR_MS],
+    ['12h', 12 * 3_600_000],
+    ['45s', 45_000],
+    ['500ms', 500],
+    ['90m', 90 * 60_000],
+  ])('formats %s back from %i ms', (text, ms) => {
+    expect(formatDuration(ms)).toBe(text);
+  });
+
+  it.each<[string, string, string, RegExp]>([
+    [
+      'a duration with an unknown unit',
+      'tls:\n  certLifetime: 3 weeks\n',
+      'tls.certLifetime',
+      /^must be a duration like 90d, 12h, 30m, 45s or 500ms, got string "3 weeks"$/,
+    ],
+    [
+      'a bare number',
+      'tls:\n  caLifetime: 3650\n',
+      'tls.caLifetime',
+      /^must be a duration like 90d, .*got number 3650$/,
+    ],
+    [
+      'a negative duration',
+      'tls:\n  checkInterval: -5m\n',
+      'tls.checkInterval',
+      /^must be a duration like 90d, /,
+    ],
+    [
+      'a duration below its range',
+      'tls:\n  certLifetime: 1s\n',
+      'tls.certLifetime',
+      /^must be a duration from 10s to 398d, got 1s$/,
+    ],
+    [
+      'a duration above its range',
+      'tls:\n  certLifetime: 400d\n',
+      'tls.certLifetime',
+      /^must be a duration from 10s to 398d, got 400d$/,
+    ],
+    [
+      'a string where true or false belongs',
+      'tls:\n  clientAuth: "yes"\n',
+      'tls.clientAuth',
+      /^must be true or false, got string "yes"$/,
+    ],
+  ])('rejects %s, by path', (_what, text, path, message) => {
+    const problems = problemsOf(() => loadConfig({ file: yamlFile(text), env: {} }));
+    expect(problems).toEqual([{ path, message: expect.stringMatching(message) }]);
+  });
+});
+
+describe('tls consistency', () => {
+  it.each<[string, string, string, RegExp]>([
+    [
+      'tls.cert without tls.key',
+      'tls:\n  cert: /etc/rtp/server.crt\n',
+      'tls.key',
+      /tls\.cert and tls\.key go together/,
+    ],
+    [
+      'tls.key without tls.cert',
+      'tls:\n  key: /etc/rtp/server.key\n',
+      'tls.cert',
+      /tls\.cert and tls\.key go together/,
+    ],
+    [
+      'tls.ca without tls.cert and tls.key',
+      'tls:\n  ca: /etc/rtp/ca.crt\n',
+      'tls.ca',
+      /only used with tls\.cert/,
+    ],
+    [
+      'a certificate lifetime longer than the CA lifetime',
+      'tls:\n  certLifetime: 300d\n  caLifetime: 200d\n',
+      'tls.certLifetime',
+      /must be shorter than tls\.caLifetime/,
+    ],
+    [
+      'a certificate lifetime equal to the CA lifetime',
+      'tls:\n  certLifetime: 90d\n  caLifetime: 90d\n',
+      'tls.certLifetime',
+      /must be shorter than tls\.caLifetime/,
+    ],
+  ])('rejects %s', (_what, text, path, message) => {
+    const problems = problemsOf(() => loadConfig({ file: yamlFile(text), env: {} }));
+    expect(problems).toEqual([{ path, message: expect.stringMatching(message) }]);
+  });
+
+  it('accepts a supplied certificate, key and CA bundle together', () => {
+    const config = loadConfig({
+      file: yamlFile('tls:\n  cert: server.crt\n  key: server.key\n  ca: chain.pem\n'),
+      env: {},
+    });
+    expect(config.tls).toMatchObject({ cert: 'server.crt', key: 'server.key', ca: 'chain.pem' });
+  });
+
+  it('accepts a certificate lifetime just shorter than the CA lifetime', () => {
+    const config = loadConfig({
+      file: yamlFile('tls:\n  certLifetime: 89d\n  caLifetime: 90d\n'),
+      env: {},
+    });
+    expect(config.tls.certLifetime).toBe(89 * DAY_MS);
+    expect(config.tls.caLifetime).toBe(90 * DAY_MS);
   });
 });
 

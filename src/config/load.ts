@@ -7,7 +7,14 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { ConfigError, type ConfigProblem } from '../errors.js';
-import { DEFAULTS, FIELDS, parseHostPort, type Config, type FieldSpec } from './schema.js';
+import {
+  DEFAULTS,
+  FIELDS,
+  parseDuration,
+  parseHostPort,
+  type Config,
+  type FieldSpec,
+} from './schema.js';
 
 export const ENV_PREFIX = 'RTP_';
 
@@ -57,6 +64,21 @@ export function loadConfig({ file, env = process.env }: LoadOptions = {}): Confi
       path: 'admin.listen',
       message: `must differ from listen (${config.listen}): admin endpoints stay off the public port`,
     });
+  }
+  if ((config.tls.cert === '') !== (config.tls.key === '')) {
+    problems.push({
+      path: config.tls.cert === '' ? 'tls.cert' : 'tls.key',
+      message:
+        'tls.cert and tls.key go together: set both to serve your own certificate, or neither',
+    });
+  } else if (config.tls.ca !== '' && config.tls.cert === '') {
+    problems.push({
+      path: 'tls.ca',
+      message: 'only used with tls.cert and tls.key; remove it or set them',
+    });
+  }
+  if (config.tls.certLifetime >= config.tls.caLifetime) {
+    problems.push({ path: 'tls.certLifetime', message: 'must be shorter than tls.caLifetime' });
   }
   if (problems.length > 0) {
     throw new ConfigError(problems, file ?? '(defaults and environment)');
@@ -165,6 +187,14 @@ function fromEnv(spec: FieldSpec, value: string): unknown {
   switch (spec.kind) {
     case 'int':
       return /^\s*-?\d+\s*$/.test(value) ? Number(value) : value;
+    case 'bool':
+      return /^(true|1|yes|on)$/i.test(value)
+        ? true
+        : /^(false|0|no|off)$/i.test(value)
+          ? false
+          : value;
+    case 'duration':
+      return value;
     case 'stringList':
       return value
         .split(',')
@@ -184,6 +214,14 @@ function checkType(spec: FieldSpec, value: unknown): { value: unknown } | string
     case 'int':
       if (typeof value === 'number' && Number.isInteger(value)) return { value };
       return `must be a whole number, got ${describe(value)}`;
+    case 'bool':
+      if (typeof value === 'boolean') return { value };
+      return `must be true or false, got ${describe(value)}`;
+    case 'duration': {
+      const ms = typeof value === 'string' ? parseDuration(value) : undefined;
+      if (ms !== undefined) return { value: ms };
+      return `must be a duration like 90d, 12h, 30m, 45s or 500ms, got ${describe(value)}`;
+    }
     case 'stringList':
       if (value === null) return { value: [] };
       if (Array.isArray(value) && value.every((v) => typeof v === 'string'))

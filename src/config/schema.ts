@@ -16,10 +16,24 @@ export interface Config {
     dir: string;
     /** Extra DNS names and IP addresses to put in the server certificate. */
     names: string[];
-    /** Lifetime of the auto-issued server certificate. */
-    certValidityDays: number;
-    /** Lifetime of the auto-created CA. */
-    caValidityDays: number;
+    /** Lifetime of the auto-issued server certificate, ms (YAML: a duration like 30d). */
+    certLifetime: number;
+    /** Lifetime of the auto-created CA, ms (YAML: a duration like 10y). */
+    caLifetime: number;
+    /** How often certificates, interface addresses and supplied files are re-checked, ms. */
+    checkInterval: number;
+    /** Warn when the CA has less than this left, ms. */
+    caWarnBefore: number;
+    /** A supplied certificate (full chain, PEM) instead of the auto-issued one; '' = auto. */
+    cert: string;
+    /** The supplied certificate's key (PEM). */
+    key: string;
+    /** Optional bundle of intermediates / CA for the supplied certificate. */
+    ca: string;
+    /** Warn when a supplied certificate has less than this left, ms. */
+    certWarnBefore: number;
+    /** Require client certificates signed by the proxy's CA (mutual TLS). */
+    clientAuth: boolean;
   };
   admin: {
     /** Operational endpoints (`/healthz`, `/metrics`), plain HTTP; empty string turns it off. */
@@ -40,14 +54,24 @@ export interface Config {
   };
 }
 
+const DAY_MS = 24 * 60 * 60 * 1000;
+const YEAR_MS = 365 * DAY_MS;
+
 export const DEFAULTS: Config = {
   listen: '0.0.0.0:5443',
   backend: 'http://127.0.0.1:5000',
   tls: {
     dir: 'data/tls',
     names: [],
-    certValidityDays: 90,
-    caValidityDays: 3650,
+    certLifetime: 30 * DAY_MS,
+    caLifetime: 10 * YEAR_MS,
+    checkInterval: 60_000,
+    caWarnBefore: 180 * DAY_MS,
+    cert: '',
+    key: '',
+    ca: '',
+    certWarnBefore: 14 * DAY_MS,
+    clientAuth: false,
   },
   admin: {
     listen: '127.0.0.1:5480',
@@ -75,7 +99,7 @@ export const LOG_LEVELS: readonly LogLevel[] = [
 
 /** How one leaf is parsed from an environment variable and checked. */
 export interface FieldSpec {
-  kind: 'string' | 'int' | 'stringList';
+  kind: 'string' | 'int' | 'stringList' | 'duration' | 'bool';
   /** Returns what is wrong and what to do, or undefined when the value is fine. */
   check: (value: never) => string | undefined;
 }
@@ -92,6 +116,51 @@ const int = (min: number, max: number): FieldSpec => ({
       : `must be a whole number from ${min} to ${max}, got ${v}`) as FieldSpec['check'],
 });
 
+const duration = (minMs: number, maxMs: number): FieldSpec => ({
+  kind: 'duration',
+  check: ((v: number) =>
+    v >= minMs && v <= maxMs
+      ? undefined
+      : `must be a duration from ${formatDuration(minMs)} to ${formatDuration(maxMs)}, got ${formatDuration(v)}`) as FieldSpec['check'],
+});
+const bool: FieldSpec = { kind: 'bool', check: () => undefined };
+
+const DURATION_UNITS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: DAY_MS,
+  y: YEAR_MS,
+};
+
+/**
+ * Parses durations like 90d, 12h, 1h30m, 500ms, 10y into milliseconds.
+ *
+ * @example parseDuration('1h30m') // → 5_400_000
+ */
+export function parseDuration(text: string): number | undefined {
+  const value = text.trim();
+  if (!/^(\d+(\.\d+)?(ms|s|m|h|d|y))+$/.test(value)) return undefined;
+  let total = 0;
+  for (const [, n, unit] of value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d|y)/g)) {
+    total += Number(n) * (DURATION_UNITS[unit as string] ?? NaN);
+  }
+  return Math.round(total);
+}
+
+/** The largest whole unit that fits, for messages: 7776000000 → '90d'. */
+export function formatDuration(ms: number): string {
+  for (const unit of ['y', 'd', 'h', 'm', 's'] as const) {
+    const size = DURATION_UNITS[unit] as number;
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+const path = (what: string) =>
+  string((v) => (v === '' || v.trim() !== '' ? undefined : `must name a ${what} file or be empty`));
+
 /** Every leaf of {@link Config} by its dotted path. */
 export const FIELDS: Readonly<Record<string, FieldSpec>> = {
   listen: string((v) => checkHostPort(v)),
@@ -107,8 +176,16 @@ export const FIELDS: Readonly<Record<string, FieldSpec>> = {
         : `${bad.map((b) => JSON.stringify(b)).join(', ')} ${bad.length === 1 ? 'is' : 'are'} neither a DNS name nor an IP address; list names like registry.example.com or addresses like 10.0.0.5`;
     }) as FieldSpec['check'],
   },
-  'tls.certValidityDays': int(1, 825),
-  'tls.caValidityDays': int(30, 36500),
+  // Lifetimes as short as seconds exist for renewal tests; browsers cap leaves at 398 days.
+  'tls.certLifetime': duration(10_000, 398 * DAY_MS),
+  'tls.caLifetime': duration(60_000, 100 * YEAR_MS),
+  'tls.checkInterval': duration(500, DAY_MS),
+  'tls.caWarnBefore': duration(0, 100 * YEAR_MS),
+  'tls.cert': path('certificate'),
+  'tls.key': path('key'),
+  'tls.ca': path('CA bundle'),
+  'tls.certWarnBefore': duration(0, 398 * DAY_MS),
+  'tls.clientAuth': bool,
   'admin.listen': string((v) => (v === '' ? undefined : checkHostPort(v))),
   'timeouts.clientIdleMs': int(1000, 86_400_000),
   'timeouts.headersMs': int(1000, 600_000),

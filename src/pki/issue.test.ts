@@ -8,7 +8,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCA, issueServerCertificate, type IssuedCertificate } from './issue.js';
+import {
+  createCA,
+  issueClientCertificate,
+  issueServerCertificate,
+  type IssuedCertificate,
+} from './issue.js';
 import type { SANs } from './sans.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -68,24 +73,32 @@ let leafText: string;
 let otherCA: IssuedCertificate;
 let otherCAFile: string;
 
-beforeAll(() => {
+beforeAll(async () => {
   now = new Date();
-  ca = createCA({ commonName: 'registry-tls-proxy test CA', validityDays: 3650, now });
+  ca = await createCA({
+    commonName: 'registry-tls-proxy test CA',
+    lifetimeMs: 3650 * DAY_MS,
+    now,
+  });
   caKey = createPrivateKey(ca.keyPEM);
   caX509 = new X509Certificate(ca.certPEM);
   caFile = write('ca.crt', ca.certPEM);
   caText = opensslText(caFile);
-  leaf = issueServerCertificate({
+  leaf = await issueServerCertificate({
     ca: { certPEM: ca.certPEM, key: caKey },
     sans: SANS,
-    validityDays: 90,
+    lifetimeMs: 90 * DAY_MS,
     now,
   });
   leafX509 = new X509Certificate(leaf.certPEM);
   leafFile = write('server.crt', leaf.certPEM);
   write('server.key', leaf.keyPEM);
   leafText = opensslText(leafFile);
-  otherCA = createCA({ commonName: 'registry-tls-proxy test CA', validityDays: 30, now });
+  otherCA = await createCA({
+    commonName: 'registry-tls-proxy test CA',
+    lifetimeMs: 30 * DAY_MS,
+    now,
+  });
   otherCAFile = write('other-ca.crt', otherCA.certPEM);
 });
 
@@ -139,7 +152,7 @@ describe('createCA', () => {
     expect(ok, output).toBe(true);
   });
 
-  it('is valid from an hour ago for validityDays', () => {
+  it('is valid from an hour ago for lifetimeMs', () => {
     expect(new Date(caX509.validFrom).getTime()).toBeCloseTo(now.getTime() - 3600_000, -4);
     expect(new Date(caX509.validTo).getTime()).toBeCloseTo(now.getTime() + 3650 * DAY_MS, -4);
   });
@@ -231,7 +244,7 @@ describe('issueServerCertificate', () => {
     expect(read(leafX509)).toEqual(expected);
   });
 
-  it('is valid from an hour ago for validityDays', () => {
+  it('is valid from an hour ago for lifetimeMs', () => {
     expect(new Date(leafX509.validFrom).getTime()).toBeCloseTo(now.getTime() - 3600_000, -4);
     expect(new Date(leafX509.validTo).getTime()).toBeCloseTo(now.getTime() + 90 * DAY_MS, -4);
   });
@@ -254,35 +267,140 @@ describe('issueServerCertificate', () => {
     expect(fromKey.output).toBe(fromCert.output);
   });
 
-  it('names an IP-only certificate after its first address', () => {
+  it('names an IP-only certificate after its first address', async () => {
     const ipOnly = new X509Certificate(
-      issueServerCertificate({
-        ca: { certPEM: ca.certPEM, key: caKey },
-        sans: { dns: [], ips: ['10.0.0.5', '2001:db8::1'] },
-        validityDays: 90,
-      }).certPEM,
+      (
+        await issueServerCertificate({
+          ca: { certPEM: ca.certPEM, key: caKey },
+          sans: { dns: [], ips: ['10.0.0.5', '2001:db8::1'] },
+          lifetimeMs: 90 * DAY_MS,
+        })
+      ).certPEM,
     );
     expect(ipOnly.subject).toContain('CN=10.0.0.5');
     expect(ipOnly.subjectAltName).toBe('IP Address:10.0.0.5, IP Address:2001:DB8:0:0:0:0:0:1');
   });
 });
 
+describe('issueClientCertificate', () => {
+  let client: IssuedCertificate;
+  let clientX509: X509Certificate;
+  let clientFile: string;
+  let clientText: string;
+  beforeAll(async () => {
+    client = await issueClientCertificate({
+      ca: { certPEM: ca.certPEM, key: caKey },
+      name: 'docker client',
+      lifetimeMs: 90 * DAY_MS,
+      now,
+    });
+    clientX509 = new X509Certificate(client.certPEM);
+    clientFile = write('client.crt', client.certPEM);
+    clientText = opensslText(clientFile);
+  });
+
+  it.each<[string, string[], boolean]>([
+    ['strict RFC 5280 checks for a TLS client', ['-x509_strict', '-purpose', 'sslclient'], true],
+    ['TLS server use', ['-purpose', 'sslserver'], false],
+  ])('openssl verify against the issuing CA for %s: %s', (_what, flags, expected) => {
+    const { ok, output } = openssl('verify', ...flags, '-CAfile', caFile, clientFile);
+    expect(ok, output).toBe(expected);
+  });
+
+  it('does not verify against another CA with the same name', () => {
+    const { ok, output } = openssl(
+      'verify',
+      '-purpose',
+      'sslclient',
+      '-CAfile',
+      otherCAFile,
+      clientFile,
+    );
+    expect(ok, output).toBe(false);
+  });
+
+  it.each<[string, string]>([
+    ['Basic Constraints', 'critical CA:FALSE'],
+    ['Key Usage', 'critical Digital Signature, Key Encipherment'],
+    ['Extended Key Usage', 'TLS Web Client Authentication'],
+  ])('openssl reads the client certificate %s', (name, expected) => {
+    expect(extension(clientText, name)).toBe(expected);
+  });
+
+  it('is named after `name`, issued by the CA', () => {
+    expect(/Subject: ([^\n]*)/.exec(clientText)?.[1]).toBe(
+      'CN = docker client, O = registry-tls-proxy',
+    );
+    expect(/Issuer: ([^\n]*)/.exec(clientText)?.[1]).toBe(
+      'CN = registry-tls-proxy test CA, O = registry-tls-proxy',
+    );
+  });
+
+  it.each<[string, (x: X509Certificate) => unknown, unknown]>([
+    ['is not a CA', (x) => x.ca, false],
+    ['is for TLS clients only', (x) => x.keyUsage, ['1.3.6.1.5.5.7.3.2']],
+    ['was issued by the CA', (x) => x.checkIssued(caX509), true],
+    ['is signed by the CA key', (x) => x.verify(caX509.publicKey), true],
+  ])('to Node, the client certificate %s', (_what, read, expected) => {
+    expect(read(clientX509)).toEqual(expected);
+  });
+
+  it("carries the CA's Subject Key Identifier as Authority Key Identifier", () => {
+    expect(keyId(extension(clientText, 'Authority Key Identifier'))).toBe(
+      keyId(extension(caText, 'Subject Key Identifier')),
+    );
+    expect(keyId(extension(clientText, 'Subject Key Identifier'))).toBe(
+      keyIdentifierOf(clientX509.publicKey),
+    );
+  });
+
+  it('is valid from an hour ago for lifetimeMs, with a PKCS#8 key matching it', () => {
+    expect(new Date(clientX509.validFrom).getTime()).toBeCloseTo(now.getTime() - 3600_000, -4);
+    expect(new Date(clientX509.validTo).getTime()).toBeCloseTo(now.getTime() + 90 * DAY_MS, -4);
+    expect(client.keyPEM).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+    const key = createPrivateKey(client.keyPEM);
+    expect(key.asymmetricKeyDetails?.modulusLength).toBe(2048);
+    expect(clientX509.checkPrivateKey(key)).toBe(true);
+  });
+});
+
+describe('backdating is at most a tenth of the lifetime', () => {
+  it('a 30-second certificate has notBefore at most 3 s before now', async () => {
+    // Whole seconds: X.509 times carry no fractions, so the bound can be checked exactly.
+    const issuedAt = new Date(Math.floor(Date.now() / 1000) * 1000);
+    const short = new X509Certificate(
+      (
+        await issueServerCertificate({
+          ca: { certPEM: ca.certPEM, key: caKey },
+          sans: SANS,
+          lifetimeMs: 30_000,
+          now: issuedAt,
+        })
+      ).certPEM,
+    );
+    const notBefore = new Date(short.validFrom).getTime();
+    expect(notBefore).toBeLessThanOrEqual(issuedAt.getTime());
+    expect(issuedAt.getTime() - notBefore).toBeLessThanOrEqual(3000);
+    expect(new Date(short.validTo).getTime()).toBe(issuedAt.getTime() + 30_000);
+  });
+});
+
 describe('a leaf never outlives its CA', () => {
-  // [CA lifetime, leaf validityDays, leaf issued this many days after the CA]
+  // [CA lifetime in days, leaf lifetime in days, leaf issued this many days after the CA]
   it.each<[number, number, number]>([
     [30, 825, 0],
     [30, 90, 20],
     [30, 31, 0],
     [30, 10, 0],
     [30, 10, 19],
-  ])('CA of %i days, leaf of %i days issued on day %i', (caDays, leafDays, dayIssued) => {
+  ])('CA of %i days, leaf of %i days issued on day %i', async (caDays, leafDays, dayIssued) => {
     const caNotAfter = new Date(new X509Certificate(otherCA.certPEM).validTo).getTime();
     expect(caNotAfter).toBeCloseTo(now.getTime() + caDays * DAY_MS, -4);
     const issuedAt = new Date(now.getTime() + dayIssued * DAY_MS);
-    const issued = issueServerCertificate({
+    const issued = await issueServerCertificate({
       ca: { certPEM: otherCA.certPEM, key: createPrivateKey(otherCA.keyPEM) },
       sans: SANS,
-      validityDays: leafDays,
+      lifetimeMs: leafDays * DAY_MS,
       now: issuedAt,
     });
     const x = new X509Certificate(issued.certPEM);
@@ -298,16 +416,22 @@ describe('a leaf never outlives its CA', () => {
 });
 
 describe('serial numbers', () => {
-  it('differ between certificates and are positive 128-bit numbers', () => {
+  it('differ between certificates and are positive 128-bit numbers', async () => {
     const key = { certPEM: ca.certPEM, key: caKey };
+    const serialOf = async () =>
+      new X509Certificate(
+        (await issueServerCertificate({ ca: key, sans: SANS, lifetimeMs: DAY_MS })).certPEM,
+      ).serialNumber;
     const serials = [
       caX509.serialNumber,
       leafX509.serialNumber,
       new X509Certificate(otherCA.certPEM).serialNumber,
-      new X509Certificate(issueServerCertificate({ ca: key, sans: SANS, validityDays: 1 }).certPEM)
-        .serialNumber,
-      new X509Certificate(issueServerCertificate({ ca: key, sans: SANS, validityDays: 1 }).certPEM)
-        .serialNumber,
+      await serialOf(),
+      await serialOf(),
+      new X509Certificate(
+        (await issueClientCertificate({ ca: key, name: 'serial client', lifetimeMs: DAY_MS }))
+          .certPEM,
+      ).serialNumber,
     ];
     expect(new Set(serials).size).toBe(serials.length);
     for (const serial of serials) {

@@ -6,7 +6,7 @@
  */
 import {
   constants,
-  generateKeyPairSync,
+  generateKeyPair,
   privateEncrypt,
   randomBytes,
   type KeyObject,
@@ -20,6 +20,8 @@ export const CA_KEY_BITS = 3072;
 export const LEAF_KEY_BITS = 2048;
 /** Issue certificates slightly in the past so that clients with a lagging clock accept them. */
 const BACKDATE_MS = 60 * 60 * 1000;
+/** …but never by more than a tenth of the lifetime, so renewal at 2/3 of life stays meaningful. */
+const BACKDATE_SHARE = 0.1;
 const ORGANIZATION = 'registry-tls-proxy';
 
 export interface IssuedCertificate {
@@ -33,17 +35,17 @@ export interface CertificateAuthority {
 }
 
 /** A new self-signed CA able to sign leaves only (pathlen 0). */
-export function createCA(opts: {
+export async function createCA(opts: {
   commonName: string;
-  validityDays: number;
+  lifetimeMs: number;
   now?: Date;
-}): IssuedCertificate {
-  const { publicKey, privateKey } = generateRSA(CA_KEY_BITS);
+}): Promise<IssuedCertificate> {
+  const { publicKey, privateKey } = await generateRSA(CA_KEY_BITS);
   const cert = pki.createCertificate();
   cert.publicKey = pki.publicKeyFromPem(
     publicKey.export({ type: 'spki', format: 'pem' }).toString(),
   );
-  setValidity(cert, opts.now ?? new Date(), opts.validityDays);
+  setValidity(cert, opts.now ?? new Date(), opts.lifetimeMs);
   cert.serialNumber = randomSerial();
   const name = [
     { name: 'commonName', value: opts.commonName },
@@ -64,21 +66,48 @@ export function createCA(opts: {
 export function issueServerCertificate(opts: {
   ca: CertificateAuthority;
   sans: SANs;
-  validityDays: number;
+  lifetimeMs: number;
   now?: Date;
-}): IssuedCertificate {
+}): Promise<IssuedCertificate> {
+  const commonName = opts.sans.dns[0] ?? opts.sans.ips[0] ?? 'registry-tls-proxy';
+  return issueLeaf(opts, commonName, { serverAuth: true }, [
+    {
+      name: 'subjectAltName',
+      altNames: [
+        ...opts.sans.dns.map((value) => ({ type: 2, value })),
+        ...opts.sans.ips.map((ip) => ({ type: 7, ip })),
+      ],
+    },
+  ]);
+}
+
+/** A client certificate for mutual TLS (docker's client.cert), signed by `ca`. */
+export function issueClientCertificate(opts: {
+  ca: CertificateAuthority;
+  name: string;
+  lifetimeMs: number;
+  now?: Date;
+}): Promise<IssuedCertificate> {
+  return issueLeaf(opts, opts.name, { clientAuth: true }, []);
+}
+
+async function issueLeaf(
+  opts: { ca: CertificateAuthority; lifetimeMs: number; now?: Date },
+  commonName: string,
+  usage: { serverAuth?: boolean; clientAuth?: boolean },
+  extra: object[],
+): Promise<IssuedCertificate> {
   const caCert = pki.certificateFromPem(opts.ca.certPEM);
-  const { publicKey, privateKey } = generateRSA(LEAF_KEY_BITS);
+  const { publicKey, privateKey } = await generateRSA(LEAF_KEY_BITS);
   const cert = pki.createCertificate();
   cert.publicKey = pki.publicKeyFromPem(
     publicKey.export({ type: 'spki', format: 'pem' }).toString(),
   );
-  setValidity(cert, opts.now ?? new Date(), opts.validityDays);
+  setValidity(cert, opts.now ?? new Date(), opts.lifetimeMs);
   if (cert.validity.notAfter > caCert.validity.notAfter) {
     cert.validity.notAfter = caCert.validity.notAfter;
   }
   cert.serialNumber = randomSerial();
-  const commonName = opts.sans.dns[0] ?? opts.sans.ips[0] ?? 'registry-tls-proxy';
   cert.setSubject([
     { name: 'commonName', value: commonName },
     { name: 'organizationName', value: ORGANIZATION },
@@ -88,14 +117,8 @@ export function issueServerCertificate(opts: {
   cert.setExtensions([
     { name: 'basicConstraints', cA: false, critical: true },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', serverAuth: true },
-    {
-      name: 'subjectAltName',
-      altNames: [
-        ...opts.sans.dns.map((value) => ({ type: 2, value })),
-        ...opts.sans.ips.map((ip) => ({ type: 7, ip })),
-      ],
-    },
+    { name: 'extKeyUsage', ...usage },
+    ...extra,
     { name: 'subjectKeyIdentifier' },
     { name: 'authorityKeyIdentifier', keyIdentifier: caKeyId },
   ]);
@@ -103,17 +126,25 @@ export function issueServerCertificate(opts: {
   return { certPEM: pki.certificateToPem(cert), keyPEM: exportKey(privateKey) };
 }
 
-function generateRSA(bits: number): { publicKey: KeyObject; privateKey: KeyObject } {
-  return generateKeyPairSync('rsa', { modulusLength: bits, publicExponent: 0x10001 });
+/** Off the event loop: renewal happens while the proxy is serving. */
+function generateRSA(bits: number): Promise<{ publicKey: KeyObject; privateKey: KeyObject }> {
+  return new Promise((resolve, reject) =>
+    generateKeyPair(
+      'rsa',
+      { modulusLength: bits, publicExponent: 0x10001 },
+      (err, publicKey, privateKey) => (err ? reject(err) : resolve({ publicKey, privateKey })),
+    ),
+  );
 }
 
 function exportKey(key: KeyObject): string {
   return key.export({ type: 'pkcs8', format: 'pem' }).toString();
 }
 
-function setValidity(cert: forge.pki.Certificate, now: Date, days: number): void {
-  cert.validity.notBefore = new Date(now.getTime() - BACKDATE_MS);
-  cert.validity.notAfter = new Date(now.getTime() + days * 24 * 60 * 60 * 1000);
+function setValidity(cert: forge.pki.Certificate, now: Date, lifetimeMs: number): void {
+  const backdate = Math.min(BACKDATE_MS, lifetimeMs * BACKDATE_SHARE);
+  cert.validity.notBefore = new Date(now.getTime() - backdate);
+  cert.validity.notAfter = new Date(now.getTime() + lifetimeMs);
 }
 
 /** 128 random bits, positive (RFC 5280 §4.1.2.2), never starting with a zero byte. */

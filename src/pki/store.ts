@@ -51,8 +51,8 @@ export interface TLSMaterial {
 export interface StoreOptions {
   dir: string;
   sans: SANs;
-  certValidityDays: number;
-  caValidityDays: number;
+  certLifetimeMs: number;
+  caLifetimeMs: number;
   now?: Date;
 }
 
@@ -68,11 +68,11 @@ export async function loadOrCreateTLS(opts: StoreOptions): Promise<TLSMaterial> 
   const now = opts.now ?? new Date();
   let createdCA = false;
   if (!existsSync(paths.caCert) || !existsSync(paths.caKey)) {
-    createdCA = await withLock(opts.dir, () => {
+    createdCA = await withLock(opts.dir, async () => {
       if (existsSync(paths.caCert) && existsSync(paths.caKey)) return false; // another replica won
-      const ca = createCA({
+      const ca = await createCA({
         commonName: `registry-tls-proxy CA (${hostname()}, ${now.toISOString().slice(0, 10)})`,
-        validityDays: opts.caValidityDays,
+        lifetimeMs: opts.caLifetimeMs,
         now,
       });
       writePrivate(paths.caKey, ca.keyPEM);
@@ -93,13 +93,13 @@ export async function loadOrCreateTLS(opts: StoreOptions): Promise<TLSMaterial> 
   let reason = staleServerReason(paths, caCert, opts.sans, now);
   let createdServer = false;
   if (reason) {
-    createdServer = await withLock(opts.dir, () => {
+    createdServer = await withLock(opts.dir, async () => {
       reason = staleServerReason(paths, caCert, opts.sans, now);
       if (!reason) return false;
-      const leaf = issueServerCertificate({
+      const leaf = await issueServerCertificate({
         ca: { certPEM: caCertPEM, key: caKey },
         sans: opts.sans,
-        validityDays: opts.certValidityDays,
+        lifetimeMs: opts.certLifetimeMs,
         now,
       });
       writePrivate(paths.serverKey, leaf.keyPEM);
@@ -235,7 +235,7 @@ function parseCertificate(pem: string, path: string): X509Certificate {
  * Runs `fn` holding `dir/.lock` (O_EXCL create). A lock older than a minute is
  * taken to be left by a crashed process and removed.
  */
-async function withLock<T>(dir: string, fn: () => T): Promise<T> {
+async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   const lock = join(dir, '.lock');
   const deadline = Date.now() + LOCK_WAIT_MS;
   for (;;) {
@@ -259,7 +259,7 @@ async function withLock<T>(dir: string, fn: () => T): Promise<T> {
     }
   }
   try {
-    return fn();
+    return await fn();
   } finally {
     unlinkSync(lock);
   }

@@ -20,11 +20,14 @@ import { trustInstructions, type TrustTarget } from './instructions.js';
 const tmp = mkdtempSync(join(tmpdir(), 'rtp-trust-install-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
+const DAY_MS = 24 * 60 * 60 * 1000;
+
 let t: TrustTarget;
-beforeAll(() => {
-  const certs = [1, 2].map(
-    (n) => new X509Certificate(createCA({ commonName: `CA ${n}`, validityDays: 30 }).certPEM),
+beforeAll(async () => {
+  const cas = await Promise.all(
+    [1, 2].map((n) => createCA({ commonName: `CA ${n}`, lifetimeMs: 30 * DAY_MS })),
   );
+  const certs = cas.map((ca) => new X509Certificate(ca.certPEM));
   t = {
     hostPort: '[fd00::5]:5443',
     caBundlePEM: certs.map((c) => c.toString()).join(''),

@@ -28,6 +28,7 @@ import { installTrust } from './install.js';
 import { installerScript } from './installer-script.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'rtp-trust-installer-'));
+const DAY_MS = 24 * 60 * 60 * 1000;
 const BASE_TOOLS = ['sh', 'mktemp', 'mkdir', 'cat', 'chmod', 'mv', 'rm', 'tr', 'sed', 'grep'];
 const FALLBACK_TOOLS = ['base64', 'sha256sum'];
 
@@ -100,10 +101,10 @@ let v4: string; // 127.0.0.1:PORT
 let v6: string; // [::1]:PORT
 
 async function listen(host: string, hostPort: (port: number) => string): Promise<string> {
-  const leaf = issueServerCertificate({
+  const leaf = await issueServerCertificate({
     ca: { certPEM: caA.certPEM, key: createPrivateKey(caA.keyPEM) },
     sans: { dns: ['localhost'], ips: ['127.0.0.1', '::1'] },
-    validityDays: 1,
+    lifetimeMs: DAY_MS,
   });
   let self = '';
   const server = createServer({ cert: leaf.certPEM, key: leaf.keyPEM }, (req, res) => {
@@ -119,8 +120,10 @@ async function listen(host: string, hostPort: (port: number) => string): Promise
 }
 
 beforeAll(async () => {
-  caA = createCA({ commonName: 'installer test CA A', validityDays: 30 });
-  caB = createCA({ commonName: 'installer test CA B', validityDays: 30 });
+  [caA, caB] = await Promise.all([
+    createCA({ commonName: 'installer test CA A', lifetimeMs: 30 * DAY_MS }),
+    createCA({ commonName: 'installer test CA B', lifetimeMs: 30 * DAY_MS }),
+  ]);
   fpA = new X509Certificate(caA.certPEM).fingerprint256;
   fpB = new X509Certificate(caB.certPEM).fingerprint256;
   v4 = await listen('127.0.0.1', (port) => `127.0.0.1:${port}`);

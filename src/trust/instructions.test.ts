@@ -60,12 +60,16 @@ function run(
   };
 }
 
+const DAY_MS = 24 * 60 * 60 * 1000;
+
 /** Two CAs, as during a rotation; canonical PEM (LF, 64 columns) so bytes compare exactly. */
 let bundle: string;
 let fingerprints: string[];
 let forgePEM: string;
-beforeAll(() => {
-  const cas = [1, 2].map((n) => createCA({ commonName: `test CA ${n}`, validityDays: 30 }));
+beforeAll(async () => {
+  const cas = await Promise.all(
+    [1, 2].map((n) => createCA({ commonName: `test CA ${n}`, lifetimeMs: 30 * DAY_MS })),
+  );
   forgePEM = cas[0]!.certPEM;
   const certs = cas.map((ca) => new X509Certificate(ca.certPEM));
   bundle = certs.map((c) => c.toString()).join('');

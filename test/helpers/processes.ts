@@ -95,6 +95,8 @@ export interface RegistryOptions {
   auth: RegistryAuth;
   /** The registry's http.host: the address it puts in absolute URLs ('self': its own http://127.0.0.1:PORT). */
   httpHost?: string;
+  /** A command prefix to run the registry under, e.g. ['ip', 'netns', 'exec', NAME]. */
+  wrap?: readonly string[];
 }
 
 export interface Registry {
@@ -163,7 +165,8 @@ export async function createRegistry(options: RegistryOptions, dir: string): Pro
     port,
     url: `http://127.0.0.1:${port}`,
     async start() {
-      child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const [command, ...args] = [...(options.wrap ?? []), 'docker-registry', 'serve', config];
+      child = spawn(command as string, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       output = captureOutput(child);
       await waitForOutput(child, output, /listening on/);
     },
@@ -192,14 +195,20 @@ export async function startProxy(opts: {
   backend: string;
   tlsDir: string;
   env?: Record<string, string>;
+  /** A command prefix to run the proxy under, e.g. ['ip', 'netns', 'exec', NAME]. */
+  wrap?: readonly string[];
+  /** The address to listen on (default 127.0.0.1); also the origin's host. */
+  host?: string;
 }): Promise<Proxy> {
   const port = await freePort();
   const adminPort = await freePort();
-  const child = spawn(process.execPath, [CLI, 'serve'], {
+  const host = opts.host ?? '127.0.0.1';
+  const [command, ...args] = [...(opts.wrap ?? []), process.execPath, CLI, 'serve'];
+  const child = spawn(command as string, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-      RTP_LISTEN: `127.0.0.1:${port}`,
+      RTP_LISTEN: `${host}:${port}`,
       RTP_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
       RTP_BACKEND: opts.backend,
       RTP_TLS_DIR: opts.tlsDir,
@@ -213,7 +222,7 @@ export async function startProxy(opts: {
     adminPort,
     tlsDir: opts.tlsDir,
     caFile: join(opts.tlsDir, 'ca.crt'),
-    origin: `https://127.0.0.1:${port}`,
+    origin: `https://${host}:${port}`,
     child,
     output,
     logLines: () =>
