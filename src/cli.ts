@@ -7,16 +7,21 @@ import { loadConfig } from './config/load.js';
 import { ConfigError, RTPError } from './errors.js';
 import { createLogger } from './log.js';
 import { serve } from './serve.js';
+import { parseTrustArgs, runTrust } from './trust/command.js';
 
 const USAGE = `registry-tls-proxy: trusted HTTPS in front of a plain-HTTP container registry
 
 Usage:
   registry-tls-proxy serve [--config FILE]   run the proxy
+  registry-tls-proxy trust --address HOST:PORT [--install] [--client docker,containerd,containers,system]
+                                             print (or, with --install, do) what makes a
+                                             client trust this proxy's CA
   registry-tls-proxy version                 print the version
   registry-tls-proxy help                    this text
 
 Examples:
   registry-tls-proxy serve --config config/default.yaml
+  registry-tls-proxy trust --config config/default.yaml --address registry.lan:5443
   RTP_BACKEND=http://127.0.0.1:5000 RTP_TLS_NAMES=registry.lan,10.0.0.5 registry-tls-proxy serve
 
 Every configuration key can be overridden from the environment: RTP_ plus its
@@ -30,6 +35,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve':
       return runServe(rest);
+    case 'trust':
+      return runTrustCommand(rest);
     case 'version':
     case '--version':
       process.stdout.write(`${packageVersion()}\n`);
@@ -92,6 +99,38 @@ async function runServe(args: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+}
+
+async function runTrustCommand(args: string[]): Promise<number> {
+  const { file, rest } = takeConfigFlag(args);
+  try {
+    const config = loadConfig(file === undefined ? {} : { file });
+    runTrust(config, parseTrustArgs(rest), (text) => process.stdout.write(text));
+    return 0;
+  } catch (err) {
+    if (err instanceof ConfigError || (err instanceof RTPError && err.code === 'USAGE')) {
+      process.stderr.write(`registry-tls-proxy: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof RTPError) {
+      process.stderr.write(`registry-tls-proxy: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+/** Splits `--config FILE` / `--config=FILE` off the other arguments. */
+function takeConfigFlag(args: string[]): { file: string | undefined; rest: string[] } {
+  let file: string | undefined;
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '--config' || arg === '-c') file = args[++i];
+    else if (arg.startsWith('--config=')) file = arg.slice('--config='.length);
+    else rest.push(arg);
+  }
+  return { file, rest };
 }
 
 function usageError(message: string): number {

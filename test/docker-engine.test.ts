@@ -11,9 +11,7 @@
  */
 import { randomUUID, X509Certificate } from 'node:crypto';
 import {
-  copyFileSync,
   existsSync,
-  mkdirSync,
   readFileSync,
   readdirSync,
   rmSync,
@@ -172,15 +170,7 @@ describe('the docker engine verifies the proxy strictly, then trusts its CA', SL
       [CLI, 'trust', '--address', registryHost, '--install', '--client', 'docker'],
       { env: { RTP_TLS_DIR: proxy!.tlsDir } },
     );
-    if (trust.code === 2 && /unknown command/.test(trust.stderr)) {
-      // TODO(trust-cli): `trust` is still being written; until it lands, install the CA
-      // by hand exactly where it will (/etc/docker/certs.d/HOST:PORT/ca.crt). Remove this
-      // branch once `trust` exists.
-      mkdirSync(trustDir, { recursive: true });
-      copyFileSync(proxy!.caFile, join(trustDir, 'ca.crt'));
-    } else {
-      expect(trust.code, trust.output).toBe(0);
-    }
+    expect(trust.code, trust.output).toBe(0);
     // The same certificate (the PEM's line endings are the installer's business), and nothing secret.
     const installed = readFileSync(join(trustDir, 'ca.crt'), 'utf8');
     expect(new X509Certificate(installed).fingerprint256).toBe(

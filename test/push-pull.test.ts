@@ -124,6 +124,30 @@ describe('push and pull through the proxy with verified TLS', () => {
     expect(res.body).not.toMatch(/PRIVATE KEY/);
   });
 
+  it('serves /install-ca.sh, which installs the CA only for the right fingerprint', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { X509Certificate } = await import('node:crypto');
+    const script = (await httpsGet(`${proxy.origin}/install-ca.sh`, { ca })).body;
+    const fingerprint = new X509Certificate(ca).fingerprint256;
+    const root = join(tmp.path, 'install-root');
+    const install = (fp: string) =>
+      spawnSync('sh', ['-s', '--', '--fingerprint', fp, '--client', 'docker'], {
+        input: script,
+        encoding: 'utf8',
+        env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', RTP_INSTALL_ROOT: root },
+      });
+    const wrong = install(fingerprint.replace(/^../, fingerprint.startsWith('00') ? '11' : '00'));
+    expect(wrong.status).toBe(1);
+    expect(wrong.stderr).toMatch(/intercepting/);
+    const right = install(fingerprint);
+    expect(right.status, right.stderr).toBe(0);
+    const installed = readFileSync(
+      join(root, `etc/docker/certs.d/127.0.0.1:${proxy.port}/ca.crt`),
+      'utf8',
+    );
+    expect(new X509Certificate(installed).fingerprint256).toBe(fingerprint);
+  });
+
   it('keeps keys private on disk: directory 0700, keys 0600', () => {
     expect(statSync(proxy.tlsDir).mode & 0o777).toBe(0o700);
     expect(statSync(join(proxy.tlsDir, 'ca.key')).mode & 0o777).toBe(0o600);

@@ -20,6 +20,7 @@ import {
   sendRegistryError,
   upstreamFailure,
 } from './registry-error.js';
+import { installerScript } from '../trust/installer-script.js';
 import { rewriteAuthenticate, rewriteLocation, type RewriteContext } from './rewrite.js';
 
 export interface HandlerOptions {
@@ -168,6 +169,11 @@ export function createRequestHandler(opts: HandlerOptions) {
       logRequest(opts, req, res, { started: process.hrtime.bigint(), path, bytesIn: 0 });
       return;
     }
+    if (path === '/install-ca.sh' && (req.method === 'GET' || req.method === 'HEAD')) {
+      serveInstaller(req, res);
+      logRequest(opts, req, res, { started: process.hrtime.bigint(), path, bytesIn: 0 });
+      return;
+    }
     const socket = req.socket;
     // Node resets the socket timer between keep-alive requests; every request starts on the client's idle limit.
     socket.setTimeout(opts.clientIdleMs);
@@ -228,6 +234,29 @@ function serveCACertificate(res: ServerResponse, pem: string): void {
     'cache-control': 'no-cache',
   });
   res.end(res.req.method === 'HEAD' ? undefined : pem);
+}
+
+/** The fingerprint-checking installer, defaulting to the host:port this client used. */
+function serveInstaller(req: IncomingMessage, res: ServerResponse): void {
+  const port = req.socket.localPort ?? 443;
+  const host = req.headers.host ?? defaultHost(req.socket.localAddress, port);
+  let script: string;
+  try {
+    script = installerScript(/:\d+$/.test(host) ? host : `${host}:${port}`);
+  } catch {
+    sendRegistryError(res, {
+      status: 400,
+      code: 'UNSUPPORTED',
+      message: 'the Host header is not a host[:port]',
+    });
+    return;
+  }
+  res.writeHead(200, {
+    'content-type': 'text/x-shellscript; charset=utf-8',
+    'content-length': Buffer.byteLength(script),
+    'cache-control': 'no-cache',
+  });
+  res.end(req.method === 'HEAD' ? undefined : script);
 }
 
 function defaultHost(address: string | undefined, port: number | undefined): string {

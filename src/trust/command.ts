@@ -1,0 +1,80 @@
+/**
+ * `registry-tls-proxy trust`: prints, for the address a client uses, exactly
+ * what to run on that client; `--install` does it on this machine.
+ */
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { RTPError } from '../errors.js';
+import { FILES } from '../pki/store.js';
+import { installTrust } from './install.js';
+import { formatTrustReport, type TrustTarget } from './instructions.js';
+import { CLIENT_KINDS, type ClientKind } from './layout.js';
+
+export interface TrustArgs {
+  /** host:port as clients write it, e.g. registry.lan:5443 */
+  address: string;
+  install: boolean;
+  clients: ClientKind[];
+}
+
+/** Parses `--address HOST:PORT [--install] [--client docker,containers,…]`. */
+export function parseTrustArgs(args: readonly string[]): TrustArgs {
+  let address: string | undefined;
+  let install = false;
+  let clients: ClientKind[] = [...CLIENT_KINDS];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '--address') address = args[++i];
+    else if (arg === '--install') install = true;
+    else if (arg === '--client') {
+      const list = (args[++i] ?? '').split(',').filter((c) => c !== '');
+      const bad = list.filter(
+        (c) => c !== 'all' && !(CLIENT_KINDS as readonly string[]).includes(c),
+      );
+      if (list.length === 0 || bad.length > 0) {
+        throw new RTPError(
+          'USAGE',
+          `--client takes ${CLIENT_KINDS.join(', ')} or all, got ${JSON.stringify(args[i] ?? '')}`,
+        );
+      }
+      clients = list.includes('all') ? [...CLIENT_KINDS] : (list as ClientKind[]);
+    } else throw new RTPError('USAGE', `trust: unknown argument ${JSON.stringify(arg)}`);
+  }
+  if (!address) {
+    throw new RTPError(
+      'USAGE',
+      'trust needs --address HOST:PORT, the address clients use (e.g. registry.lan:5443)',
+    );
+  }
+  return { address, install, clients };
+}
+
+/** The trust target for this proxy's CA as stored in tls.dir. */
+export function localTrustTarget(config: Config, hostPort: string): TrustTarget {
+  const file = join(resolve(config.tls.dir), FILES.caCert);
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new RTPError(
+      'TRUST_NO_CA',
+      `reading ${file}: ${(err as Error).message}; start the proxy once (it creates the CA) or point tls.dir / RTP_TLS_DIR at its directory`,
+      { cause: err },
+    );
+  }
+  return { hostPort, caBundlePEM: pem, fingerprints: [new X509Certificate(pem).fingerprint256] };
+}
+
+export function runTrust(config: Config, args: TrustArgs, out: (text: string) => void): void {
+  const target = localTrustTarget(config, args.address);
+  if (!args.install) {
+    out(formatTrustReport(target));
+    return;
+  }
+  const { written, ran } = installTrust(target, { kinds: args.clients });
+  for (const file of written) out(`wrote ${file}\n`);
+  for (const command of ran) out(`ran ${command}\n`);
+  out(`trusted CA ${target.fingerprints[0]} for ${args.address}\n`);
+}
