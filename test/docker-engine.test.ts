@@ -10,13 +10,7 @@
  * Needs root (namespaces, dockerd, /etc/docker/certs.d), docker.io and iproute2.
  */
 import { randomUUID, X509Certificate } from 'node:crypto';
-import {
-  existsSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  rmdirSync,
-} from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
