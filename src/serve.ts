@@ -2,6 +2,7 @@
  * `registry-tls-proxy serve`: certificates, the public listener, the admin
  * listener, and the start-up log lines that tell an operator what to do next.
  */
+import { X509Certificate } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { createAdminServer, type AdminServer } from './admin/server.js';
 import { parseHostPort, type Config } from './config/schema.js';
@@ -10,6 +11,7 @@ import type { Logger } from './log.js';
 import { computeSANs, readMachineIdentity } from './pki/sans.js';
 import { FILES, loadOrCreateTLS } from './pki/store.js';
 import { createPublicServer } from './proxy/server.js';
+import { startRenewal } from './tls/renewal.js';
 
 export interface RunningProxy {
   close(): Promise<void>;
@@ -40,6 +42,7 @@ export async function serve(config: Config, logger: Logger): Promise<RunningProx
       dns: material.sans.dns,
       ips: material.sans.ips,
       notAfter: material.serverNotAfter.toISOString(),
+      serial: new X509Certificate(material.serverCertPEM).serialNumber,
       caNotAfter: material.caNotAfter.toISOString(),
     },
     'serving certificate',
@@ -57,6 +60,16 @@ export async function serve(config: Config, logger: Logger): Promise<RunningProx
   }
 
   const pub = createPublicServer(config, material, logger);
+  const renewal = startRenewal({
+    dir,
+    names: config.tls.names,
+    certLifetimeMs: config.tls.certLifetime,
+    caLifetimeMs: config.tls.caLifetime,
+    checkIntervalMs: config.tls.checkInterval,
+    logger,
+    initial: material,
+    swap: (next) => pub.setMaterial(next),
+  });
   const address = await listenOrExplain(() => pub.listen(), config.listen, 'listen');
   let admin: AdminServer | undefined;
   if (config.admin.listen !== '') {
@@ -91,6 +104,7 @@ export async function serve(config: Config, logger: Logger): Promise<RunningProx
 
   return {
     async close() {
+      renewal.stop();
       await Promise.all([pub.close(), admin?.close()]);
     },
   };

@@ -1,0 +1,61 @@
+/**
+ * Keeps the served certificate current while the proxy runs: every
+ * tls.checkInterval it re-reads the machine's addresses and the TLS directory
+ * and re-issues when a third of the certificate's life is left, when an
+ * address appears, or when a replica sharing the directory renewed first.
+ * A new certificate is swapped in with setSecureContext: live connections
+ * (a multi-GB pull in progress) keep theirs, new handshakes get the new one.
+ */
+import { X509Certificate } from 'node:crypto';
+import type { Logger } from '../log.js';
+import { computeSANs, readMachineIdentity } from '../pki/sans.js';
+import { loadOrCreateTLS, type TLSMaterial } from '../pki/store.js';
+
+export interface RenewalOptions {
+  dir: string;
+  names: readonly string[];
+  certLifetimeMs: number;
+  caLifetimeMs: number;
+  checkIntervalMs: number;
+  logger: Logger;
+  initial: TLSMaterial;
+  swap: (material: TLSMaterial) => void;
+}
+
+export function startRenewal(opts: RenewalOptions): { stop(): void } {
+  let current = opts.initial;
+  let running = false;
+  const check = async () => {
+    if (running) return; // a slow key generation must not stack up checks
+    running = true;
+    try {
+      const next = await loadOrCreateTLS({
+        dir: opts.dir,
+        sans: computeSANs(opts.names, readMachineIdentity()),
+        certLifetimeMs: opts.certLifetimeMs,
+        caLifetimeMs: opts.caLifetimeMs,
+      });
+      if (next.serverCertPEM !== current.serverCertPEM) {
+        opts.swap(next);
+        current = next;
+        opts.logger.info(
+          {
+            reason: next.created.server ? next.created.reason : 'renewed by another replica',
+            serial: new X509Certificate(next.serverCertPEM).serialNumber,
+            notAfter: next.serverNotAfter.toISOString(),
+            dns: next.sans.dns,
+            ips: next.sans.ips,
+          },
+          'swapped in a new server certificate',
+        );
+      }
+    } catch (err) {
+      opts.logger.error({ err }, 'certificate check failed; still serving the current certificate');
+    } finally {
+      running = false;
+    }
+  };
+  const timer = setInterval(() => void check(), opts.checkIntervalMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
