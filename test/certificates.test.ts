@@ -188,3 +188,36 @@ describe('auto-issued certificates', () => {
     expect(line?.['trustOnClient']).toContain(fingerprint);
   });
 });
+
+describe('replicas sharing one tls.dir', () => {
+  const tmp = tempDir('replicas');
+  const proxies: Proxy[] = [];
+
+  afterAll(async () => {
+    await Promise.all(proxies.map((p) => p.stop()));
+    tmp.remove();
+  });
+
+  it('never each create their own CA when started at the same moment', async () => {
+    const tlsDir = join(tmp.path, 'shared-tls');
+    // No registry is needed: the CA is made before any request.
+    proxies.push(
+      ...(await Promise.all(
+        Array.from({ length: 4 }, () => startProxy({ backend: 'http://127.0.0.1:9', tlsDir })),
+      )),
+    );
+    const fingerprints = proxies.map(
+      (p) =>
+        p.logLines().find((l) => typeof l['caFingerprint256'] === 'string')?.['caFingerprint256'],
+    );
+    expect(new Set(fingerprints).size).toBe(1);
+    expect(fingerprints[0]).toBe(
+      new X509Certificate(readFileSync(join(tlsDir, 'ca.crt'))).fingerprint256,
+    );
+    const creators = proxies.filter((p) => /created a new CA/.test(p.output()));
+    expect(creators).toHaveLength(1);
+    // And every replica serves a certificate that chains to that one CA.
+    const ca = readFileSync(join(tlsDir, 'ca.crt'), 'utf8');
+    for (const p of proxies) expect((await peerChain(p.port, ca)).length).toBe(2);
+  });
+});
