@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { loadConfig } from './config/load.js';
 import { ConfigError, RTPError } from './errors.js';
 import { createLogger } from './log.js';
+import type { Config } from './config/schema.js';
+import { exportCA, showCA } from './pki/ca-command.js';
 import { serve } from './serve.js';
 import { parseTrustArgs, runTrust } from './trust/command.js';
 
@@ -16,6 +18,8 @@ Usage:
   registry-tls-proxy trust --address HOST:PORT [--install] [--client docker,containerd,containers,system]
                                              print (or, with --install, do) what makes a
                                              client trust this proxy's CA
+  registry-tls-proxy ca show                  the CA (PEM, fingerprint, expiry) and the server certificate's SANs
+  registry-tls-proxy ca export --out FILE     back up the CA certificate and key (written 0600)
   registry-tls-proxy version                 print the version
   registry-tls-proxy help                    this text
 
@@ -37,6 +41,8 @@ async function main(argv: string[]): Promise<number> {
       return runServe(rest);
     case 'trust':
       return runTrustCommand(rest);
+    case 'ca':
+      return runCACommand(rest);
     case 'version':
     case '--version':
       process.stdout.write(`${packageVersion()}\n`);
@@ -101,11 +107,22 @@ async function runServe(args: string[]): Promise<number> {
   });
 }
 
-async function runTrustCommand(args: string[]): Promise<number> {
+async function runCACommand(args: string[]): Promise<number> {
   const { file, rest } = takeConfigFlag(args);
+  const [sub, ...more] = rest;
+  return withConfig(file, (config) => {
+    if (sub === 'show' && more.length === 0) return showCA(config);
+    if (sub === 'export' && more[0] === '--out' && more[1] && more.length === 2) {
+      return exportCA(config, more[1]);
+    }
+    throw new RTPError('USAGE', 'usage: registry-tls-proxy ca show | ca export --out FILE');
+  });
+}
+
+/** Loads the configuration, runs `fn`, prints its text; maps errors to exit codes. */
+function withConfig(file: string | undefined, fn: (config: Config) => string): number {
   try {
-    const config = loadConfig(file === undefined ? {} : { file });
-    runTrust(config, parseTrustArgs(rest), (text) => process.stdout.write(text));
+    process.stdout.write(fn(loadConfig(file === undefined ? {} : { file })));
     return 0;
   } catch (err) {
     if (err instanceof ConfigError || (err instanceof RTPError && err.code === 'USAGE')) {
@@ -118,6 +135,15 @@ async function runTrustCommand(args: string[]): Promise<number> {
     }
     throw err;
   }
+}
+
+async function runTrustCommand(args: string[]): Promise<number> {
+  const { file, rest } = takeConfigFlag(args);
+  return withConfig(file, (config) => {
+    let text = '';
+    runTrust(config, parseTrustArgs(rest), (t) => (text += t));
+    return text;
+  });
 }
 
 /** Splits `--config FILE` / `--config=FILE` off the other arguments. */

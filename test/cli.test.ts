@@ -77,3 +77,36 @@ describe('registry-tls-proxy CLI', () => {
     expect(result.stdout).toMatch(/registry-tls-proxy serve --config config\/default\.yaml/);
   });
 });
+
+describe('registry-tls-proxy ca', () => {
+  it('shows the CA and the server certificate, and exports a 0600 backup once', async () => {
+    const { startProxy } = await import('./helpers/processes.js');
+    const { X509Certificate } = await import('node:crypto');
+    const { readFileSync, statSync } = await import('node:fs');
+    const tlsDir = join(tmp.path, 'ca-tls');
+    const proxy = await startProxy({
+      backend: 'http://127.0.0.1:9',
+      tlsDir,
+      env: { RTP_TLS_NAMES: 'registry.test,10.9.8.7' },
+    });
+    await proxy.stop();
+    const env = { RTP_TLS_DIR: tlsDir };
+    const caPEM = readFileSync(join(tlsDir, 'ca.crt'), 'utf8');
+    const show = run(['ca', 'show'], env);
+    expect(show.status, show.stderr).toBe(0);
+    expect(show.stdout).toContain(new X509Certificate(caPEM).fingerprint256);
+    expect(show.stdout).toMatch(/DNS names: registry\.test, /);
+    expect(show.stdout).toMatch(/IP addresses: 10\.9\.8\.7, /);
+    expect(show.stdout).toContain('-----BEGIN CERTIFICATE-----');
+    expect(show.stdout).not.toContain('PRIVATE KEY');
+
+    const out = join(tmp.path, 'ca-backup.pem');
+    const exported = run(['ca', 'export', '--out', out], env);
+    expect(exported.status, exported.stderr).toBe(0);
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+    expect(readFileSync(out, 'utf8')).toContain('PRIVATE KEY');
+    const again = run(['ca', 'export', '--out', out], env);
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(/never overwritten/);
+  });
+});
