@@ -10,6 +10,7 @@ import { RTPError } from './errors.js';
 import type { Logger } from './log.js';
 import { computeSANs, readMachineIdentity } from './pki/sans.js';
 import { FILES, loadOrCreateTLS } from './pki/store.js';
+import { loadSuppliedTLS } from './pki/supplied.js';
 import { createPublicServer } from './proxy/server.js';
 import { startRenewal } from './tls/renewal.js';
 
@@ -18,21 +19,26 @@ export interface RunningProxy {
 }
 
 export async function serve(config: Config, logger: Logger): Promise<RunningProxy> {
-  if (config.tls.cert !== '' || config.tls.clientAuth) {
+  if (config.tls.clientAuth) {
     throw new RTPError(
       'NOT_IMPLEMENTED',
-      'tls.cert/tls.key and tls.clientAuth are not available in this version yet; remove them to use the auto-issued certificate',
+      'tls.clientAuth is not available in this version yet; remove it (mutual TLS is being built)',
     );
   }
   const machine = readMachineIdentity();
-  const sans = computeSANs(config.tls.names, machine);
   const dir = resolve(config.tls.dir);
-  const material = await loadOrCreateTLS({
-    dir,
-    sans,
-    certLifetimeMs: config.tls.certLifetime,
-    caLifetimeMs: config.tls.caLifetime,
-  });
+  // Supplied certificates are re-read (and re-checked) on every check; auto-issued ones renewed.
+  const load =
+    config.tls.cert !== ''
+      ? async () => loadSuppliedTLS(config, logger)
+      : () =>
+          loadOrCreateTLS({
+            dir,
+            sans: computeSANs(config.tls.names, readMachineIdentity()),
+            certLifetimeMs: config.tls.certLifetime,
+            caLifetimeMs: config.tls.caLifetime,
+          });
+  const material = await load();
   if (material.created.ca) logger.info({ dir }, 'created a new CA');
   if (material.created.server) {
     logger.info({ reason: material.created.reason }, 'issued a new server certificate');
@@ -61,10 +67,7 @@ export async function serve(config: Config, logger: Logger): Promise<RunningProx
 
   const pub = createPublicServer(config, material, logger);
   const renewal = startRenewal({
-    dir,
-    names: config.tls.names,
-    certLifetimeMs: config.tls.certLifetime,
-    caLifetimeMs: config.tls.caLifetime,
+    load,
     checkIntervalMs: config.tls.checkInterval,
     logger,
     initial: material,

@@ -41,6 +41,8 @@ export interface TLSMaterial {
   caFingerprint256: string;
   caNotAfter: Date;
   serverCertPEM: string;
+  /** The chain to serve when it is not leaf + our CA (a supplied certificate's full chain). */
+  servedChainPEM?: string;
   serverKeyPEM: string;
   serverNotAfter: Date;
   sans: SANs;

@@ -31,7 +31,7 @@ export function secureContextOptions(material: TLSMaterial): SecureContextOption
     key: material.serverKeyPEM,
     // The full chain: leaf, then the CA. Clients that hold the CA verify either way;
     // tools that print the chain (openssl s_client -showcerts) show where it comes from.
-    cert: material.serverCertPEM.trimEnd() + '\n' + material.caCertPEM,
+    cert: material.servedChainPEM ?? material.serverCertPEM.trimEnd() + '\n' + material.caCertPEM,
     minVersion: 'TLSv1.2',
     maxVersion: 'TLSv1.3',
     ciphers: [...TLS13_CIPHERSUITES, ...TLS12_CIPHERS].join(':'),

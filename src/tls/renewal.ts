@@ -8,14 +8,11 @@
  */
 import { X509Certificate } from 'node:crypto';
 import type { Logger } from '../log.js';
-import { computeSANs, readMachineIdentity } from '../pki/sans.js';
-import { loadOrCreateTLS, type TLSMaterial } from '../pki/store.js';
+import type { TLSMaterial } from '../pki/store.js';
 
 export interface RenewalOptions {
-  dir: string;
-  names: readonly string[];
-  certLifetimeMs: number;
-  caLifetimeMs: number;
+  /** Loads (and where needed issues) the material to serve; a throw keeps the current one. */
+  load: () => Promise<TLSMaterial>;
   checkIntervalMs: number;
   logger: Logger;
   initial: TLSMaterial;
@@ -29,18 +26,13 @@ export function startRenewal(opts: RenewalOptions): { stop(): void } {
     if (running) return; // a slow key generation must not stack up checks
     running = true;
     try {
-      const next = await loadOrCreateTLS({
-        dir: opts.dir,
-        sans: computeSANs(opts.names, readMachineIdentity()),
-        certLifetimeMs: opts.certLifetimeMs,
-        caLifetimeMs: opts.caLifetimeMs,
-      });
+      const next = await opts.load();
       if (next.serverCertPEM !== current.serverCertPEM) {
         opts.swap(next);
         current = next;
         opts.logger.info(
           {
-            reason: next.created.server ? next.created.reason : 'renewed by another replica',
+            reason: next.created.server ? next.created.reason : 'the stored certificate changed',
             serial: new X509Certificate(next.serverCertPEM).serialNumber,
             notAfter: next.serverNotAfter.toISOString(),
             dns: next.sans.dns,

@@ -1,0 +1,216 @@
+/**
+ * Bring your own certificate: chains built with openssl, served only when
+ * complete, replaced files reloaded, a bad replacement never served.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CLI,
+  createRegistry,
+  startProxy,
+  tempDir,
+  waitForOutput,
+  type Registry,
+} from './helpers/processes.js';
+import { skopeo } from './helpers/skopeo.js';
+
+const tmp = tempDir('byo');
+const d = (name: string) => join(tmp.path, name);
+
+function openssl(args: string[]): void {
+  execFileSync('openssl', args, { stdio: 'ignore' });
+}
+
+/** root → intermediate → leaf (SANs 127.0.0.1, localhost), each 'name' a set of files in tmp. */
+function buildChain(tag: string): void {
+  writeFileSync(
+    d('ca.ext'),
+    'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n',
+  );
+  writeFileSync(
+    d('leaf.ext'),
+    'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n',
+  );
+  const key = (n: string) =>
+    openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', d(n)]);
+  key('root.key');
+  openssl([
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    d('root.key'),
+    '-subj',
+    '/CN=BYO Root',
+    '-days',
+    '30',
+    '-out',
+    d('root.crt'),
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign',
+  ]);
+  key('int.key');
+  openssl([
+    'req',
+    '-new',
+    '-key',
+    d('int.key'),
+    '-subj',
+    '/CN=BYO Intermediate',
+    '-out',
+    d('int.csr'),
+  ]);
+  openssl([
+    'x509',
+    '-req',
+    '-in',
+    d('int.csr'),
+    '-CA',
+    d('root.crt'),
+    '-CAkey',
+    d('root.key'),
+    '-CAcreateserial',
+    '-days',
+    '30',
+    '-extfile',
+    d('ca.ext'),
+    '-out',
+    d('int.crt'),
+  ]);
+  key(`${tag}.key`);
+  openssl(['req', '-new', '-key', d(`${tag}.key`), '-subj', `/CN=${tag}`, '-out', d('leaf.csr')]);
+  openssl([
+    'x509',
+    '-req',
+    '-in',
+    d('leaf.csr'),
+    '-CA',
+    d('int.crt'),
+    '-CAkey',
+    d('int.key'),
+    '-CAcreateserial',
+    '-days',
+    '20',
+    '-extfile',
+    d('leaf.ext'),
+    '-out',
+    d(`${tag}.crt`),
+  ]);
+  writeFileSync(
+    d(`${tag}-fullchain.crt`),
+    readFileSync(d(`${tag}.crt`), 'utf8') + readFileSync(d('int.crt'), 'utf8'),
+  );
+}
+
+function servedSubject(port: number, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, ca }, () => {
+      resolve(String(socket.getPeerCertificate().subject.CN));
+      socket.end();
+    });
+    socket.on('error', reject);
+  });
+}
+
+describe('a supplied certificate', () => {
+  let registry: Registry;
+
+  beforeAll(async () => {
+    buildChain('leaf-one');
+    registry = await createRegistry({ auth: { kind: 'none' } }, tmp.path);
+    await registry.start();
+  });
+
+  afterAll(async () => {
+    await registry?.stop();
+    tmp.remove();
+  });
+
+  it('is refused at start-up when only the leaf is given, naming the fix', () => {
+    const result = spawnSync(process.execPath, [CLI, 'serve'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: {
+        PATH: process.env['PATH'] ?? '/usr/bin',
+        RTP_LISTEN: '127.0.0.1:0',
+        RTP_ADMIN_LISTEN: '',
+        RTP_TLS_DIR: d('tls-refused'),
+        RTP_TLS_CERT: d('leaf-one.crt'),
+        RTP_TLS_KEY: d('leaf-one.key'),
+        // The private root is given: only the intermediate is missing.
+        RTP_TLS_CA: d('root.crt'),
+      },
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/CHAIN_INCOMPLETE/);
+    expect(result.stderr).toMatch(/serve the full chain/);
+  });
+
+  it('serves a full chain that skopeo verifies, reloads a replaced file, and keeps serving through a bad one', async () => {
+    const dir = d('live');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'cert.pem'), readFileSync(d('leaf-one-fullchain.crt')));
+    writeFileSync(join(dir, 'key.pem'), readFileSync(d('leaf-one.key')));
+    writeFileSync(join(dir, 'ca.pem'), readFileSync(d('root.crt')));
+    const proxy = await startProxy({
+      backend: registry.url,
+      tlsDir: d('tls-live'),
+      env: {
+        RTP_TLS_CERT: join(dir, 'cert.pem'),
+        RTP_TLS_KEY: join(dir, 'key.pem'),
+        RTP_TLS_CA: join(dir, 'ca.pem'),
+        RTP_TLS_CHECK_INTERVAL: '500ms',
+      },
+    });
+    try {
+      const root = readFileSync(d('root.crt'), 'utf8');
+      const certDir = d('skopeo-certs');
+      mkdirSync(certDir);
+      writeFileSync(join(certDir, 'ca.crt'), root);
+      const inspect = await skopeo([
+        'inspect',
+        '--cert-dir',
+        certDir,
+        '--raw',
+        `docker://127.0.0.1:${proxy.port}/none/such:tag`,
+      ]);
+      // The registry answers "manifest unknown": TLS verified fine, which is the point.
+      expect(inspect.stderr).not.toMatch(/x509|certificate/);
+      expect(inspect.stderr).toMatch(/manifest unknown|not found/i);
+      expect(await servedSubject(proxy.port, root)).toBe('leaf-one');
+
+      // A renewed certificate replaces the files by rename (as ACME clients do): picked up.
+      buildChain('leaf-two');
+      writeFileSync(join(dir, 'key.new'), readFileSync(d('leaf-two.key')));
+      writeFileSync(join(dir, 'cert.new'), readFileSync(d('leaf-two-fullchain.crt')));
+      writeFileSync(join(dir, 'ca.new'), readFileSync(d('root.crt')));
+      renameSync(join(dir, 'ca.new'), join(dir, 'ca.pem'));
+      renameSync(join(dir, 'key.new'), join(dir, 'key.pem'));
+      renameSync(join(dir, 'cert.new'), join(dir, 'cert.pem'));
+      await waitForOutput(proxy.child, proxy.output, /swapped in a new server certificate/);
+      const rootTwo = readFileSync(d('root.crt'), 'utf8');
+      expect(await servedSubject(proxy.port, rootTwo)).toBe('leaf-two');
+
+      // A bad replacement (leaf only) is refused and the good certificate keeps serving.
+      writeFileSync(join(dir, 'cert.new'), readFileSync(d('leaf-two.crt')));
+      renameSync(join(dir, 'cert.new'), join(dir, 'cert.pem'));
+      await waitForOutput(
+        proxy.child,
+        proxy.output,
+        /CHAIN_INCOMPLETE[\s\S]*still serving the current certificate|still serving the current certificate[\s\S]*CHAIN_INCOMPLETE/,
+      );
+      expect(await servedSubject(proxy.port, rootTwo)).toBe('leaf-two');
+      expect(new X509Certificate(readFileSync(join(dir, 'cert.pem'))).subject).toContain(
+        'leaf-two',
+      );
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
