@@ -5,24 +5,23 @@
  */
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useRegistryBehindProxy } from './helpers/fixture.js';
 import { basicAuth, httpsGet } from './helpers/https.js';
 import { buildOCIImage, readBlob, type OCIImage } from './helpers/oci.js';
-import {
-  createRegistry,
-  startProxy,
-  tempDir,
-  type Proxy,
-  type Registry,
-} from './helpers/processes.js';
+import type { Proxy } from './helpers/processes.js';
 import { skopeo } from './helpers/skopeo.js';
 
 const USER = 'alice';
 const PASSWORD = 's3cret-pa55word';
 
 describe('push and pull through the proxy with verified TLS', () => {
-  const tmp = tempDir('push-pull');
-  let registry: Registry;
+  const env = useRegistryBehindProxy(
+    'push-pull',
+    { auth: { kind: 'htpasswd', user: USER, password: PASSWORD } },
+    {},
+  );
+  const tmp = { path: env.tmp };
   let proxy: Proxy;
   let image: OCIImage;
   let ca: string;
@@ -30,23 +29,11 @@ describe('push and pull through the proxy with verified TLS', () => {
   const emptyCertDir = join(tmp.path, 'no-certs');
 
   beforeAll(async () => {
-    registry = await createRegistry(
-      { auth: { kind: 'htpasswd', user: USER, password: PASSWORD } },
-      tmp.path,
-    );
-    await registry.start();
-    proxy = await startProxy({ backend: registry.url, tlsDir: join(tmp.path, 'tls') });
-    ca = readFileSync(proxy.caFile, 'utf8');
+    ({ proxy, ca } = env);
     mkdirSync(certDir);
     mkdirSync(emptyCertDir);
     writeFileSync(join(certDir, 'ca.crt'), ca);
     image = buildOCIImage(join(tmp.path, 'image'), 'v1', [3 << 20, 1 << 20, 200_000]);
-  });
-
-  afterAll(async () => {
-    await proxy?.stop();
-    await registry?.stop();
-    tmp.remove();
   });
 
   it('pushes a multi-layer image and pulls it back byte-identical', async () => {

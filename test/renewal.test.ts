@@ -5,19 +5,14 @@
  * connection, and new handshakes see the newest certificate.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useRegistryBehindProxy } from './helpers/fixture.js';
 import { buildOCIImage, readBlob, type OCIImage } from './helpers/oci.js';
-import {
-  createRegistry,
-  startProxy,
-  tempDir,
-  type Proxy,
-  type Registry,
-} from './helpers/processes.js';
+import type { Proxy } from './helpers/processes.js';
 import { skopeo } from './helpers/skopeo.js';
 
 const swaps = (proxy: Proxy) =>
@@ -53,22 +48,19 @@ function slowDownload(url: string, ca: string): Promise<string> {
 }
 
 describe('certificate renewal under load', () => {
-  const tmp = tempDir('renewal');
-  let registry: Registry;
+  const env = useRegistryBehindProxy(
+    'renewal',
+    { auth: { kind: 'none' } },
+    { RTP_TLS_CERT_LIFETIME: '15s', RTP_TLS_CHECK_INTERVAL: '1s', RTP_LOG_LEVEL: 'info' },
+  );
+  const tmp = { path: env.tmp };
   let proxy: Proxy;
   let image: OCIImage;
   let ca: string;
   const certDir = join(tmp.path, 'certs');
 
   beforeAll(async () => {
-    registry = await createRegistry({ auth: { kind: 'none' } }, tmp.path);
-    await registry.start();
-    proxy = await startProxy({
-      backend: registry.url,
-      tlsDir: join(tmp.path, 'tls'),
-      env: { RTP_TLS_CERT_LIFETIME: '15s', RTP_TLS_CHECK_INTERVAL: '1s', RTP_LOG_LEVEL: 'info' },
-    });
-    ca = readFileSync(proxy.caFile, 'utf8');
+    ({ proxy, ca } = env);
     mkdirSync(certDir);
     writeFileSync(join(certDir, 'ca.crt'), ca);
     image = buildOCIImage(join(tmp.path, 'image'), 'v1', [48 << 20]);
@@ -80,12 +72,6 @@ describe('certificate renewal under load', () => {
       `docker://127.0.0.1:${proxy.port}/load/big:v1`,
     ]);
     expect(push.code, push.stderr).toBe(0);
-  });
-
-  afterAll(async () => {
-    await proxy?.stop();
-    await registry?.stop();
-    tmp.remove();
   });
 
   it('keeps every transfer working across two renewals and serves the new certificate', async () => {
