@@ -7,7 +7,8 @@ import { loadConfig } from './config/load.js';
 import { ConfigError, RTPError } from './errors.js';
 import { createLogger } from './log.js';
 import type { Config } from './config/schema.js';
-import { exportCA, showCA } from './pki/ca-command.js';
+import { issueClient, parseIssueClientArgs } from './pki/client-cert.js';
+import { exportCA, rotateCA, showCA, switchCACommand } from './pki/ca-command.js';
 import { serve } from './serve.js';
 import { parseTrustArgs, runTrust } from './trust/command.js';
 
@@ -20,6 +21,11 @@ Usage:
                                              client trust this proxy's CA
   registry-tls-proxy ca show                  the CA (PEM, fingerprint, expiry) and the server certificate's SANs
   registry-tls-proxy ca export --out FILE     back up the CA certificate and key (written 0600)
+  registry-tls-proxy ca rotate [--cancel]     CA rotation step 1: create the next CA; clients get both
+  registry-tls-proxy ca switch [--back]       CA rotation step 2: the next CA signs from now on
+  registry-tls-proxy issue-client NAME [--out DIR] [--lifetime DURATION]
+                                             a client certificate for mutual TLS (tls.clientAuth):
+                                             client.cert, client.key, ca.crt in docker's certs.d layout
   registry-tls-proxy version                 print the version
   registry-tls-proxy help                    this text
 
@@ -43,6 +49,10 @@ async function main(argv: string[]): Promise<number> {
       return runTrustCommand(rest);
     case 'ca':
       return runCACommand(rest);
+    case 'issue-client': {
+      const { file, rest: more } = takeConfigFlag(rest);
+      return withConfig(file, (config) => issueClient(config, parseIssueClientArgs(more)));
+    }
     case 'version':
     case '--version':
       process.stdout.write(`${packageVersion()}\n`);
@@ -115,14 +125,22 @@ async function runCACommand(args: string[]): Promise<number> {
     if (sub === 'export' && more[0] === '--out' && more[1] && more.length === 2) {
       return exportCA(config, more[1]);
     }
-    throw new RTPError('USAGE', 'usage: registry-tls-proxy ca show | ca export --out FILE');
+    if (sub === 'rotate') return rotateCA(config, more);
+    if (sub === 'switch') return switchCACommand(config, more);
+    throw new RTPError(
+      'USAGE',
+      'usage: registry-tls-proxy ca show | ca export --out FILE | ca rotate [--cancel] | ca switch [--back]',
+    );
   });
 }
 
 /** Loads the configuration, runs `fn`, prints its text; maps errors to exit codes. */
-function withConfig(file: string | undefined, fn: (config: Config) => string): number {
+async function withConfig(
+  file: string | undefined,
+  fn: (config: Config) => string | Promise<string>,
+): Promise<number> {
   try {
-    process.stdout.write(fn(loadConfig(file === undefined ? {} : { file })));
+    process.stdout.write(await fn(loadConfig(file === undefined ? {} : { file })));
     return 0;
   } catch (err) {
     if (err instanceof ConfigError || (err instanceof RTPError && err.code === 'USAGE')) {
@@ -139,9 +157,9 @@ function withConfig(file: string | undefined, fn: (config: Config) => string): n
 
 async function runTrustCommand(args: string[]): Promise<number> {
   const { file, rest } = takeConfigFlag(args);
-  return withConfig(file, (config) => {
+  return withConfig(file, async (config) => {
     let text = '';
-    runTrust(config, parseTrustArgs(rest), (t) => (text += t));
+    await runTrust(config, parseTrustArgs(rest), (t) => (text += t));
     return text;
   });
 }

@@ -9,7 +9,7 @@ import { parseHostPort, type Config } from './config/schema.js';
 import { RTPError } from './errors.js';
 import type { Logger } from './log.js';
 import { computeSANs, readMachineIdentity } from './pki/sans.js';
-import { FILES, loadOrCreateTLS } from './pki/store.js';
+import { FILES, clientCABundle, loadOrCreateCA, loadOrCreateTLS } from './pki/store.js';
 import { loadSuppliedTLS } from './pki/supplied.js';
 import { createPublicServer } from './proxy/server.js';
 import { startRenewal } from './tls/renewal.js';
@@ -19,18 +19,18 @@ export interface RunningProxy {
 }
 
 export async function serve(config: Config, logger: Logger): Promise<RunningProxy> {
-  if (config.tls.clientAuth) {
-    throw new RTPError(
-      'NOT_IMPLEMENTED',
-      'tls.clientAuth is not available in this version yet; remove it (mutual TLS is being built)',
-    );
-  }
   const machine = readMachineIdentity();
   const dir = resolve(config.tls.dir);
   // Supplied certificates are re-read (and re-checked) on every check; auto-issued ones renewed.
+  // Client certificates (tls.clientAuth) are always signed by the proxy's own CA in tls.dir.
   const load =
     config.tls.cert !== ''
-      ? async () => loadSuppliedTLS(config, logger)
+      ? async () => {
+          const supplied = loadSuppliedTLS(config, logger);
+          if (!config.tls.clientAuth) return supplied;
+          const cas = await loadOrCreateCA({ dir, caLifetimeMs: config.tls.caLifetime });
+          return { ...supplied, clientCAsPEM: clientCABundle(cas) };
+        }
       : () =>
           loadOrCreateTLS({
             dir,
@@ -53,6 +53,18 @@ export async function serve(config: Config, logger: Logger): Promise<RunningProx
     },
     'serving certificate',
   );
+  if (material.trustFingerprints.length > 1) {
+    logger.info(
+      { caFingerprints: material.trustFingerprints },
+      'CA rotation in progress: /ca.crt serves the current and the next CA; when every client trusts both, run "registry-tls-proxy ca switch"',
+    );
+  }
+  if (config.tls.clientAuth) {
+    logger.info(
+      { clientCAs: splitCount(material.clientCAsPEM) },
+      'mutual TLS: clients need a certificate from "registry-tls-proxy issue-client NAME"',
+    );
+  }
 
   const caLeftMs = material.caNotAfter.getTime() - Date.now();
   if (caLeftMs < config.tls.caWarnBefore) {
@@ -61,7 +73,7 @@ export async function serve(config: Config, logger: Logger): Promise<RunningProx
         caNotAfter: material.caNotAfter.toISOString(),
         daysLeft: Math.floor(caLeftMs / 86_400_000),
       },
-      'the CA expires soon: clients will then reject this proxy; plan a CA rotation',
+      'the CA expires soon: clients will then reject this proxy; rotate it now with "registry-tls-proxy ca rotate"',
     );
   }
 
@@ -96,6 +108,9 @@ export async function serve(config: Config, logger: Logger): Promise<RunningProx
       address: `${address.address}:${address.port}`,
       backend: config.backend,
       caFingerprint256: material.caFingerprint256,
+      ...(material.trustFingerprints.length > 1
+        ? { nextCAFingerprint256: material.trustFingerprints[1] }
+        : {}),
       caFile: join(dir, FILES.caCert),
       trustOnClient:
         `mkdir -p ${certsDir} && curl -fsSk https://${hostPort}/ca.crt -o ${certsDir}/ca.crt` +
@@ -111,6 +126,10 @@ export async function serve(config: Config, logger: Logger): Promise<RunningProx
       await Promise.all([pub.close(), admin?.close()]);
     },
   };
+}
+
+function splitCount(pem: string | undefined): number {
+  return pem?.match(/-----BEGIN CERTIFICATE-----/g)?.length ?? 0;
 }
 
 /** The name to show in client instructions: a configured name, the bound address, or the hostname. */

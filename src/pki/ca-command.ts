@@ -1,13 +1,16 @@
 /**
- * `registry-tls-proxy ca show|export`: what the proxy's CA and server
- * certificate are, and a backup of the CA (certificate and key, 0600).
+ * `registry-tls-proxy ca show|export|rotate|switch`: what the proxy's CAs and
+ * server certificate are, a backup of the CA (certificate and key, 0600), and
+ * the two steps of a CA rotation (rotation.ts).
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { RTPError } from '../errors.js';
-import { FILES, certificateSANs } from './store.js';
+import { formatDuration } from '../config/schema.js';
+import { cancelRotation, startRotation, switchCA } from './rotation.js';
+import { FILES, certificateSANs, pemBundle } from './store.js';
 
 function read(dir: string, name: string): string {
   const file = join(dir, name);
@@ -27,11 +30,25 @@ export function showCA(config: Config): string {
   const dir = resolve(config.tls.dir);
   const caPEM = read(dir, FILES.caCert);
   const ca = new X509Certificate(caPEM);
-  const lines = [
-    `CA ${ca.subject.replace(/\n/g, ', ')}`,
-    `  SHA-256 fingerprint: ${ca.fingerprint256}`,
-    `  expires: ${new Date(ca.validTo).toISOString()}`,
-  ];
+  const lines = describeCA('CA', ca);
+  const next = readOptional(dir, FILES.nextCACert);
+  if (next) {
+    lines.push(
+      ...describeCA(
+        'next CA (rotation in progress: clients are given both; "ca switch" makes it sign)',
+        next,
+      ),
+    );
+  }
+  const previous = readOptional(dir, FILES.previousCACert);
+  if (previous) {
+    lines.push(
+      ...describeCA(
+        'previous CA (before the last switch; its client certificates are still accepted)',
+        previous,
+      ),
+    );
+  }
   try {
     const leaf = new X509Certificate(readFileSync(join(dir, FILES.serverCert)));
     const sans = certificateSANs(leaf);
@@ -45,7 +62,75 @@ export function showCA(config: Config): string {
   } catch {
     lines.push('server certificate: none yet (issued on the next start)');
   }
-  return `${lines.join('\n')}\n\n${caPEM.replace(/\r\n/g, '\n')}`;
+  const pems = [caPEM, ...(next ? [next.toString()] : [])];
+  return `${lines.join('\n')}\n\n${pemBundle(pems)}`;
+}
+
+function describeCA(title: string, ca: X509Certificate): string[] {
+  return [
+    `${title}: ${ca.subject.replace(/\n/g, ', ')}`,
+    `  SHA-256 fingerprint: ${ca.fingerprint256}`,
+    `  expires: ${new Date(ca.validTo).toISOString()}`,
+  ];
+}
+
+function readOptional(dir: string, name: string): X509Certificate | undefined {
+  try {
+    return new X509Certificate(readFileSync(join(dir, name)));
+  } catch {
+    return undefined;
+  }
+}
+
+const PICKUP = (config: Config) =>
+  `running proxies pick this up within tls.checkInterval (${formatDuration(config.tls.checkInterval)}), or restart them`;
+
+/** `ca rotate [--cancel]`: step 1 of a rotation, or dropping it. */
+export async function rotateCA(config: Config, args: readonly string[]): Promise<string> {
+  const dir = resolve(config.tls.dir);
+  if (args.length === 1 && args[0] === '--cancel') {
+    const dropped = await cancelRotation(dir);
+    return `dropped the next CA ${dropped.fingerprint256}; /ca.crt serves the current CA alone (${PICKUP(config)})\n`;
+  }
+  if (args.length > 0)
+    throw new RTPError('USAGE', 'usage: registry-tls-proxy ca rotate [--cancel]');
+  const { active, next } = await startRotation({ dir, caLifetimeMs: config.tls.caLifetime });
+  return [
+    'CA rotation, step 1 of 2: created the next CA',
+    `  next CA SHA-256 fingerprint: ${next.fingerprint256}`,
+    `  expires: ${next.notAfter.toISOString()}`,
+    `The current CA (${active.fingerprint256}) keeps signing. From now on every proxy`,
+    `serves both CAs at https://HOST:PORT/ca.crt (${PICKUP(config)}).`,
+    '',
+    'Next:',
+    '  1. Have every client trust the new bundle: run "registry-tls-proxy trust --address HOST:PORT"',
+    '     and do what it prints on each client (the installer takes the current fingerprint).',
+    '  2. When every client trusts both, run "registry-tls-proxy ca switch": the next CA',
+    '     starts signing and proxies re-issue their server certificate from it.',
+    'To abandon the rotation: registry-tls-proxy ca rotate --cancel',
+    '',
+  ].join('\n');
+}
+
+/** `ca switch [--back]`: step 2 of a rotation, or its undo. */
+export async function switchCACommand(config: Config, args: readonly string[]): Promise<string> {
+  const dir = resolve(config.tls.dir);
+  const back = args.length === 1 && args[0] === '--back';
+  if (args.length > 0 && !back) {
+    throw new RTPError('USAGE', 'usage: registry-tls-proxy ca switch [--back]');
+  }
+  const { active, retired } = await switchCA(dir, back ? 'back' : 'forward');
+  return [
+    `CA ${active.fingerprint256} now signs (expires ${active.notAfter.toISOString()}).`,
+    back
+      ? `The CA it replaced (${retired.fingerprint256}) is the next CA again: clients keep getting both; "ca switch" re-does the switch.`
+      : `The CA it replaced (${retired.fingerprint256}) is kept as ${FILES.previousCACert}: client certificates it signed stay accepted until the next switch.`,
+    `Proxies re-issue their server certificate from it: ${PICKUP(config)}.`,
+    back
+      ? ''
+      : 'Clients that trust only the old CA now fail with "certificate signed by unknown authority": run "registry-tls-proxy trust" for them.',
+    '',
+  ].join('\n');
 }
 
 /** Writes the CA certificate and key to `out` (0600), refusing to overwrite. */

@@ -27,19 +27,35 @@ import { canonicalIP, missingSANs, type SANs } from './sans.js';
 export const FILES = {
   caCert: 'ca.crt',
   caKey: 'ca.key',
+  /** A CA rotation in progress: created by `ca rotate`, trusted by clients, not signing yet. */
+  nextCACert: 'ca-next.crt',
+  nextCAKey: 'ca-next.key',
+  /** The CA before the last `ca switch`: still accepted for client certificates (mutual TLS). */
+  previousCACert: 'ca-previous.crt',
+  previousCAKey: 'ca-previous.key',
   serverCert: 'server.crt',
   serverKey: 'server.key',
 } as const;
 
 /** Re-issue a server certificate once less than this share of its life is left. */
 const RENEW_REMAINING_FRACTION = 1 / 3;
+const LOCK_FILE = '.lock';
 const LOCK_STALE_MS = 60_000;
 const LOCK_WAIT_MS = 120_000;
 
 export interface TLSMaterial {
+  /** The CA that signs the served certificate (for a supplied certificate: the top of its chain). */
   caCertPEM: string;
   caFingerprint256: string;
   caNotAfter: Date;
+  /**
+   * What clients should trust, served at GET /ca.crt: the signing CA, then the next
+   * CA while a rotation is in progress. Fingerprints in the same order.
+   */
+  trustBundlePEM: string;
+  trustFingerprints: string[];
+  /** CAs whose client certificates are accepted (tls.clientAuth): active, next, previous. */
+  clientCAsPEM?: string;
   serverCertPEM: string;
   /** The chain to serve when it is not leaf + our CA (a supplied certificate's full chain). */
   servedChainPEM?: string;
@@ -58,48 +74,153 @@ export interface StoreOptions {
   now?: Date;
 }
 
-/** Loads the CA and server certificate from `dir`, creating or re-issuing what is missing or stale. */
-export async function loadOrCreateTLS(opts: StoreOptions): Promise<TLSMaterial> {
+export interface StoredCA {
+  certPEM: string;
+  cert: X509Certificate;
+}
+
+/** The CAs in a TLS directory. */
+export interface CASet {
+  /** Signs server (and client) certificates. */
+  active: StoredCA & { key: KeyObject };
+  /** Created by `ca rotate`: clients are given it to trust; it signs once `ca switch` runs. */
+  next?: StoredCA;
+  /** The CA before the last switch: client certificates it signed are still accepted. */
+  previous?: StoredCA;
+}
+
+/** Creates the CA when `dir` has none (under the lock, so that replicas share one), then reads all CAs. */
+export async function loadOrCreateCA(opts: {
+  dir: string;
+  caLifetimeMs: number;
+  now?: Date;
+}): Promise<CASet & { created: boolean }> {
   ensurePrivateDir(opts.dir);
-  const paths = {
-    caCert: join(opts.dir, FILES.caCert),
-    caKey: join(opts.dir, FILES.caKey),
-    serverCert: join(opts.dir, FILES.serverCert),
-    serverKey: join(opts.dir, FILES.serverKey),
-  };
-  const now = opts.now ?? new Date();
-  let createdCA = false;
-  if (!existsSync(paths.caCert) || !existsSync(paths.caKey)) {
-    createdCA = await withLock(opts.dir, async () => {
-      if (existsSync(paths.caCert) && existsSync(paths.caKey)) return false; // another replica won
-      const ca = await createCA({
-        commonName: `registry-tls-proxy CA (${hostname()}, ${now.toISOString().slice(0, 10)})`,
-        lifetimeMs: opts.caLifetimeMs,
-        now,
-      });
-      writePrivate(paths.caKey, ca.keyPEM);
-      writePublic(paths.caCert, ca.certPEM);
+  const cert = join(opts.dir, FILES.caCert);
+  const key = join(opts.dir, FILES.caKey);
+  let created = false;
+  if (!existsSync(cert) || !existsSync(key)) {
+    created = await withLock(opts.dir, async () => {
+      if (existsSync(cert) && existsSync(key)) return false; // another replica won
+      await writeNewCA(opts.dir, FILES.caCert, FILES.caKey, opts);
       return true;
     });
   }
-  const caCertPEM = readText(paths.caCert, 'CA certificate');
-  const caKey = readKey(paths.caKey, 'CA key');
-  const caCert = parseCertificate(caCertPEM, paths.caCert);
-  if (!caCert.checkPrivateKey(caKey)) {
+  return { ...(await readCASet(opts.dir)), created };
+}
+
+/** Creates a CA and writes it to `certName`/`keyName` in `dir` (key first: the certificate marks it complete). */
+export async function writeNewCA(
+  dir: string,
+  certName: string,
+  keyName: string,
+  opts: { caLifetimeMs: number; now?: Date },
+): Promise<X509Certificate> {
+  const now = opts.now ?? new Date();
+  const ca = await createCA({
+    commonName: `registry-tls-proxy CA (${hostname()}, ${now.toISOString().slice(0, 10)})`,
+    lifetimeMs: opts.caLifetimeMs,
+    now,
+  });
+  writePrivate(join(dir, keyName), ca.keyPEM);
+  writePublic(join(dir, certName), ca.certPEM);
+  return new X509Certificate(ca.certPEM);
+}
+
+/**
+ * Reads the CAs of `dir`. A `ca switch` renames files under the lock; a reader that
+ * catches it halfway (a certificate without its key) waits for the lock and reads again.
+ */
+export async function readCASet(dir: string, opts: { holdingLock?: boolean } = {}): Promise<CASet> {
+  try {
+    return readCASetOnce(dir);
+  } catch (err) {
+    if (opts.holdingLock || !(err instanceof PKIError) || !existsSync(join(dir, LOCK_FILE))) {
+      throw err;
+    }
+    await withLock(dir, async () => undefined);
+    return readCASetOnce(dir);
+  }
+}
+
+function readCASetOnce(dir: string): CASet {
+  const certPath = join(dir, FILES.caCert);
+  const keyPath = join(dir, FILES.caKey);
+  if (!existsSync(certPath)) {
     throw new PKIError(
-      'CA_KEY_MISMATCH',
-      `loading CA: ${paths.caKey} does not belong to ${paths.caCert}; restore the matching pair from backup, or move both away to create a new CA (clients must then trust the new ca.crt)`,
+      'CA_MISSING',
+      `${certPath} does not exist; start the proxy once (it creates the CA) or point tls.dir / RTP_TLS_DIR at its directory`,
     );
   }
+  const certPEM = readText(certPath, 'CA certificate');
+  const key = readKey(keyPath, 'CA key');
+  const cert = parseCertificate(certPEM, certPath);
+  if (!cert.checkPrivateKey(key)) {
+    throw new PKIError(
+      'CA_KEY_MISMATCH',
+      `loading CA: ${keyPath} does not belong to ${certPath}; restore the matching pair from backup, or move both away to create a new CA (clients must then trust the new ca.crt)`,
+    );
+  }
+  const next = readOptionalCA(join(dir, FILES.nextCACert));
+  const previous = readOptionalCA(join(dir, FILES.previousCACert));
+  return {
+    active: { certPEM, cert, key },
+    ...(next ? { next } : {}),
+    ...(previous ? { previous } : {}),
+  };
+}
 
-  let reason = staleServerReason(paths, caCert, opts.sans, now);
+function readOptionalCA(path: string): StoredCA | undefined {
+  let certPEM: string;
+  try {
+    certPEM = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new PKIError('TLS_FILE_UNREADABLE', `reading ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  return { certPEM, cert: parseCertificate(certPEM, path) };
+}
+
+/** One PEM after another, LF line ends, each ending in a newline. */
+export function pemBundle(pems: readonly string[]): string {
+  return pems.map((p) => p.replace(/\r\n/g, '\n').trimEnd() + '\n').join('');
+}
+
+/** What clients trust (active CA, then the next one during a rotation), with fingerprints. */
+export function trustBundle(set: CASet): { pem: string; fingerprints: string[] } {
+  const cas = set.next ? [set.active, set.next] : [set.active];
+  return {
+    pem: pemBundle(cas.map((c) => c.certPEM)),
+    fingerprints: cas.map((c) => c.cert.fingerprint256),
+  };
+}
+
+/** The CAs whose client certificates tls.clientAuth accepts: active, next, previous. */
+export function clientCABundle(set: CASet): string {
+  return pemBundle([set.active, set.next, set.previous].flatMap((c) => (c ? [c.certPEM] : [])));
+}
+
+/** Loads the CAs and server certificate from `dir`, creating or re-issuing what is missing or stale. */
+export async function loadOrCreateTLS(opts: StoreOptions): Promise<TLSMaterial> {
+  const now = opts.now ?? new Date();
+  const cas = await loadOrCreateCA({ dir: opts.dir, caLifetimeMs: opts.caLifetimeMs, now });
+  const paths = {
+    serverCert: join(opts.dir, FILES.serverCert),
+    serverKey: join(opts.dir, FILES.serverKey),
+  };
+  let ca = cas.active;
+  let reason = staleServerReason(paths, ca.cert, opts.sans, now);
   let createdServer = false;
   if (reason) {
     createdServer = await withLock(opts.dir, async () => {
-      reason = staleServerReason(paths, caCert, opts.sans, now);
+      // Under the lock: a replica may have renewed, or a `ca switch` changed the CA, meanwhile.
+      ca = readCASetOnce(opts.dir).active;
+      reason = staleServerReason(paths, ca.cert, opts.sans, now);
       if (!reason) return false;
       const leaf = await issueServerCertificate({
-        ca: { certPEM: caCertPEM, key: caKey },
+        ca: { certPEM: ca.certPEM, key: ca.key },
         sans: opts.sans,
         lifetimeMs: opts.certLifetimeMs,
         now,
@@ -111,15 +232,29 @@ export async function loadOrCreateTLS(opts: StoreOptions): Promise<TLSMaterial> 
   }
   const serverCertPEM = readText(paths.serverCert, 'server certificate');
   const serverCert = parseCertificate(serverCertPEM, paths.serverCert);
+  // The CA that signed what is served (after a concurrent switch, it may not be `cas.active`).
+  const signer = [cas.active, cas.next, cas.previous, ca].find(
+    (c) => c !== undefined && serverCert.verify(c.cert.publicKey),
+  );
+  if (!signer) {
+    throw new PKIError(
+      'SERVER_CERT_FOREIGN',
+      `${paths.serverCert} was not signed by any CA in ${opts.dir}; delete server.crt and server.key to have it re-issued`,
+    );
+  }
+  const trust = trustBundle(cas);
   return {
-    caCertPEM,
-    caFingerprint256: caCert.fingerprint256,
-    caNotAfter: new Date(caCert.validTo),
+    caCertPEM: signer.certPEM,
+    caFingerprint256: signer.cert.fingerprint256,
+    caNotAfter: new Date(signer.cert.validTo),
+    trustBundlePEM: trust.pem,
+    trustFingerprints: trust.fingerprints,
+    clientCAsPEM: clientCABundle(cas),
     serverCertPEM,
     serverKeyPEM: readText(paths.serverKey, 'server key'),
     serverNotAfter: new Date(serverCert.validTo),
     sans: certificateSANs(serverCert),
-    created: { ca: createdCA, server: createdServer, ...(reason ? { reason } : {}) },
+    created: { ca: cas.created, server: createdServer, ...(reason ? { reason } : {}) },
   };
 }
 
@@ -237,15 +372,29 @@ function parseCertificate(pem: string, path: string): X509Certificate {
  * Runs `fn` holding `dir/.lock` (O_EXCL create). A lock older than a minute is
  * taken to be left by a crashed process and removed.
  */
-async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
-  const lock = join(dir, '.lock');
+export async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const lock = join(dir, LOCK_FILE);
   const deadline = Date.now() + LOCK_WAIT_MS;
   for (;;) {
     try {
       closeSync(openSync(lock, 'wx', 0o600));
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        throw new PKIError(
+          'TLS_DIR_MISSING',
+          `tls.dir ${dir} does not exist; start the proxy once (it creates the CA) or point tls.dir / RTP_TLS_DIR at its directory`,
+          { cause: err },
+        );
+      }
+      if (code !== 'EEXIST') {
+        throw new PKIError(
+          'TLS_DIR_INVALID',
+          `locking ${lock}: ${(err as Error).message}; run as the user that owns tls.dir`,
+          { cause: err },
+        );
+      }
       try {
         if (Date.now() - statSync(lock).mtimeMs > LOCK_STALE_MS) unlinkSync(lock);
       } catch {

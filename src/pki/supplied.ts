@@ -9,7 +9,7 @@ import type { Config } from '../config/schema.js';
 import { PKIError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { inspectSuppliedCertificate } from './inspect.js';
-import type { TLSMaterial } from './store.js';
+import { pemBundle, type TLSMaterial } from './store.js';
 
 function readFile(path: string, key: string): string {
   try {
@@ -45,14 +45,15 @@ export function loadSuppliedTLS(config: Config, logger: Logger, now = new Date()
     );
   }
   // /ca.crt serves what clients should trust: tls.ca when given, else the top of the chain.
-  const chain =
-    inspection.chainPEM.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ??
-    [];
-  const trustPEM = ca !== '' ? readFile(ca, 'tls.ca') : (chain[chain.length - 1] ?? '');
+  const chain = splitPEM(inspection.chainPEM);
+  const trust = ca !== '' ? splitPEM(readFile(ca, 'tls.ca')) : chain.slice(-1);
+  const trustPEM = pemBundle(trust);
   const top = new X509Certificate(trustPEM);
   return {
     caCertPEM: trustPEM,
     caFingerprint256: top.fingerprint256,
+    trustBundlePEM: trustPEM,
+    trustFingerprints: trust.map((pem) => new X509Certificate(pem).fingerprint256),
     caNotAfter: new Date(top.validTo),
     serverCertPEM: chain[0] ?? '',
     servedChainPEM: inspection.chainPEM,
@@ -61,4 +62,8 @@ export function loadSuppliedTLS(config: Config, logger: Logger, now = new Date()
     sans: inspection.leaf.sans,
     created: { ca: false, server: false },
   };
+}
+
+function splitPEM(pem: string): string[] {
+  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\r?\n?/g) ?? [];
 }

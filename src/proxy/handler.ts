@@ -30,8 +30,8 @@ export interface HandlerOptions {
   backendIdleMs: number;
   logger: Logger;
   metrics: ProxyMetrics;
-  /** The CA certificate served at GET /ca.crt (public information). */
-  caCertPEM: () => string;
+  /** The CA bundle served at GET /ca.crt (public information): during a rotation, both CAs. */
+  trustBundlePEM: () => string;
 }
 
 /** Per-request state, kept on the response so that http-proxy's events can find it. */
@@ -165,7 +165,7 @@ export function createRequestHandler(opts: HandlerOptions) {
     const url = req.url ?? '/';
     const path = url.split('?', 1)[0] ?? '/';
     if (path === '/ca.crt' && (req.method === 'GET' || req.method === 'HEAD')) {
-      serveCACertificate(res, opts.caCertPEM());
+      serveCACertificate(res, opts.trustBundlePEM());
       logRequest(opts, req, res, { started: process.hrtime.bigint(), path, bytesIn: 0 });
       return;
     }

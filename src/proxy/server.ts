@@ -5,12 +5,14 @@
 import { Agent } from 'node:http';
 import { createServer as createHTTPSServer, type Server as HTTPSServer } from 'node:https';
 import type { AddressInfo, Server, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Config } from '../config/schema.js';
 import { parseHostPort } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { createMetrics, type ProxyMetrics } from '../metrics/registry.js';
 import type { TLSMaterial } from '../pki/store.js';
 import { secureContextOptions, serverTLSOptions } from '../tls/context.js';
+import { classifyTLSFailure } from '../tls/failures.js';
 import { createSniffingServer } from '../tls/sniff.js';
 import { createRequestHandler } from './handler.js';
 import { rawRegistryError } from './registry-error.js';
@@ -46,11 +48,11 @@ export function createPublicServer(
     backendIdleMs: config.timeouts.backendIdleMs,
     logger,
     metrics,
-    caCertPEM: () => current.caCertPEM,
+    trustBundlePEM: () => current.trustBundlePEM,
   });
   const https: HTTPSServer = createHTTPSServer(
     {
-      ...serverTLSOptions(material),
+      ...serverTLSOptions(material, config.tls.clientAuth),
       // No deadline for a whole request: multi-GB layer pushes take as long as they take.
       requestTimeout: 0,
       headersTimeout: config.timeouts.headersMs,
@@ -60,10 +62,15 @@ export function createPublicServer(
   );
   // Idle (no bytes moving) limit on client connections; see handler.ts for the per-phase switch.
   https.timeout = config.timeouts.clientIdleMs;
-  https.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
-    logger.debug(
-      { client: socket.remoteAddress, err: { code: err.code, message: err.message } },
-      'TLS handshake failed',
+  https.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    const failure = classifyTLSFailure(
+      err,
+      socket,
+      `registry-tls-proxy trust --address ${localHostPort(socket)}`,
+    );
+    logger[failure.routine ? 'debug' : 'warn'](
+      { client: clientAddress(socket), reason: failure.reason, code: err.code },
+      `TLS handshake failed: ${failure.message}`,
     );
   });
   https.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -105,7 +112,7 @@ export function createPublicServer(
       }),
     setMaterial(next) {
       current = next;
-      https.setSecureContext(secureContextOptions(next));
+      https.setSecureContext(secureContextOptions(next, config.tls.clientAuth));
     },
     close: () =>
       new Promise((resolve) => {
@@ -114,6 +121,21 @@ export function createPublicServer(
         agent.destroy();
       }),
   };
+}
+
+/**
+ * The client's address. When Node itself closes the connection (a rejected client
+ * certificate), the TLS socket no longer knows its peer; the TCP socket under it,
+ * whose address sniff.ts read (and so cached), still does.
+ */
+function clientAddress(socket: TLSSocket): string | undefined {
+  return socket.remoteAddress ?? (socket as unknown as { _parent?: Socket })._parent?.remoteAddress;
+}
+
+/** The address the client connected to, as it would write it: 10.0.0.5:5443, [fd00::5]:5443. */
+function localHostPort(socket: Socket): string {
+  const address = (socket.localAddress ?? 'HOST').replace(/^::ffff:/, '');
+  return `${address.includes(':') ? `[${address}]` : address}:${socket.localPort ?? 'PORT'}`;
 }
 
 /** What a client whose request Node could not parse is told, registry-style. */

@@ -26,8 +26,13 @@ export const TLS13_CIPHERSUITES = [
  * callback), so clients that connect by IP and send no SNI get the same full
  * chain with every IP SAN.
  */
-export function secureContextOptions(material: TLSMaterial): SecureContextOptions {
+export function secureContextOptions(
+  material: TLSMaterial,
+  clientAuth = false,
+): SecureContextOptions {
   return {
+    // tls.clientAuth: the CAs whose client certificates are accepted (named in the CertificateRequest).
+    ...(clientAuth ? { ca: material.clientCAsPEM ?? material.caCertPEM } : {}),
     key: material.serverKeyPEM,
     // The full chain: leaf, then the CA. Clients that hold the CA verify either way;
     // tools that print the chain (openssl s_client -showcerts) show where it comes from.
@@ -40,9 +45,12 @@ export function secureContextOptions(material: TLSMaterial): SecureContextOption
   };
 }
 
-export function serverTLSOptions(material: TLSMaterial): TlsOptions {
+export function serverTLSOptions(material: TLSMaterial, clientAuth = false): TlsOptions {
   return {
-    ...secureContextOptions(material),
+    ...secureContextOptions(material, clientAuth),
+    // Mutual TLS: OpenSSL refuses a handshake without a client certificate (alert
+    // "certificate required"); Node checks the certificate's signer after the handshake.
+    ...(clientAuth ? { requestCert: true, rejectUnauthorized: true } : {}),
     // Registry clients speak HTTP/1.1; offering only it avoids an h2 attempt we cannot serve.
     ALPNProtocols: ['http/1.1'],
   };

@@ -27,9 +27,20 @@ export function startRenewal(opts: RenewalOptions): { stop(): void } {
     running = true;
     try {
       const next = await opts.load();
-      if (next.serverCertPEM !== current.serverCertPEM) {
-        opts.swap(next);
-        current = next;
+      const serverChanged = next.serverCertPEM !== current.serverCertPEM;
+      const trustChanged = next.trustBundlePEM !== current.trustBundlePEM;
+      if (!serverChanged && !trustChanged && next.clientCAsPEM === current.clientCAsPEM) return;
+      opts.swap(next);
+      current = next;
+      if (trustChanged) {
+        opts.logger.info(
+          { caFingerprints: next.trustFingerprints },
+          next.trustFingerprints.length > 1
+            ? 'CA rotation in progress: /ca.crt now serves the current and the next CA; have clients trust it again'
+            : 'the CA bundle changed: /ca.crt now serves one CA',
+        );
+      }
+      if (serverChanged) {
         opts.logger.info(
           {
             reason: next.created.server ? next.created.reason : 'the stored certificate changed',

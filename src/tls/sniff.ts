@@ -31,6 +31,9 @@ export function createSniffingServer({ https, onPlainHTTP }: SniffOptions): Serv
       socket.setTimeout(0);
       if (head[0] === TLS_HANDSHAKE_RECORD) {
         socket.removeAllListeners('error');
+        // Read once so net.Socket caches it: once Node closes a TLS connection itself (a
+        // rejected client certificate) the addresses are otherwise gone from the log.
+        void socket.remoteAddress;
         https.emit('connection', socket);
         return;
       }

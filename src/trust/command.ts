@@ -2,12 +2,9 @@
  * `registry-tls-proxy trust`: prints, for the address a client uses, exactly
  * what to run on that client; `--install` does it on this machine.
  */
-import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { RTPError } from '../errors.js';
-import { FILES } from '../pki/store.js';
+import { configuredTrustBundle } from '../pki/trust-bundle.js';
 import { installTrust } from './install.js';
 import { formatTrustReport, type TrustTarget } from './instructions.js';
 import { CLIENT_KINDS, type ClientKind } from './layout.js';
@@ -51,24 +48,18 @@ export function parseTrustArgs(args: readonly string[]): TrustArgs {
   return { address, install, clients };
 }
 
-/** The trust target for this proxy's CA as stored in tls.dir. */
-export function localTrustTarget(config: Config, hostPort: string): TrustTarget {
-  const file = join(resolve(config.tls.dir), FILES.caCert);
-  let pem: string;
-  try {
-    pem = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new RTPError(
-      'TRUST_NO_CA',
-      `reading ${file}: ${(err as Error).message}; start the proxy once (it creates the CA) or point tls.dir / RTP_TLS_DIR at its directory`,
-      { cause: err },
-    );
-  }
-  return { hostPort, caBundlePEM: pem, fingerprints: [new X509Certificate(pem).fingerprint256] };
+/** The trust target for this proxy: its CA bundle (both CAs during a rotation, signing CA first). */
+export async function localTrustTarget(config: Config, hostPort: string): Promise<TrustTarget> {
+  const { pem, fingerprints } = await configuredTrustBundle(config);
+  return { hostPort, caBundlePEM: pem, fingerprints };
 }
 
-export function runTrust(config: Config, args: TrustArgs, out: (text: string) => void): void {
-  const target = localTrustTarget(config, args.address);
+export async function runTrust(
+  config: Config,
+  args: TrustArgs,
+  out: (text: string) => void,
+): Promise<void> {
+  const target = await localTrustTarget(config, args.address);
   if (!args.install) {
     out(formatTrustReport(target));
     return;
@@ -76,5 +67,5 @@ export function runTrust(config: Config, args: TrustArgs, out: (text: string) =>
   const { written, ran } = installTrust(target, { kinds: args.clients });
   for (const file of written) out(`wrote ${file}\n`);
   for (const command of ran) out(`ran ${command}\n`);
-  out(`trusted CA ${target.fingerprints[0]} for ${args.address}\n`);
+  out(`trusted CA ${target.fingerprints.join(' and ')} for ${args.address}\n`);
 }
