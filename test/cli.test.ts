@@ -1,20 +1,13 @@
 /** The CLI as an operator meets it: bad configuration stops it at start-up with every problem listed. */
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, tempDir } from './helpers/processes.js';
+import { runCLI, tempDir } from './helpers/processes.js';
 
 const tmp = tempDir('cli');
 afterAll(() => tmp.remove());
 
-function run(args: string[], env: Record<string, string> = {}) {
-  return spawnSync(process.execPath, [CLI, ...args], {
-    encoding: 'utf8',
-    timeout: 30_000,
-    env: { PATH: process.env['PATH'] ?? '/usr/bin', ...env },
-  });
-}
+const run = runCLI;
 
 describe('registry-tls-proxy CLI', () => {
   it('refuses a bad configuration with exit code 2, listing every problem with its path', () => {
