@@ -67,7 +67,7 @@ export function classifyTLSFailure(
     return {
       reason: 'client_cert_missing',
       message:
-        'client sent no certificate but tls.clientAuth requires one: issue it with "registry-tls-proxy issue-client NAME" and put client.cert and client.key in the client\'s certs.d directory for this registry',
+        'client sent no certificate but tls.clientAuth requires one (docker and skopeo send only a certificate signed by a CA this proxy names, so one from another CA counts as none): issue it with "registry-tls-proxy issue-client NAME" and put client.cert and client.key in the client\'s certs.d directory for this registry',
       routine: false,
     };
   }
