@@ -10,7 +10,16 @@
  * Needs root (namespaces, dockerd, /etc/docker/certs.d), docker.io and iproute2.
  */
 import { randomUUID, X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  rmdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -39,6 +48,9 @@ describe('the docker engine verifies the proxy strictly, then trusts its CA', SL
   let host: TestHost | undefined;
   let registry: Registry | undefined;
   let proxy: Proxy | undefined;
+  /** A second proxy on the same tls.dir with tls.clientAuth on. */
+  let mtlsProxy: Proxy | undefined;
+  let mtlsTrustDir = '';
   let engine: Dockerd | undefined;
   /** HOST:PORT of the proxy on the test host, e.g. 198.18.0.2:41234 */
   let registryHost = '';
@@ -62,7 +74,9 @@ describe('the docker engine verifies the proxy strictly, then trusts its CA', SL
 
   /** Removes the trust this test put in /etc/docker, and only that. Idempotent. */
   const removeTrust = () => {
-    if (trustDir) rmSync(trustDir, { recursive: true, force: true });
+    for (const dir of [trustDir, mtlsTrustDir]) {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    }
     for (const dir of etcDirsToRemove) {
       try {
         if (readdirSync(dir).length === 0) rmdirSync(dir);
@@ -112,6 +126,7 @@ describe('the docker engine verifies the proxy strictly, then trusts its CA', SL
     };
     await attempt(() => engine?.stop());
     await attempt(() => proxy?.stop());
+    await attempt(() => mtlsProxy?.stop());
     await attempt(() => registry?.stop());
     await attempt(() => host?.destroy());
     await attempt(removeTrust);
@@ -217,9 +232,68 @@ describe('the docker engine verifies the proxy strictly, then trusts its CA', SL
     expect(proxy!.output()).not.toContain(PASSWORD);
   });
 
+  it('with tls.clientAuth, refuses the engine until it holds a certificate from issue-client', async () => {
+    mtlsProxy = await startProxy({
+      backend: registry!.url,
+      tlsDir: proxy!.tlsDir,
+      wrap: host!.wrap,
+      host: host!.address,
+      env: { RTP_TLS_CLIENT_AUTH: 'true' },
+    });
+    const mtlsHost = `${host!.address}:${mtlsProxy.port}`;
+    const mtlsRef = `${mtlsHost}/e2e/tiny:mtls`;
+    mtlsTrustDir = join(CERTS_D, mtlsHost);
+    mkdirSync(mtlsTrustDir, { recursive: true });
+    writeFileSync(join(mtlsTrustDir, 'ca.crt'), proxyCA());
+
+    // The CA alone is not enough: the proxy wants a client certificate. The engine says
+    // "remote error: tls: certificate required" (TLS 1.3's alert).
+    const refused = await docker(
+      ['login', mtlsHost, '--username', USER, '--password-stdin'],
+      PASSWORD,
+    );
+    expect(refused.code, refused.output).not.toBe(0);
+    expect(refused.output).toMatch(
+      /Error response from daemon: .*remote error: tls: certificate required/,
+    );
+    const logged = mtlsProxy.logLines().find((l) => l['reason'] === 'client_cert_missing');
+    expect(logged?.['client']).toBe(host!.hostAddress);
+
+    // What issue-client wrote, copied where docker reads it: client.cert + client.key beside ca.crt.
+    const issuedDir = join(tmp.path, 'issued', 'engine');
+    const issued = await run(
+      process.execPath,
+      [CLI, 'issue-client', 'docker-engine', '--out', issuedDir],
+      { env: { RTP_TLS_DIR: proxy!.tlsDir } },
+    );
+    expect(issued.code, issued.output).toBe(0);
+    for (const file of ['client.cert', 'client.key']) {
+      copyFileSync(join(issuedDir, file), join(mtlsTrustDir, file));
+    }
+
+    const login = await docker(
+      ['login', mtlsHost, '--username', USER, '--password-stdin'],
+      PASSWORD,
+    );
+    expect(login.code, login.output).toBe(0);
+    expect((await docker(['tag', imageRef, mtlsRef])).code).toBe(0);
+    const push = await docker(['push', mtlsRef]);
+    expect(push.code, push.output).toBe(0);
+    expect(push.stdout).toContain(`mtls: digest: ${pushedDigest}`);
+    expect((await docker(['rmi', mtlsRef])).code).toBe(0);
+    const pull = await docker(['pull', mtlsRef]);
+    expect(pull.code, pull.output).toBe(0);
+    expect(pull.stdout).toContain(`Digest: ${pushedDigest}`);
+    const fromEngine = mtlsProxy
+      .logLines()
+      .filter((l) => l['msg'] === 'request' && String(l['client']).endsWith(host!.hostAddress));
+    expect(fromEngine.some((l) => l['method'] === 'GET' && l['status'] === 200)).toBe(true);
+  });
+
   it('removes the trust it installed and never touched ~/.docker', () => {
     removeTrust();
     expect(existsSync(trustDir)).toBe(false);
+    expect(existsSync(mtlsTrustDir)).toBe(false);
     const homeNow = existsSync(homeDockerConfig) ? readFileSync(homeDockerConfig, 'utf8') : null;
     expect(homeNow).toBe(homeDockerConfigBefore);
   });
