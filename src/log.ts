@@ -34,3 +34,24 @@ export function createLogger(level: LogLevel = 'info'): Logger {
     formatters: { level: (label) => ({ level: label }) },
   });
 }
+
+/**
+ * Keeps a condition that persists from flooding the log: `pass(key)` is true the
+ * first time a key is seen, and again once `everyMs` has gone by (a reminder).
+ * `reset()` forgets everything, so that a condition that comes back is logged again.
+ */
+export function createRepeatGate(everyMs: number): {
+  pass(key: string, now?: number): boolean;
+  reset(): void;
+} {
+  const last = new Map<string, number>();
+  return {
+    pass(key, now = Date.now()) {
+      const at = last.get(key);
+      if (at !== undefined && now - at < everyMs) return false;
+      last.set(key, now);
+      return true;
+    },
+    reset: () => last.clear(),
+  };
+}

@@ -10,7 +10,7 @@ import { RTPError } from './errors.js';
 import type { Logger } from './log.js';
 import { computeSANs, readMachineIdentity } from './pki/sans.js';
 import { FILES, clientCABundle, loadOrCreateCA, loadOrCreateTLS } from './pki/store.js';
-import { loadSuppliedTLS } from './pki/supplied.js';
+import { suppliedLoader } from './pki/supplied.js';
 import { createPublicServer } from './proxy/server.js';
 import { startRenewal } from './tls/renewal.js';
 
@@ -23,10 +23,11 @@ export async function serve(config: Config, logger: Logger): Promise<RunningProx
   const dir = resolve(config.tls.dir);
   // Supplied certificates are re-read (and re-checked) on every check; auto-issued ones renewed.
   // Client certificates (tls.clientAuth) are always signed by the proxy's own CA in tls.dir.
+  const loadSupplied = suppliedLoader(config, logger);
   const load =
     config.tls.cert !== ''
       ? async () => {
-          const supplied = loadSuppliedTLS(config, logger);
+          const supplied = loadSupplied();
           if (!config.tls.clientAuth) return supplied;
           const cas = await loadOrCreateCA({ dir, caLifetimeMs: config.tls.caLifetime });
           return { ...supplied, clientCAsPEM: clientCABundle(cas) };

@@ -83,7 +83,20 @@ function buildChain(tag: string): void {
     '-out',
     d('int.crt'),
   ]);
-  key(`${tag}.key`);
+  issueLeaf(tag, 20);
+}
+
+/** A leaf signed by the current intermediate, valid for `days` from now (negative: expired). */
+function issueLeaf(tag: string, days: number): void {
+  openssl([
+    'genpkey',
+    '-algorithm',
+    'EC',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-out',
+    d(`${tag}.key`),
+  ]);
   openssl(['req', '-new', '-key', d(`${tag}.key`), '-subj', `/CN=${tag}`, '-out', d('leaf.csr')]);
   openssl([
     'x509',
@@ -96,7 +109,7 @@ function buildChain(tag: string): void {
     d('int.key'),
     '-CAcreateserial',
     '-days',
-    '20',
+    String(days),
     '-extfile',
     d('leaf.ext'),
     '-out',
@@ -106,6 +119,21 @@ function buildChain(tag: string): void {
     d(`${tag}-fullchain.crt`),
     readFileSync(d(`${tag}.crt`), 'utf8') + readFileSync(d('int.crt'), 'utf8'),
   );
+}
+
+/** `serve` with a supplied certificate that must be refused: exit 1, stderr naming the problem. */
+function serveRefused(env: Record<string, string>) {
+  return spawnSync(process.execPath, [CLI, 'serve'], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: {
+      PATH: process.env['PATH'] ?? '/usr/bin',
+      RTP_LISTEN: '127.0.0.1:0',
+      RTP_ADMIN_LISTEN: '',
+      RTP_TLS_DIR: d('tls-refused'),
+      ...env,
+    },
+  });
 }
 
 function servedSubject(port: number, ca: string): Promise<string> {
@@ -133,23 +161,76 @@ describe('a supplied certificate', () => {
   });
 
   it('is refused at start-up when only the leaf is given, naming the fix', () => {
-    const result = spawnSync(process.execPath, [CLI, 'serve'], {
-      encoding: 'utf8',
-      timeout: 30_000,
-      env: {
-        PATH: process.env['PATH'] ?? '/usr/bin',
-        RTP_LISTEN: '127.0.0.1:0',
-        RTP_ADMIN_LISTEN: '',
-        RTP_TLS_DIR: d('tls-refused'),
-        RTP_TLS_CERT: d('leaf-one.crt'),
-        RTP_TLS_KEY: d('leaf-one.key'),
-        // The private root is given: only the intermediate is missing.
-        RTP_TLS_CA: d('root.crt'),
-      },
+    const result = serveRefused({
+      RTP_TLS_CERT: d('leaf-one.crt'),
+      RTP_TLS_KEY: d('leaf-one.key'),
+      // The private root is given: only the intermediate is missing.
+      RTP_TLS_CA: d('root.crt'),
     });
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(/CHAIN_INCOMPLETE/);
     expect(result.stderr).toMatch(/serve the full chain/);
+  });
+
+  it('is refused at start-up when the key belongs to another certificate', () => {
+    const result = serveRefused({
+      RTP_TLS_CERT: d('leaf-one-fullchain.crt'),
+      RTP_TLS_KEY: d('int.key'),
+      RTP_TLS_CA: d('root.crt'),
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/KEY_MISMATCH/);
+    expect(result.stderr).toContain(d('int.key'));
+    expect(result.stderr).toMatch(/it is the key of [^\n]*BYO Intermediate/);
+  });
+
+  it('is refused at start-up when a configured address is not covered, quoting what clients would see', () => {
+    const result = serveRefused({
+      RTP_TLS_CERT: d('leaf-one-fullchain.crt'),
+      RTP_TLS_KEY: d('leaf-one.key'),
+      RTP_TLS_CA: d('root.crt'),
+      RTP_TLS_NAMES: 'localhost,10.0.0.5',
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/NAME_NOT_COVERED/);
+    expect(result.stderr).toMatch(/10\.0\.0\.5/);
+    expect(result.stderr).toMatch(/certificate is valid for 127\.0\.0\.1, not 10\.0\.0\.5/);
+    expect(result.stderr).not.toMatch(/- \[NAME_NOT_COVERED\][^\n]*localhost/);
+  });
+
+  it('is refused at start-up when expired', () => {
+    issueLeaf('leaf-expired', -1);
+    const result = serveRefused({
+      RTP_TLS_CERT: d('leaf-expired-fullchain.crt'),
+      RTP_TLS_KEY: d('leaf-expired.key'),
+      RTP_TLS_CA: d('root.crt'),
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/EXPIRED/);
+  });
+
+  it('warns once (not on every check) that the certificate expires soon', async () => {
+    const proxy = await startProxy({
+      backend: registry.url,
+      tlsDir: d('tls-expiring'),
+      env: {
+        RTP_TLS_CERT: d('leaf-one-fullchain.crt'),
+        RTP_TLS_KEY: d('leaf-one.key'),
+        RTP_TLS_CA: d('root.crt'),
+        // The leaf lives 20 days: inside a 25-day warning window.
+        RTP_TLS_CERT_WARN_BEFORE: '25d',
+        RTP_TLS_CHECK_INTERVAL: '500ms',
+      },
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 2500)); // about five checks
+      const warnings = proxy.logLines().filter((l) => l['code'] === 'EXPIRING_SOON');
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatchObject({ level: 'warn' });
+      expect(String(warnings[0]?.['msg'])).toMatch(/expires on/);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('serves a full chain that skopeo verifies, reloads a replaced file, and keeps serving through a bad one', async () => {
@@ -206,6 +287,14 @@ describe('a supplied certificate', () => {
         /CHAIN_INCOMPLETE[\s\S]*still serving the current certificate|still serving the current certificate[\s\S]*CHAIN_INCOMPLETE/,
       );
       expect(await servedSubject(proxy.port, rootTwo)).toBe('leaf-two');
+      // Said once, not on every check (500 ms) while the bad file stays.
+      await new Promise((r) => setTimeout(r, 2000));
+      const failures = proxy
+        .logLines()
+        .filter(
+          (l) => l['msg'] === 'certificate check failed; still serving the current certificate',
+        );
+      expect(failures).toHaveLength(1);
       expect(new X509Certificate(readFileSync(join(dir, 'cert.pem'))).subject).toContain(
         'leaf-two',
       );

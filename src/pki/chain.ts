@@ -123,10 +123,13 @@ export function pickLeaf(
   certs: readonly SourcedCertificate[],
   key: KeyObject | undefined,
 ): SourcedCertificate | undefined {
-  const byKey = key ? certs.find((c) => matchesKey(c.x509, key)) : undefined;
-  if (byKey) return byKey;
   const signsAnother = (c: SourcedCertificate): boolean =>
     certs.some((other) => other !== c && issuedBy(other.x509, c.x509));
+  // The key finds the leaf in a file out of order; a key that matches an issuer is the wrong key.
+  const byKey = key
+    ? certs.find((c) => matchesKey(c.x509, key) && !c.x509.ca && !signsAnother(c))
+    : undefined;
+  if (byKey) return byKey;
   return certs.find((c) => !signsAnother(c)) ?? certs[0];
 }
 

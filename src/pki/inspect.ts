@@ -122,10 +122,12 @@ export function inspectSuppliedCertificate(
   if (!leaf) return { findings, chainPEM: '', leaf: undefined };
 
   if (key && !matchesKey(leaf.x509, key)) {
+    const owner = [...supplied, ...extra].find((c) => matchesKey(c.x509, key));
+    const whose = owner ? ` (it is the key of ${describe(owner.x509)}, also in the files)` : '';
     findings.push(
       error(
         'KEY_MISMATCH',
-        `tls.key ${input.keyFile}: does not match tls.cert ${input.certFile} (${describe(leaf.x509)}); use the key that was generated with this certificate`,
+        `tls.key ${input.keyFile}: does not match tls.cert ${input.certFile} (${describe(leaf.x509)})${whose}; use the key that was generated with this certificate`,
       ),
     );
   }

@@ -7,8 +7,8 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { PKIError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { inspectSuppliedCertificate } from './inspect.js';
+import { createRepeatGate, type Logger } from '../log.js';
+import { inspectSuppliedCertificate, type Finding } from './inspect.js';
 import { pemBundle, type TLSMaterial } from './store.js';
 
 function readFile(path: string, key: string): string {
@@ -21,8 +21,30 @@ function readFile(path: string, key: string): string {
   }
 }
 
-/** Loads and checks the supplied certificate; throws listing every error, logs warnings. */
-export function loadSuppliedTLS(config: Config, logger: Logger, now = new Date()): TLSMaterial {
+/** A persisting warning (a certificate expiring soon) is logged when it appears, then daily. */
+const WARNING_REMINDER_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * The loader serve.ts re-runs every tls.checkInterval: each warning is logged once
+ * per certificate (and reminded daily), not on every check.
+ */
+export function suppliedLoader(config: Config, logger: Logger): () => TLSMaterial {
+  const gate = createRepeatGate(WARNING_REMINDER_MS);
+  return () => {
+    const { warnings, ...material } = loadSuppliedTLS(config);
+    const fingerprint = new X509Certificate(material.serverCertPEM).fingerprint256;
+    for (const w of warnings) {
+      if (gate.pass(`${w.code} ${fingerprint}`)) logger.warn({ code: w.code }, w.message);
+    }
+    return material;
+  };
+}
+
+/** Loads and checks the supplied certificate; throws listing every error, returns warnings. */
+export function loadSuppliedTLS(
+  config: Config,
+  now = new Date(),
+): TLSMaterial & { warnings: Finding[] } {
   const { cert, key, ca } = config.tls;
   const inspection = inspectSuppliedCertificate(
     {
@@ -35,9 +57,6 @@ export function loadSuppliedTLS(config: Config, logger: Logger, now = new Date()
     { names: config.tls.names, now, warnBeforeMs: config.tls.certWarnBefore },
   );
   const errors = inspection.findings.filter((f) => f.severity === 'error');
-  for (const w of inspection.findings.filter((f) => f.severity === 'warning')) {
-    logger.warn({ code: w.code }, w.message);
-  }
   if (errors.length > 0 || !inspection.leaf) {
     throw new PKIError(
       'SUPPLIED_CERT_INVALID',
@@ -61,6 +80,7 @@ export function loadSuppliedTLS(config: Config, logger: Logger, now = new Date()
     serverNotAfter: inspection.leaf.notAfter,
     sans: inspection.leaf.sans,
     created: { ca: false, server: false },
+    warnings: inspection.findings.filter((f) => f.severity === 'warning'),
   };
 }
 

@@ -4,7 +4,6 @@
  * issuer of a supplied certificate (tls.ca, else the top of the chain).
  */
 import { resolve } from 'node:path';
-import { pino } from 'pino';
 import type { Config } from '../config/schema.js';
 import { loadSuppliedTLS } from './supplied.js';
 import { readCASet, trustBundle } from './store.js';
@@ -13,7 +12,7 @@ export async function configuredTrustBundle(
   config: Config,
 ): Promise<{ pem: string; fingerprints: string[] }> {
   if (config.tls.cert !== '') {
-    const m = loadSuppliedTLS(config, pino({ level: 'silent' }));
+    const m = loadSuppliedTLS(config);
     return { pem: m.trustBundlePEM, fingerprints: m.trustFingerprints };
   }
   return trustBundle(await readCASet(resolve(config.tls.dir)));

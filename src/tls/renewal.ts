@@ -7,8 +7,10 @@
  * (a multi-GB pull in progress) keep theirs, new handshakes get the new one.
  */
 import { X509Certificate } from 'node:crypto';
-import type { Logger } from '../log.js';
+import { createRepeatGate, type Logger } from '../log.js';
 import type { TLSMaterial } from '../pki/store.js';
+
+const ERROR_REMINDER_MS = 60 * 60 * 1000;
 
 export interface RenewalOptions {
   /** Loads (and where needed issues) the material to serve; a throw keeps the current one. */
@@ -22,11 +24,13 @@ export interface RenewalOptions {
 export function startRenewal(opts: RenewalOptions): { stop(): void } {
   let current = opts.initial;
   let running = false;
+  const errors = createRepeatGate(ERROR_REMINDER_MS);
   const check = async () => {
     if (running) return; // a slow key generation must not stack up checks
     running = true;
     try {
       const next = await opts.load();
+      errors.reset();
       const serverChanged = next.serverCertPEM !== current.serverCertPEM;
       const trustChanged = next.trustBundlePEM !== current.trustBundlePEM;
       if (!serverChanged && !trustChanged && next.clientCAsPEM === current.clientCAsPEM) return;
@@ -53,7 +57,12 @@ export function startRenewal(opts: RenewalOptions): { stop(): void } {
         );
       }
     } catch (err) {
-      opts.logger.error({ err }, 'certificate check failed; still serving the current certificate');
+      // Once per distinct problem (and hourly while it lasts), not on every check.
+      const level = errors.pass(String((err as Error)?.message)) ? 'error' : 'debug';
+      opts.logger[level](
+        { err },
+        'certificate check failed; still serving the current certificate',
+      );
     } finally {
       running = false;
     }
