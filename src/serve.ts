@@ -85,6 +85,16 @@ export async function serve(config: Config, logger: Logger): Promise<RunningProx
     logger,
     initial: material,
     swap: (next) => pub.setMaterial(next),
+    watch: [
+      ...(config.tls.cert !== '' ? [config.tls.cert, config.tls.key, config.tls.ca] : []),
+      ...(config.tls.cert === '' || config.tls.clientAuth
+        ? [FILES.caCert, FILES.nextCACert, FILES.previousCACert, FILES.serverCert].map((f) =>
+            join(dir, f),
+          )
+        : []),
+    ]
+      .filter((f) => f !== '')
+      .map((f) => resolve(f)),
   });
   const address = await listenOrExplain(() => pub.listen(), config.listen, 'listen');
   let admin: AdminServer | undefined;

@@ -233,6 +233,36 @@ describe('a supplied certificate', () => {
     }
   });
 
+  it('notices a replaced certificate at once, without waiting for the next check', async () => {
+    const dir = d('watched');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'cert.pem'), readFileSync(d('leaf-one-fullchain.crt')));
+    writeFileSync(join(dir, 'key.pem'), readFileSync(d('leaf-one.key')));
+    const proxy = await startProxy({
+      backend: registry.url,
+      tlsDir: d('tls-watched'),
+      env: {
+        RTP_TLS_CERT: join(dir, 'cert.pem'),
+        RTP_TLS_KEY: join(dir, 'key.pem'),
+        RTP_TLS_CA: d('root.crt'),
+        RTP_TLS_CHECK_INTERVAL: '1h',
+      },
+    });
+    try {
+      const root = readFileSync(d('root.crt'), 'utf8');
+      expect(await servedSubject(proxy.port, root)).toBe('leaf-one');
+      issueLeaf('leaf-watched', 20);
+      writeFileSync(join(dir, 'key.new'), readFileSync(d('leaf-watched.key')));
+      writeFileSync(join(dir, 'cert.new'), readFileSync(d('leaf-watched-fullchain.crt')));
+      renameSync(join(dir, 'key.new'), join(dir, 'key.pem'));
+      renameSync(join(dir, 'cert.new'), join(dir, 'cert.pem'));
+      await waitForOutput(proxy.child, proxy.output, /swapped in a new server certificate/, 10_000);
+      expect(await servedSubject(proxy.port, root)).toBe('leaf-watched');
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('serves a full chain that skopeo verifies, reloads a replaced file, and keeps serving through a bad one', async () => {
     const dir = d('live');
     mkdirSync(dir);

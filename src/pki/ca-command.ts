@@ -83,7 +83,7 @@ function readOptional(dir: string, name: string): X509Certificate | undefined {
 }
 
 const PICKUP = (config: Config) =>
-  `running proxies pick this up within tls.checkInterval (${formatDuration(config.tls.checkInterval)}), or restart them`;
+  `running proxies on this machine pick this up within seconds (they watch tls.dir), others sharing the directory within tls.checkInterval (${formatDuration(config.tls.checkInterval)})`;
 
 /** `ca rotate [--cancel]`: step 1 of a rotation, or dropping it. */
 export async function rotateCA(config: Config, args: readonly string[]): Promise<string> {
