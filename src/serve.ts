@@ -8,9 +8,9 @@ import { createAdminServer, type AdminServer } from './admin/server.js';
 import { parseHostPort, type Config } from './config/schema.js';
 import { RTPError } from './errors.js';
 import type { Logger } from './log.js';
-import { computeSANs, readMachineIdentity } from './pki/sans.js';
-import { FILES, clientCABundle, loadOrCreateCA, loadOrCreateTLS } from './pki/store.js';
-import { suppliedLoader } from './pki/supplied.js';
+import { readMachineIdentity } from './pki/sans.js';
+import { certificateSource } from './pki/source.js';
+import { FILES } from './pki/store.js';
 import { createPublicServer } from './proxy/server.js';
 import { startRenewal } from './tls/renewal.js';
 
@@ -21,24 +21,8 @@ export interface RunningProxy {
 export async function serve(config: Config, logger: Logger): Promise<RunningProxy> {
   const machine = readMachineIdentity();
   const dir = resolve(config.tls.dir);
-  // Supplied certificates are re-read (and re-checked) on every check; auto-issued ones renewed.
-  // Client certificates (tls.clientAuth) are always signed by the proxy's own CA in tls.dir.
-  const loadSupplied = suppliedLoader(config, logger);
-  const load =
-    config.tls.cert !== ''
-      ? async () => {
-          const supplied = loadSupplied();
-          if (!config.tls.clientAuth) return supplied;
-          const cas = await loadOrCreateCA({ dir, caLifetimeMs: config.tls.caLifetime });
-          return { ...supplied, clientCAsPEM: clientCABundle(cas) };
-        }
-      : () =>
-          loadOrCreateTLS({
-            dir,
-            sans: computeSANs(config.tls.names, readMachineIdentity()),
-            certLifetimeMs: config.tls.certLifetime,
-            caLifetimeMs: config.tls.caLifetime,
-          });
+  const source = certificateSource(config, logger);
+  const load = () => source.load();
   const material = await load();
   if (material.created.ca) logger.info({ dir }, 'created a new CA');
   if (material.created.server) {
@@ -67,17 +51,6 @@ export async function serve(config: Config, logger: Logger): Promise<RunningProx
     );
   }
 
-  const caLeftMs = material.caNotAfter.getTime() - Date.now();
-  if (caLeftMs < config.tls.caWarnBefore) {
-    logger.warn(
-      {
-        caNotAfter: material.caNotAfter.toISOString(),
-        daysLeft: Math.floor(caLeftMs / 86_400_000),
-      },
-      'the CA expires soon: clients will then reject this proxy; rotate it now with "registry-tls-proxy ca rotate"',
-    );
-  }
-
   const pub = createPublicServer(config, material, logger);
   const renewal = startRenewal({
     load,
@@ -85,16 +58,7 @@ export async function serve(config: Config, logger: Logger): Promise<RunningProx
     logger,
     initial: material,
     swap: (next) => pub.setMaterial(next),
-    watch: [
-      ...(config.tls.cert !== '' ? [config.tls.cert, config.tls.key, config.tls.ca] : []),
-      ...(config.tls.cert === '' || config.tls.clientAuth
-        ? [FILES.caCert, FILES.nextCACert, FILES.previousCACert, FILES.serverCert].map((f) =>
-            join(dir, f),
-          )
-        : []),
-    ]
-      .filter((f) => f !== '')
-      .map((f) => resolve(f)),
+    watch: source.watch,
   });
   const address = await listenOrExplain(() => pub.listen(), config.listen, 'listen');
   let admin: AdminServer | undefined;

@@ -37,7 +37,8 @@ describe('CA rotation without breaking clients', () => {
     'ca-rotation',
     { auth: { kind: 'none' } },
     // Polling is out of the picture: the proxy must notice `ca rotate`/`ca switch` by watching tls.dir.
-    { RTP_TLS_CHECK_INTERVAL: '1h' },
+    // A 10-year CA inside an 11-year warning window: the proxy must say to rotate.
+    { RTP_TLS_CHECK_INTERVAL: '1h', RTP_TLS_CA_WARN_BEFORE: '11y' },
   );
   let proxy: Proxy;
   let image: OCIImage;
@@ -72,6 +73,14 @@ describe('CA rotation without breaking clients', () => {
       dest,
     ]);
     expect(push.code, push.stderr).toBe(0);
+  });
+
+  it('warns at start-up that the CA expires soon, naming `ca rotate`', () => {
+    const warning = proxy
+      .logLines()
+      .find((l) => String(l['msg']).startsWith('the CA expires soon'));
+    expect(warning).toMatchObject({ level: 'warn', caFingerprint256: oldFingerprint });
+    expect(String(warning?.['msg'])).toContain('registry-tls-proxy ca rotate');
   });
 
   it('step 1, `ca rotate`: creates the next CA and the running proxy serves both at /ca.crt', async () => {
