@@ -98,8 +98,24 @@ describe('registry-tls-proxy ca', () => {
     expect(exported.status, exported.stderr).toBe(0);
     expect(statSync(out).mode & 0o777).toBe(0o600);
     expect(readFileSync(out, 'utf8')).toContain('PRIVATE KEY');
+    expect(readFileSync(out, 'utf8')).toMatch(/^# the CA: restore the certificate as ca\.crt/);
     const again = run(['ca', 'export', '--out', out], env);
     expect(again.status).toBe(1);
     expect(again.stderr).toMatch(/never overwritten/);
+
+    // During a rotation the backup holds the next CA too, and its key matches it.
+    expect(run(['ca', 'rotate'], env).status).toBe(0);
+    const during = join(tmp.path, 'ca-backup-rotation.pem');
+    expect(run(['ca', 'export', '--out', during], env).status).toBe(0);
+    const text = readFileSync(during, 'utf8');
+    expect(text).toContain('restore the certificate as ca-next.crt and the key as ca-next.key');
+    const blocks = text.match(/-----BEGIN [A-Z ]+-----[\s\S]+?-----END [A-Z ]+-----/g) ?? [];
+    expect(blocks).toHaveLength(4);
+    const { createPrivateKey } = await import('node:crypto');
+    const nextCert = new X509Certificate(blocks[2]!);
+    expect(nextCert.fingerprint256).toBe(
+      new X509Certificate(readFileSync(join(tlsDir, 'ca-next.crt'))).fingerprint256,
+    );
+    expect(nextCert.checkPrivateKey(createPrivateKey(blocks[3]!))).toBe(true);
   });
 });

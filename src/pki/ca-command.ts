@@ -133,10 +133,23 @@ export async function switchCACommand(config: Config, args: readonly string[]): 
   ].join('\n');
 }
 
-/** Writes the CA certificate and key to `out` (0600), refusing to overwrite. */
+/**
+ * Writes the CA certificate and key to `out` (0600), refusing to overwrite; during a
+ * rotation the next CA too. Each pair is preceded by a line saying where it goes back.
+ */
 export function exportCA(config: Config, out: string): string {
   const dir = resolve(config.tls.dir);
-  const bundle = read(dir, FILES.caCert) + read(dir, FILES.caKey);
+  const pairs: Array<[string, string, string]> = [['the CA', FILES.caCert, FILES.caKey]];
+  if (readOptional(dir, FILES.nextCACert)) {
+    pairs.push(['the next CA (rotation in progress)', FILES.nextCACert, FILES.nextCAKey]);
+  }
+  const bundle = pairs
+    .map(
+      ([what, cert, key]) =>
+        `# ${what}: restore the certificate as ${cert} and the key as ${key} (mode 0600)\n` +
+        pemBundle([read(dir, cert), read(dir, key)]),
+    )
+    .join('');
   try {
     writeFileSync(out, bundle, { mode: 0o600, flag: 'wx' });
   } catch (err) {
@@ -146,5 +159,9 @@ export function exportCA(config: Config, out: string): string {
       { cause: err },
     );
   }
-  return `wrote the CA certificate and private key to ${out} (mode 0600); keep it offline\n`;
+  const what =
+    pairs.length > 1
+      ? 'the CA and the next CA (certificates and keys)'
+      : 'the CA certificate and private key';
+  return `wrote ${what} to ${out} (mode 0600); keep it offline\n`;
 }
