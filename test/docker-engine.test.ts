@@ -31,6 +31,7 @@ import {
   readCA,
   startProxy,
   tempDir,
+  waitForOutput,
   type Proxy,
   type Registry,
 } from './helpers/processes.js';
@@ -256,6 +257,7 @@ describe('the docker engine verifies the proxy strictly, then trusts its CA', SL
     expect(refused.output).toMatch(
       /Error response from daemon: .*remote error: tls: certificate required/,
     );
+    await waitForOutput(mtlsProxy.child, mtlsProxy.output, /"reason":"client_cert_missing"/);
     const logged = mtlsProxy.logLines().find((l) => l['reason'] === 'client_cert_missing');
     expect(logged?.['client']).toBe(host!.hostAddress);
 
