@@ -4,14 +4,14 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS, type Config } from '../config/schema.js';
 import { CLIENT_FILES, issueClient, parseIssueClientArgs } from './client-cert.js';
 import { startRotation } from './rotation.js';
-import { FILES, readCASet, trustBundle } from './store.js';
+import { FILES, loadOrCreateCA, readCASet, trustBundle } from './store.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const TIMEOUT_MS = 60_000;
@@ -99,6 +99,20 @@ describe('issueClient', () => {
   let issuedAt = 0;
 
   beforeAll(async () => {
+    // Before the proxy ever ran: refused, nothing created (a stray CA would be useless).
+    const refused = await issueClient(
+      configWith(false),
+      parseIssueClientArgs(['early', '--out', join(tmp, 'early')]),
+    ).then(
+      () => ({}) as { code?: string; message?: string },
+      (e: unknown) => e as { code?: string; message?: string },
+    );
+    expect(refused).toMatchObject({ code: 'CA_MISSING' });
+    expect(refused.message).toMatch(/start the proxy once/);
+    expect(existsSync(tlsDir)).toBe(false);
+    expect(existsSync(join(tmp, 'early'))).toBe(false);
+
+    await loadOrCreateCA({ dir: tlsDir, caLifetimeMs: DEFAULTS.tls.caLifetime });
     out = join(tmp, 'ci-runner');
     issuedAt = Date.now();
     output = await issueClient(

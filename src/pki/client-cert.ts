@@ -11,7 +11,7 @@ import { formatDuration, parseDuration, type Config } from '../config/schema.js'
 import { RTPError } from '../errors.js';
 import { CERTS_DIRS } from '../trust/layout.js';
 import { issueClientCertificate } from './issue.js';
-import { loadOrCreateCA } from './store.js';
+import { readCASet } from './store.js';
 import { configuredTrustBundle } from './trust-bundle.js';
 
 const DEFAULT_LIFETIME_MS = 365 * 86_400_000;
@@ -80,10 +80,9 @@ export async function issueClient(config: Config, args: IssueClientArgs): Promis
       `${existing.join(', ')} already exist${existing.length === 1 ? 's' : ''}; choose another --out directory (existing files are never overwritten)`,
     );
   }
-  const cas = await loadOrCreateCA({
-    dir: resolve(config.tls.dir),
-    caLifetimeMs: config.tls.caLifetime,
-  });
+  // Never a new CA here: a client certificate from a CA the proxy does not use is useless
+  // (a wrong working directory with the relative default tls.dir would do just that).
+  const cas = await readCASet(resolve(config.tls.dir));
   const trust = await configuredTrustBundle(config);
   const issued = await issueClientCertificate({
     ca: { certPEM: cas.active.certPEM, key: cas.active.key },

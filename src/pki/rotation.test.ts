@@ -5,7 +5,7 @@
  * directories; a few template directories are made once and copied per test, because a
  * 3072-bit CA costs a second or two.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import {
   cpSync,
@@ -49,6 +49,8 @@ vi.mock('node:fs', async (importOriginal) => {
 const DAY_MS = 24 * 60 * 60 * 1000;
 const CA_LIFETIME_MS = 3650 * DAY_MS;
 const TIMEOUT_MS = 60_000;
+/** How long a read stalls with another process switching meanwhile. */
+const STALL_MS = 1500;
 const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 const root = mkdtempSync(join(tmpdir(), 'rtp-rotation-test-'));
@@ -403,69 +405,53 @@ describe('readers during a switch', () => {
 
   /**
    * Another replica runs `ca switch` (the real one, from dist/, built by the global set-up)
-   * in a child process at an exact point of this process's read: just before it opens
-   * `file`. spawnSync blocks this process meanwhile, as a slow disk or the scheduler might.
+   * in a child process started at an exact point of this process's read: just before it
+   * opens `file`. This process then stalls there for a while (as a slow disk or the
+   * scheduler might), giving the switch every chance to run in the middle of the read.
    */
-  function switchInAnotherProcessBefore(dir: string, file: string): void {
+  function switchInAnotherProcessBefore(dir: string, file: string): Promise<number | null> {
     const rotationModule = fileURLToPath(new URL('../../dist/pki/rotation.js', import.meta.url));
-    fsHook.beforeRead = (path) => {
-      if (path !== join(dir, file)) return;
-      fsHook.beforeRead = undefined;
-      const child = spawnSync(
-        process.execPath,
-        [
-          '--input-type=module',
-          '-e',
-          `const { switchCA } = await import(${JSON.stringify(rotationModule)});
-           await switchCA(process.argv[1]);`,
-          dir,
-        ],
-        { encoding: 'utf8' },
-      );
-      if (child.status !== 0) throw new Error(`ca switch in a child process: ${child.stderr}`);
-    };
+    return new Promise((resolveExit) => {
+      fsHook.beforeRead = (path) => {
+        if (path !== join(dir, file)) return;
+        fsHook.beforeRead = undefined;
+        const child = spawn(
+          process.execPath,
+          [
+            '--input-type=module',
+            '-e',
+            `const { switchCA } = await import(${JSON.stringify(rotationModule)});
+             await switchCA(process.argv[1]);`,
+            dir,
+          ],
+          { stdio: 'ignore' },
+        );
+        child.on('exit', (code) => resolveExit(code));
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, STALL_MS);
+      };
+    });
   }
   afterEach(() => {
     fsHook.beforeRead = undefined;
   });
 
-  /*
-   * BUG: readCASet retries a torn read only while the lock file exists. A switch that
-   * completes between reading ca.crt and ca.key (lock already released) leaves the old
-   * certificate with the new key: CA_KEY_MISMATCH escapes to the caller (a replica's
-   * start-up fails; its periodic check logs an error). The same gap lets CA_MISSING
-   * escape when ca.crt is found missing mid-switch. Remove `.fails` once fixed.
-   */
-  it.fails(
-    'a switch by another process between reading ca.crt and ca.key: readCASet returns the new pair',
-    async () => {
+  it.each([
+    ['ca.crt and ca.key', FILES.caKey],
+    ['ca.crt and ca-next.crt', FILES.nextCACert],
+  ])(
+    'a switch by another process between reading %s waits for the read: the set is the one from before, then the one from after',
+    async (_between, file) => {
       const dir = copyOf(rotating);
-      switchInAnotherProcessBefore(dir, FILES.caKey);
+      const switched = switchInAnotherProcessBefore(dir, file);
       const set = await readCASet(dir);
-      expect(fsHook.beforeRead).toBeUndefined(); // the switch did happen mid-read
-      expect(set.active.cert.fingerprint256).toBe(fingerprintB);
+      expect(fsHook.beforeRead).toBeUndefined(); // the other process did start mid-read
       expect(checkSet(set)).toEqual([]);
-    },
-    TIMEOUT_MS,
-  );
-
-  /*
-   * BUG: readCASet reads ca.crt, then ca-next.crt, then ca-previous.crt with nothing to
-   * tie them together. A switch in between yields {active A, previous A} without B, the
-   * CA that now signs: /ca.crt serves A alone until the next check, and a client that
-   * runs `trust` then fails once the proxy re-issues from B. Switching back the same way
-   * yields {active B, next B}: A drops out of the client CAs (tls.clientAuth). Remove
-   * `.fails` once fixed.
-   */
-  it.fails(
-    'a switch by another process between reading ca.crt and ca-next.crt: the set is the one before or after',
-    async () => {
-      const dir = copyOf(rotating);
-      switchInAnotherProcessBefore(dir, FILES.nextCACert);
-      const set = await readCASet(dir);
-      expect(fsHook.beforeRead).toBeUndefined();
-      expect(checkSet(set)).toEqual([]);
-      expect(trustBundle(set).fingerprints).toContain(fingerprintB);
+      expect(trustBundle(set).fingerprints).toEqual([fingerprintA, fingerprintB]);
+      expect(await switched).toBe(0);
+      const after = await readCASet(dir);
+      expect(checkSet(after)).toEqual([]);
+      expect(after.active.cert.fingerprint256).toBe(fingerprintB);
+      expect(after.previous?.cert.fingerprint256).toBe(fingerprintA);
     },
     TIMEOUT_MS,
   );

@@ -128,19 +128,20 @@ export async function writeNewCA(
 }
 
 /**
- * Reads the CAs of `dir`. A `ca switch` renames files under the lock; a reader that
- * catches it halfway (a certificate without its key) waits for the lock and reads again.
+ * Reads the CAs of `dir` under the directory lock: a `ca switch` renames several
+ * files, and a reader must see all of them from before it or all from after it
+ * (never the old certificate with the new key, or the old active CA beside itself
+ * as previous). Callers that already hold the lock say so.
  */
 export async function readCASet(dir: string, opts: { holdingLock?: boolean } = {}): Promise<CASet> {
-  try {
-    return readCASetOnce(dir);
-  } catch (err) {
-    if (opts.holdingLock || !(err instanceof PKIError) || !existsSync(join(dir, LOCK_FILE))) {
-      throw err;
-    }
-    await withLock(dir, async () => undefined);
-    return readCASetOnce(dir);
+  if (opts.holdingLock) return readCASetOnce(dir);
+  if (!existsSync(dir)) {
+    throw new PKIError(
+      'CA_MISSING',
+      `tls.dir ${dir} does not exist; start the proxy once (it creates the CA) or point tls.dir / RTP_TLS_DIR at its directory`,
+    );
   }
+  return withLock(dir, async () => readCASetOnce(dir));
 }
 
 function readCASetOnce(dir: string): CASet {

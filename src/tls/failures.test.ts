@@ -284,7 +284,7 @@ describe('a client with nothing in common with the proxy', () => {
    * ERR_SSL_NO_SUITABLE_KEY_SHARE, missing from NO_SHARED: classified 'other'.
    * Remove `.fails` once fixed.
    */
-  it.fails('TLS 1.3 with FFDHE groups only → no_shared_protocol', async () => {
+  it('TLS 1.3 with FFDHE groups only → no_shared_protocol', async () => {
     const outcome = await handshake(
       sClient('-CAfile', 'ca.crt', '-tls1_3', '-groups', 'ffdhe2048'),
     );
@@ -356,7 +356,7 @@ describe('a client that does not speak TLS, or gives up', () => {
    * missing from NOT_TLS: classified 'other', routine false, so it is logged as a warning.
    * Remove `.fails` once fixed.
    */
-  it.fails.each([
+  it.each([
     ['a ClientHello claiming 132 KiB', record(0x16, 3, 1, 0, 5, 1, 2, 3, 4, 5)],
     ['an empty ClientHello', record(0x16, 3, 1, 0, 4, 1, 0, 0, 0)],
   ])('0x16 then %s → not_tls, routine', async (_name, bytes) => {

@@ -34,6 +34,8 @@ const NO_SHARED = new Set([
   'ERR_SSL_NO_SHARED_GROUPS',
   'ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM',
   'ERR_SSL_NO_PROTOCOLS_AVAILABLE',
+  // TLS 1.3 with no key-share group in common (e.g. a client offering FFDHE only).
+  'ERR_SSL_NO_SUITABLE_KEY_SHARE',
 ]);
 const NOT_TLS = new Set([
   'ERR_SSL_WRONG_VERSION_NUMBER',
@@ -44,6 +46,9 @@ const NOT_TLS = new Set([
   'ERR_SSL_UNEXPECTED_RECORD',
   'ERR_SSL_BAD_RECORD_TYPE',
   'ERR_SSL_LENGTH_MISMATCH',
+  // A record header followed by a broken ClientHello, as scanners send.
+  'ERR_SSL_EXCESSIVE_MESSAGE_SIZE',
+  'ERR_SSL_LENGTH_TOO_SHORT',
 ]);
 
 /** `trustCommand`: what to run on an untrusted client, e.g. `registry-tls-proxy trust --address HOST:PORT`. */
