@@ -320,8 +320,9 @@ function writePrivate(path: string, data: string): void {
   writeAtomic(path, data, 0o600);
 }
 
+/** Certificates, with Unix line ends (forge writes CRLF), so the file and /ca.crt are byte-identical. */
 function writePublic(path: string, data: string): void {
-  writeAtomic(path, data, 0o644);
+  writeAtomic(path, data.replace(/\r\n/g, '\n'), 0o644);
 }
 
 function writeAtomic(path: string, data: string, mode: number): void {
