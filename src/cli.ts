@@ -7,6 +7,7 @@ import { loadConfig } from './config/load.js';
 import { ConfigError, RTPError } from './errors.js';
 import { createLogger } from './log.js';
 import type { Config } from './config/schema.js';
+import { runCheck } from './check.js';
 import { issueClient, parseIssueClientArgs } from './pki/client-cert.js';
 import { exportCA, rotateCA, showCA, switchCACommand } from './pki/ca-command.js';
 import { serve } from './serve.js';
@@ -26,6 +27,9 @@ Usage:
   registry-tls-proxy issue-client NAME [--out DIR] [--lifetime DURATION]
                                              a client certificate for mutual TLS (tls.clientAuth):
                                              client.cert, client.key, ca.crt in docker's certs.d layout
+  registry-tls-proxy check [--url https://HOST:PORT]
+                                             check certificates, the backend (401 = healthy) and the
+                                             running proxy once; exit 1 on a problem (HEALTHCHECK)
   registry-tls-proxy version                 print the version
   registry-tls-proxy help                    this text
 
@@ -49,6 +53,8 @@ async function main(argv: string[]): Promise<number> {
       return runTrustCommand(rest);
     case 'ca':
       return runCACommand(rest);
+    case 'check':
+      return runCheckCommand(rest);
     case 'issue-client': {
       const { file, rest: more } = takeConfigFlag(rest);
       return withConfig(file, (config) => issueClient(config, parseIssueClientArgs(more)));
@@ -153,6 +159,23 @@ async function withConfig(
     }
     throw err;
   }
+}
+
+/** Exit 0 healthy, 1 a problem found, 2 bad usage or configuration. */
+async function runCheckCommand(args: string[]): Promise<number> {
+  const { file, rest } = takeConfigFlag(args);
+  let url: string | undefined;
+  for (let i = 0; i < rest.length; i++) {
+    if (rest[i] === '--url' && rest[i + 1]) url = rest[++i];
+    else return usageError(`check: unknown argument ${JSON.stringify(rest[i])}`);
+  }
+  let healthy = false;
+  const code = await withConfig(file, async (config) => {
+    const report = await runCheck(config, url === undefined ? {} : { url });
+    healthy = report.ok;
+    return report.text;
+  });
+  return code === 0 && !healthy ? 1 : code;
 }
 
 async function runTrustCommand(args: string[]): Promise<number> {

@@ -3,9 +3,11 @@
  * listener, and the start-up log lines that tell an operator what to do next.
  */
 import { X509Certificate } from 'node:crypto';
+import { Agent } from 'node:http';
 import { join, resolve } from 'node:path';
 import { createAdminServer, type AdminServer } from './admin/server.js';
 import { parseHostPort, type Config } from './config/schema.js';
+import { startHealthMonitor } from './health/monitor.js';
 import { RTPError } from './errors.js';
 import type { Logger } from './log.js';
 import { readMachineIdentity } from './pki/sans.js';
@@ -51,7 +53,16 @@ export async function serve(config: Config, logger: Logger): Promise<RunningProx
     );
   }
 
-  const pub = createPublicServer(config, material, logger);
+  // Until the first probe ends, /readyz says "starting" (503): never ready on a guess.
+  const health = startHealthMonitor({
+    backend: new URL(config.backend),
+    timeoutMs: config.health.timeout,
+    allowAnonymous: config.health.allowAnonymous,
+    agent: new Agent({ keepAlive: true, maxSockets: 1 }),
+    intervalMs: config.health.interval,
+    logger,
+  });
+  const pub = createPublicServer(config, material, logger, { verdict: health.current });
   const renewal = startRenewal({
     load,
     checkIntervalMs: config.tls.checkInterval,
@@ -63,7 +74,7 @@ export async function serve(config: Config, logger: Logger): Promise<RunningProx
   const address = await listenOrExplain(() => pub.listen(), config.listen, 'listen');
   let admin: AdminServer | undefined;
   if (config.admin.listen !== '') {
-    admin = createAdminServer(config.admin.listen, pub.metrics.registry);
+    admin = createAdminServer(config.admin.listen, pub.metrics.registry, health.current);
     const adminAddress = await listenOrExplain(
       () => admin!.listen(),
       config.admin.listen,
@@ -71,7 +82,7 @@ export async function serve(config: Config, logger: Logger): Promise<RunningProx
     );
     logger.info(
       { address: `${adminAddress.address}:${adminAddress.port}` },
-      'admin listener (/healthz, /metrics)',
+      'admin listener (/healthz, /readyz, /metrics)',
     );
   }
 
@@ -98,6 +109,7 @@ export async function serve(config: Config, logger: Logger): Promise<RunningProx
   return {
     async close() {
       renewal.stop();
+      health.stop();
       await Promise.all([pub.close(), admin?.close()]);
     },
   };

@@ -6,13 +6,19 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { parseHostPort } from '../config/schema.js';
+import type { Verdict } from '../health/probe.js';
+import { verdictBody } from '../health/report.js';
 
 export interface AdminServer {
   listen(): Promise<AddressInfo>;
   close(): Promise<void>;
 }
 
-export function createAdminServer(listen: string, metrics: Registry): AdminServer {
+export function createAdminServer(
+  listen: string,
+  metrics: Registry,
+  verdict: () => Verdict,
+): AdminServer {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -22,7 +28,19 @@ export function createAdminServer(listen: string, metrics: Registry): AdminServe
       return;
     }
     if (path === '/healthz') {
+      // Liveness: this process answers. The backend's state is /readyz's business.
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}\n');
+      return;
+    }
+    if (path === '/readyz') {
+      // Readiness: the cached verdict of the backend probe (401 with a challenge = healthy).
+      const v = verdict();
+      res
+        .writeHead(v.healthy ? 200 : 503, {
+          'content-type': 'application/json',
+          'cache-control': 'no-store',
+        })
+        .end(`${JSON.stringify(verdictBody(v))}\n`);
       return;
     }
     if (path === '/metrics') {
@@ -37,7 +55,7 @@ export function createAdminServer(listen: string, metrics: Registry): AdminServe
     }
     res
       .writeHead(404, { 'content-type': 'text/plain' })
-      .end('not found; try /healthz or /metrics\n');
+      .end('not found; try /healthz, /readyz or /metrics\n');
   });
   const { host, port } = parseHostPort(listen) ?? { host: '127.0.0.1', port: 5480 };
   return {

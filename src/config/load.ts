@@ -10,6 +10,7 @@ import { ConfigError, type ConfigProblem } from '../errors.js';
 import {
   DEFAULTS,
   FIELDS,
+  formatDuration,
   parseDuration,
   parseHostPort,
   type Config,
@@ -79,6 +80,12 @@ export function loadConfig({ file, env = process.env }: LoadOptions = {}): Confi
   }
   if (config.tls.certLifetime >= config.tls.caLifetime) {
     problems.push({ path: 'tls.certLifetime', message: 'must be shorter than tls.caLifetime' });
+  }
+  if (config.health.timeout >= config.health.interval) {
+    problems.push({
+      path: 'health.timeout',
+      message: `must be shorter than health.interval (${formatDuration(config.health.interval)}): one probe at a time`,
+    });
   }
   if (problems.length > 0) {
     throw new ConfigError(problems, file ?? '(defaults and environment)');

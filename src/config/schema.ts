@@ -36,8 +36,18 @@ export interface Config {
     clientAuth: boolean;
   };
   admin: {
-    /** Operational endpoints (`/healthz`, `/metrics`), plain HTTP; empty string turns it off. */
+    /** Operational endpoints (`/healthz`, `/readyz`, `/metrics`), plain HTTP; empty string turns it off. */
     listen: string;
+  };
+  health: {
+    /** How often the backend's /v2/ is probed, ms; load balancers read the cached verdict. */
+    interval: number;
+    /** A probe that takes longer counts as the backend being down, ms. */
+    timeout: number;
+    /** Count a registry that answers 200 to anonymous users as healthy (a deliberately open registry). */
+    allowAnonymous: boolean;
+    /** Path on the public port answering 200/503 with the verdict, for balancers that only see that port; '' = off. */
+    publicPath: string;
   };
   timeouts: {
     /** Close a client connection when no bytes move in either direction for this long. */
@@ -75,6 +85,12 @@ export const DEFAULTS: Config = {
   },
   admin: {
     listen: '127.0.0.1:5480',
+  },
+  health: {
+    interval: 10_000,
+    timeout: 5_000,
+    allowAnonymous: false,
+    publicPath: '/_proxy/health',
   },
   timeouts: {
     clientIdleMs: 120_000,
@@ -187,6 +203,15 @@ export const FIELDS: Readonly<Record<string, FieldSpec>> = {
   'tls.certWarnBefore': duration(0, 398 * DAY_MS),
   'tls.clientAuth': bool,
   'admin.listen': string((v) => (v === '' ? undefined : checkHostPort(v))),
+  'health.interval': duration(1000, 3_600_000),
+  'health.timeout': duration(100, 60_000),
+  'health.allowAnonymous': bool,
+  'health.publicPath': string((v) =>
+    v === '' ||
+    (/^\/[A-Za-z0-9._~\/-]*$/.test(v) && !/^\/v2(\/|$)/.test(v) && !/(^|\/)\.\.?(\/|$)/.test(v))
+      ? undefined
+      : `must be a path like /_proxy/health (not under /v2/, no dot segments) or '' to turn it off, got ${JSON.stringify(v)}`,
+  ),
   'timeouts.clientIdleMs': int(1000, 86_400_000),
   'timeouts.headersMs': int(1000, 600_000),
   'timeouts.keepAliveMs': int(100, 3_600_000),

@@ -1,44 +1,180 @@
 /**
- * Prometheus metrics, served on the admin listener only. One prefix, base units.
+ * Prometheus metrics, served on the admin listener only. One prefix (rtp_),
+ * base units (seconds, bytes), counters ending in _total.
  */
 import type { Agent } from 'node:http';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Verdict, VerdictStatus } from '../health/probe.js';
+import type { TLSMaterial } from '../pki/store.js';
+import type { TLSFailureReason } from '../tls/failures.js';
+import type { Operation } from './operation.js';
 
 export const PREFIX = 'rtp_';
 
+/** Handshake failure reasons as metric labels: the classifier's, plus plain HTTP caught before TLS. */
+export type HandshakeFailureLabel = TLSFailureReason | 'plain_http';
+
 export interface ProxyMetrics {
   registry: Registry;
-  requests: Counter<'method' | 'status_class'>;
+  requests: Counter<'operation' | 'status_class'>;
+  duration: Histogram<'operation'>;
+  receivedBytes: Counter<'operation'>;
+  sentBytes: Counter<'operation'>;
   upstreamErrors: Counter<'kind'>;
+  handshakes: Counter;
+  handshakeFailures: Counter<'reason'>;
+  hostNotCovered: Counter;
 }
 
+export interface MetricSources {
+  agent: Agent;
+  /** The material being served, for certificate expiry. */
+  material: () => TLSMaterial;
+  /** The backend verdict, when health probing runs. */
+  verdict?: () => Verdict | undefined;
+}
+
+const VERDICTS: readonly VerdictStatus[] = ['healthy', 'open', 'down'];
+/** From a cached manifest HEAD (ms) to a multi-GB layer (minutes). */
+const DURATION_BUCKETS = [
+  0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
+];
+
 /** A fresh registry per proxy (never prom-client's global one), so tests and reloads start clean. */
-export function createMetrics(agent: Agent): ProxyMetrics {
+export function createMetrics(sources: MetricSources): ProxyMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: PREFIX });
+  const registers = [registry];
   const requests = new Counter({
     name: `${PREFIX}requests_total`,
-    help: 'Requests answered on the public port, by method and status class.',
-    labelNames: ['method', 'status_class'] as const,
-    registers: [registry],
+    help: 'Requests answered on the public port, by registry operation and status class (2xx…5xx; none when the client left before an answer).',
+    labelNames: ['operation', 'status_class'] as const,
+    registers,
+  });
+  const duration = new Histogram({
+    name: `${PREFIX}request_duration_seconds`,
+    help: 'Time from request to the end of the response, by registry operation.',
+    labelNames: ['operation'] as const,
+    buckets: DURATION_BUCKETS,
+    registers,
+  });
+  const receivedBytes = new Counter({
+    name: `${PREFIX}received_bytes_total`,
+    help: 'Request body bytes received from clients, by registry operation.',
+    labelNames: ['operation'] as const,
+    registers,
+  });
+  const sentBytes = new Counter({
+    name: `${PREFIX}sent_bytes_total`,
+    help: 'Response body bytes sent to clients, by registry operation.',
+    labelNames: ['operation'] as const,
+    registers,
   });
   const upstreamErrors = new Counter({
     name: `${PREFIX}upstream_errors_total`,
-    help: 'Failed requests to the backend registry, by kind.',
+    help: 'Failed requests to the backend registry, by kind (refused, reset, timeout, other).',
     labelNames: ['kind'] as const,
-    registers: [registry],
+    registers,
   });
   new Gauge({
     name: `${PREFIX}upstream_sockets`,
     help: 'Sockets to the backend registry, by state (active: carrying a request; idle: kept alive).',
     labelNames: ['state'] as const,
-    registers: [registry],
+    registers,
     collect() {
-      this.set({ state: 'active' }, countSockets(agent.sockets));
-      this.set({ state: 'idle' }, countSockets(agent.freeSockets));
+      this.set({ state: 'active' }, countSockets(sources.agent.sockets));
+      this.set({ state: 'idle' }, countSockets(sources.agent.freeSockets));
     },
   });
-  return { registry, requests, upstreamErrors };
+  const handshakes = new Counter({
+    name: `${PREFIX}tls_handshakes_total`,
+    help: 'Completed TLS handshakes on the public port.',
+    registers,
+  });
+  const handshakeFailures = new Counter({
+    name: `${PREFIX}tls_handshake_failures_total`,
+    help: 'Failed TLS handshakes on the public port, by reason: untrusted_ca (the client does not trust our CA), no_shared_protocol, plain_http, client_cert_missing, client_cert_rejected, not_tls, aborted, other.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const hostNotCovered = new Counter({
+    name: `${PREFIX}requests_host_not_covered_total`,
+    help: "Requests whose Host is not covered by the served certificate's SANs (such clients skip verification or will fail it).",
+    registers,
+  });
+  new Gauge({
+    name: `${PREFIX}certificate_expiry_timestamp_seconds`,
+    help: 'When the served certificate (certificate="server") and the CA that signed it (certificate="ca") expire, Unix time.',
+    labelNames: ['certificate'] as const,
+    registers,
+    collect() {
+      const m = sources.material();
+      this.set({ certificate: 'server' }, m.serverNotAfter.getTime() / 1000);
+      this.set({ certificate: 'ca' }, m.caNotAfter.getTime() / 1000);
+    },
+  });
+  if (sources.verdict) {
+    const verdict = sources.verdict;
+    new Gauge({
+      name: `${PREFIX}backend_up`,
+      help: 'Whether the last probe of the backend found it healthy (401 with a challenge; 200 only with health.allowAnonymous).',
+      registers,
+      collect() {
+        this.set(verdict()?.healthy ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}backend_verdict`,
+      help: 'The last probe verdict as a state set: healthy, open (answers anonymous users), down.',
+      labelNames: ['verdict'] as const,
+      registers,
+      collect() {
+        const current = verdict()?.status;
+        for (const v of VERDICTS) this.set({ verdict: v }, v === current ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}backend_probe_timestamp_seconds`,
+      help: 'When the backend was last probed, Unix time.',
+      registers,
+      collect() {
+        const v = verdict();
+        if (v) this.set(v.checkedAt.getTime() / 1000);
+      },
+    });
+  }
+  return {
+    registry,
+    requests,
+    duration,
+    receivedBytes,
+    sentBytes,
+    upstreamErrors,
+    handshakes,
+    handshakeFailures,
+    hostNotCovered,
+  };
+}
+
+/** Creates every labelled series at zero, so dashboards and alerts see them before the first event. */
+export function initSeries(metrics: ProxyMetrics, operations: readonly Operation[]): void {
+  for (const operation of operations) {
+    metrics.receivedBytes.inc({ operation }, 0);
+    metrics.sentBytes.inc({ operation }, 0);
+  }
+  for (const kind of ['refused', 'reset', 'timeout', 'other'])
+    metrics.upstreamErrors.inc({ kind }, 0);
+  const reasons: HandshakeFailureLabel[] = [
+    'untrusted_ca',
+    'no_shared_protocol',
+    'plain_http',
+    'client_cert_missing',
+    'client_cert_rejected',
+    'not_tls',
+    'aborted',
+    'other',
+  ];
+  for (const reason of reasons) metrics.handshakeFailures.inc({ reason }, 0);
 }
 
 function countSockets(pool: NodeJS.ReadOnlyDict<unknown[]>): number {

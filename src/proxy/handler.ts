@@ -20,6 +20,9 @@ import {
   sendRegistryError,
   upstreamFailure,
 } from './registry-error.js';
+import { verdictBody } from '../health/report.js';
+import type { Verdict } from '../health/probe.js';
+import { classifyOperation } from '../metrics/operation.js';
 import { installerScript } from '../trust/installer-script.js';
 import { rewriteAuthenticate, rewriteLocation, type RewriteContext } from './rewrite.js';
 
@@ -32,6 +35,10 @@ export interface HandlerOptions {
   metrics: ProxyMetrics;
   /** The CA bundle served at GET /ca.crt (public information): during a rotation, both CAs. */
   trustBundlePEM: () => string;
+  /** Whether the served certificate covers a Host (name or IP, no port). */
+  coversHost: (host: string) => boolean;
+  /** health.publicPath and the cached backend verdict; absent when turned off. */
+  health?: { path: string; verdict: () => Verdict };
 }
 
 /** Per-request state, kept on the response so that http-proxy's events can find it. */
@@ -165,13 +172,22 @@ export function createRequestHandler(opts: HandlerOptions) {
     const url = req.url ?? '/';
     const path = url.split('?', 1)[0] ?? '/';
     if (path === '/ca.crt' && (req.method === 'GET' || req.method === 'HEAD')) {
-      serveCACertificate(res, opts.trustBundlePEM());
-      logRequest(opts, req, res, { started: process.hrtime.bigint(), path, bytesIn: 0 });
+      const bytesOut = serveCACertificate(res, opts.trustBundlePEM());
+      logRequest(opts, req, res, { started: process.hrtime.bigint(), path, bytesIn: 0, bytesOut });
       return;
     }
     if (path === '/install-ca.sh' && (req.method === 'GET' || req.method === 'HEAD')) {
-      serveInstaller(req, res);
-      logRequest(opts, req, res, { started: process.hrtime.bigint(), path, bytesIn: 0 });
+      const bytesOut = serveInstaller(req, res);
+      logRequest(opts, req, res, { started: process.hrtime.bigint(), path, bytesIn: 0, bytesOut });
+      return;
+    }
+    if (
+      opts.health &&
+      path === opts.health.path &&
+      (req.method === 'GET' || req.method === 'HEAD')
+    ) {
+      const bytesOut = serveHealth(res, opts.health.verdict());
+      logRequest(opts, req, res, { started: process.hrtime.bigint(), path, bytesIn: 0, bytesOut });
       return;
     }
     const socket = req.socket;
@@ -205,6 +221,7 @@ export function createRequestHandler(opts: HandlerOptions) {
       });
       return;
     }
+    if (!opts.coversHost(hostOnly(host))) opts.metrics.hostNotCovered.inc();
     prepareRequestHeaders(req.headers, {
       clientAddress: socket.remoteAddress,
       host,
@@ -226,18 +243,51 @@ export function createRequestHandler(opts: HandlerOptions) {
   }
 }
 
-function serveCACertificate(res: ServerResponse, pem: string): void {
-  res.writeHead(200, {
-    'content-type': 'application/x-pem-file',
-    'content-length': Buffer.byteLength(pem),
-    'content-disposition': 'inline; filename="ca.crt"',
-    'cache-control': 'no-cache',
-  });
-  res.end(res.req.method === 'HEAD' ? undefined : pem);
+/** Answers with a small complete body; returns the body bytes sent. */
+function sendSmall(
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string>,
+  body: string,
+): number {
+  const head = res.req.method === 'HEAD';
+  res.writeHead(status, { ...headers, 'content-length': String(Buffer.byteLength(body)) });
+  res.end(head ? undefined : body);
+  return head ? 0 : Buffer.byteLength(body);
+}
+
+function serveCACertificate(res: ServerResponse, pem: string): number {
+  return sendSmall(
+    res,
+    200,
+    {
+      'content-type': 'application/x-pem-file',
+      'content-disposition': 'inline; filename="ca.crt"',
+      'cache-control': 'no-cache',
+    },
+    pem,
+  );
+}
+
+/** The backend verdict as a simple balancer reads it: 200 healthy, 503 not, with the reason. */
+function serveHealth(res: ServerResponse, verdict: Verdict): number {
+  return sendSmall(
+    res,
+    verdict.healthy ? 200 : 503,
+    { 'content-type': 'application/json', 'cache-control': 'no-store' },
+    `${JSON.stringify(verdictBody(verdict))}\n`,
+  );
+}
+
+/** host[:port] or [v6][:port] → the name or address alone. */
+function hostOnly(host: string): string {
+  const v6 = /^\[([^\]]+)\]/.exec(host);
+  if (v6) return v6[1] as string;
+  return host.replace(/:\d+$/, '');
 }
 
 /** The fingerprint-checking installer, defaulting to the host:port this client used. */
-function serveInstaller(req: IncomingMessage, res: ServerResponse): void {
+function serveInstaller(req: IncomingMessage, res: ServerResponse): number {
   const port = req.socket.localPort ?? 443;
   const host = req.headers.host ?? defaultHost(req.socket.localAddress, port);
   let script: string;
@@ -249,14 +299,14 @@ function serveInstaller(req: IncomingMessage, res: ServerResponse): void {
       code: 'UNSUPPORTED',
       message: 'the Host header is not a host[:port]',
     });
-    return;
+    return 0;
   }
-  res.writeHead(200, {
-    'content-type': 'text/x-shellscript; charset=utf-8',
-    'content-length': Buffer.byteLength(script),
-    'cache-control': 'no-cache',
-  });
-  res.end(req.method === 'HEAD' ? undefined : script);
+  return sendSmall(
+    res,
+    200,
+    { 'content-type': 'text/x-shellscript; charset=utf-8', 'cache-control': 'no-cache' },
+    script,
+  );
 }
 
 function defaultHost(address: string | undefined, port: number | undefined): string {
@@ -284,10 +334,15 @@ function logRequest(
   ex: Pick<Exchange, 'started' | 'path' | 'bytesIn'> & Partial<Exchange>,
 ): void {
   const status = res.headersSent ? res.statusCode : 0;
+  const operation = classifyOperation(req.method, ex.path);
+  const seconds = Number(process.hrtime.bigint() - ex.started) / 1e9;
   opts.metrics.requests.inc({
-    method: req.method ?? 'OTHER',
+    operation,
     status_class: status === 0 ? 'none' : `${Math.floor(status / 100)}xx`,
   });
+  opts.metrics.duration.observe({ operation }, seconds);
+  if (ex.bytesIn > 0) opts.metrics.receivedBytes.inc({ operation }, ex.bytesIn);
+  if (ex.bytesOut) opts.metrics.sentBytes.inc({ operation }, ex.bytesOut);
   opts.logger.info(
     {
       method: req.method,
@@ -295,7 +350,7 @@ function logRequest(
       status,
       bytesIn: ex.bytesIn,
       bytesOut: ex.bytesOut ?? 0,
-      durationMs: Number(process.hrtime.bigint() - ex.started) / 1e6,
+      durationMs: seconds * 1000,
       client: req.socket.remoteAddress,
       ...(ex.error ? { error: ex.error } : {}),
     },

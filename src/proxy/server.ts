@@ -2,14 +2,18 @@
  * The public listener: a TCP server that tells TLS from plain HTTP, feeding an
  * HTTPS server whose handler proxies to the backend.
  */
+import { X509Certificate } from 'node:crypto';
 import { Agent } from 'node:http';
 import { createServer as createHTTPSServer, type Server as HTTPSServer } from 'node:https';
-import type { AddressInfo, Server, Socket } from 'node:net';
+import { isIP, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Config } from '../config/schema.js';
 import { parseHostPort } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { createMetrics, type ProxyMetrics } from '../metrics/registry.js';
+import type { Verdict } from '../health/probe.js';
+import { OPERATIONS } from '../metrics/operation.js';
+import { createMetrics, initSeries, type ProxyMetrics } from '../metrics/registry.js';
+import { canonicalIP } from '../pki/sans.js';
 import type { TLSMaterial } from '../pki/store.js';
 import { secureContextOptions, serverTLSOptions } from '../tls/context.js';
 import { classifyTLSFailure } from '../tls/failures.js';
@@ -29,18 +33,30 @@ export interface PublicServer {
   close(): Promise<void>;
 }
 
+export interface PublicServerOptions {
+  /** The cached backend verdict (health monitoring), for the public health path and metrics. */
+  verdict?: () => Verdict;
+}
+
 export function createPublicServer(
   config: Config,
   material: TLSMaterial,
   logger: Logger,
+  options: PublicServerOptions = {},
 ): PublicServer {
   let current = material;
+  let leaf = new X509Certificate(material.serverCertPEM);
   const agent = new Agent({
     keepAlive: true,
     maxFreeSockets: UPSTREAM_MAX_FREE_SOCKETS,
     scheduling: 'lifo',
   });
-  const metrics = createMetrics(agent);
+  const metrics = createMetrics({
+    agent,
+    material: () => current,
+    ...(options.verdict ? { verdict: options.verdict } : {}),
+  });
+  initSeries(metrics, OPERATIONS);
   const handler = createRequestHandler({
     backend: new URL(config.backend),
     agent,
@@ -49,6 +65,13 @@ export function createPublicServer(
     logger,
     metrics,
     trustBundlePEM: () => current.trustBundlePEM,
+    coversHost: (host) =>
+      isIP(host)
+        ? leaf.checkIP(canonicalIP(host)) !== undefined
+        : leaf.checkHost(host) !== undefined,
+    ...(options.verdict && config.health.publicPath !== ''
+      ? { health: { path: config.health.publicPath, verdict: options.verdict } }
+      : {}),
   });
   const https: HTTPSServer = createHTTPSServer(
     {
@@ -62,12 +85,14 @@ export function createPublicServer(
   );
   // Idle (no bytes moving) limit on client connections; see handler.ts for the per-phase switch.
   https.timeout = config.timeouts.clientIdleMs;
+  https.on('secureConnection', () => metrics.handshakes.inc());
   https.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
     const failure = classifyTLSFailure(
       err,
       socket,
       `registry-tls-proxy trust --address ${localHostPort(socket)}`,
     );
+    metrics.handshakeFailures.inc({ reason: failure.reason });
     logger[failure.routine ? 'debug' : 'warn'](
       { client: clientAddress(socket), reason: failure.reason, code: err.code },
       `TLS handshake failed: ${failure.message}`,
@@ -91,11 +116,13 @@ export function createPublicServer(
 
   const server: Server = createSniffingServer({
     https,
-    onPlainHTTP: (socket) =>
+    onPlainHTTP: (socket) => {
+      metrics.handshakeFailures.inc({ reason: 'plain_http' });
       logger.info(
         { client: socket.remoteAddress },
         'plain HTTP request on the HTTPS port; answered 400',
-      ),
+      );
+    },
   });
   const { host, port } = parseHostPort(config.listen) ?? { host: '0.0.0.0', port: 5443 };
 
@@ -112,6 +139,7 @@ export function createPublicServer(
       }),
     setMaterial(next) {
       current = next;
+      leaf = new X509Certificate(next.serverCertPEM);
       https.setSecureContext(secureContextOptions(next, config.tls.clientAuth));
     },
     close: () =>

@@ -1,0 +1,73 @@
+/**
+ * Probes the backend every health.interval and keeps the verdict, so that
+ * load balancers' probes (of /readyz, the public health path) read a cached
+ * answer and never hammer the registry. Transitions are logged once.
+ */
+import type { Logger } from '../log.js';
+import { probeBackend, type ProbeOptions, type Verdict } from './probe.js';
+
+export interface HealthMonitor {
+  /** The latest verdict (a "not probed yet" verdict before the first probe ends). */
+  current(): Verdict;
+  /** Resolves once the first probe has finished. */
+  ready: Promise<Verdict>;
+  stop(): void;
+}
+
+export function startHealthMonitor(
+  opts: ProbeOptions & {
+    intervalMs: number;
+    logger: Logger;
+    onVerdict?: (verdict: Verdict) => void;
+  },
+): HealthMonitor {
+  let verdict: Verdict = {
+    status: 'down',
+    healthy: false,
+    reason: 'starting: the backend has not been probed yet',
+    checkedAt: new Date(),
+    durationMs: 0,
+  };
+  let previousStatus: string | undefined;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  const runProbe = async (): Promise<Verdict> => {
+    const next = await probeBackend(opts);
+    if (stopped) return next;
+    verdict = next;
+    opts.onVerdict?.(next);
+    // One line per change of verdict (and of its reason, e.g. refused → timing out), not per probe.
+    const key = `${next.status} ${next.reason}`;
+    if (key !== previousStatus) {
+      const fields = {
+        verdict: next.status,
+        httpStatus: next.httpStatus,
+        backend: opts.backend.origin,
+      };
+      if (next.healthy) opts.logger.info(fields, next.reason);
+      else opts.logger.warn(fields, next.reason);
+      previousStatus = key;
+    }
+    return next;
+  };
+  const loop = () => {
+    timer = setTimeout(() => {
+      void runProbe().finally(() => {
+        if (!stopped) loop();
+      });
+    }, opts.intervalMs);
+    timer.unref();
+  };
+  const ready = runProbe().finally(() => {
+    if (!stopped) loop();
+  });
+  return {
+    current: () => verdict,
+    ready,
+    stop: () => {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
