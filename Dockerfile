@@ -40,7 +40,7 @@ FROM node:24-bookworm-slim
 ENV NODE_ENV=production \
     RTP_LISTEN=0.0.0.0:5443 \
     RTP_TLS_DIR=/var/lib/registry-tls-proxy/tls
-# The admin listener (/healthz, /metrics, plain HTTP) stays at the default from
+# The admin listener (/healthz, /readyz, /metrics, plain HTTP) stays at the default from
 # config/default.yaml, 127.0.0.1:5480: inside the container's own loopback, so it is
 # reachable only from inside the container. To serve it to a management network,
 # set RTP_ADMIN_LISTEN=0.0.0.0:5480 and publish or attach it deliberately (see
@@ -64,9 +64,12 @@ VOLUME ["/var/lib/registry-tls-proxy"]
 # needs no privileged port.
 USER node
 EXPOSE 5443
-# No HEALTHCHECK yet. A later issue adds a `check` command (registry-tls-proxy check)
-# that probes the admin /healthz from inside the container. Add it here when it exists:
-#   HEALTHCHECK CMD ["node", "dist/cli.js", "check"]
+# `check` runs the certificate checks, the backend probe (401 with a challenge =
+# healthy; 200 to anonymous users = unhealthy) and a verified request to the proxy's
+# own port, and exits 1 on a problem. A registry deliberately open to anonymous users
+# needs RTP_HEALTH_ALLOW_ANONYMOUS=true, or the container reports unhealthy.
+HEALTHCHECK --interval=30s --timeout=20s --start-period=30s --retries=3 \
+  CMD ["node", "dist/cli.js", "check", "--config", "config/default.yaml"]
 # The proxy handles SIGTERM/SIGINT itself, so it runs as PID 1 with no init process.
 ENTRYPOINT ["node", "dist/cli.js"]
 CMD ["serve", "--config", "config/default.yaml"]
