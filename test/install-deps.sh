@@ -4,7 +4,7 @@
 set -eu
 
 # command → Debian package
-need="docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils openssl:openssl tar:tar curl:curl busybox:busybox shellcheck:shellcheck dockerd:docker.io containerd:containerd ctr:containerd ip:iproute2"
+need="docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils openssl:openssl tar:tar curl:curl busybox:busybox shellcheck:shellcheck dockerd:docker.io containerd:containerd ctr:containerd ip:iproute2 promtool:prometheus"
 
 missing=""
 for pair in $need; do
@@ -29,6 +29,26 @@ if ! command -v apt-get >/dev/null 2>&1; then
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# The tests start private copies of every server they need (registry, dockerd, containerd,
+# prometheus), so no package may start its service: `prometheus` would otherwise run a
+# Prometheus server on :9090 for good. A policy-rc.d answering 101 ("not allowed") stops
+# maintainer scripts from starting services
+# (https://people.debian.org/~hmh/invokerc.d-policyrc.d-specification.txt);
+# it is removed afterwards unless it was there already (container images ship one).
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  trap '$SUDO rm -f "$policy"' EXIT
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+fi
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing ca-certificates >/dev/null
+# The package also enables the service for the next boot; under systemd, undo that.
+case " $missing " in
+  *" prometheus "*)
+    if [ -d /run/systemd/system ]; then
+      $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
+    ;;
+esac
