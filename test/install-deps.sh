@@ -4,7 +4,7 @@
 set -eu
 
 # command → Debian package
-need="docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils openssl:openssl tar:tar curl:curl busybox:busybox shellcheck:shellcheck dockerd:docker.io containerd:containerd ctr:containerd ip:iproute2 promtool:prometheus"
+need="docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils openssl:openssl tar:tar curl:curl busybox:busybox shellcheck:shellcheck dockerd:docker.io containerd:containerd ctr:containerd ip:iproute2 promtool:prometheus haproxy:haproxy"
 
 missing=""
 for pair in $need; do

@@ -109,6 +109,11 @@ export interface RegistryOptions {
   httpHost?: string;
   /** A command prefix to run the registry under, e.g. ['ip', 'netns', 'exec', NAME]. */
   wrap?: readonly string[];
+  /**
+   * A fixed port (default: a free one). With the same `dir` (hence the same storage), this
+   * replaces a stopped registry at the same address with other settings, e.g. its auth.
+   */
+  port?: number;
 }
 
 export interface Registry {
@@ -121,7 +126,7 @@ export interface Registry {
 
 /** A distribution registry on 127.0.0.1 (not started until `start()`). */
 export async function createRegistry(options: RegistryOptions, dir: string): Promise<Registry> {
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const lines = [
     'version: 0.1',
     'log: { level: info }',
