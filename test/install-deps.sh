@@ -30,7 +30,7 @@ if ! command -v apt-get >/dev/null 2>&1; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 # The tests start private copies of every server they need (registry, dockerd, containerd,
-# prometheus), so no package may start its service: `prometheus` would otherwise run a
+# prometheus, haproxy), so no package may start its service: `prometheus` would otherwise run a
 # Prometheus server on :9090 for good. A policy-rc.d answering 101 ("not allowed") stops
 # maintainer scripts from starting services
 # (https://people.debian.org/~hmh/invokerc.d-policyrc.d-specification.txt);
@@ -44,11 +44,11 @@ fi
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing ca-certificates >/dev/null
-# The package also enables the service for the next boot; under systemd, undo that.
-case " $missing " in
-  *" prometheus "*)
-    if [ -d /run/systemd/system ]; then
-      $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
-    fi
-    ;;
-esac
+# These packages also enable their service for the next boot; under systemd, undo that.
+if [ -d /run/systemd/system ]; then
+  for service in prometheus haproxy; do
+    case " $missing " in
+      *" $service "*) $SUDO systemctl disable --now "$service" >/dev/null 2>&1 || true ;;
+    esac
+  done
+fi
