@@ -87,6 +87,12 @@ describe('a secured registry (htpasswd)', () => {
     expect(down.body.reason).toMatch(/connection refused/);
     const pub = await httpsGet(`${env.proxy.origin}/_proxy/health`, { ca: env.ca });
     expect(pub.status).toBe(503);
+    // A client's request meanwhile: 502, counted as a refused upstream connection.
+    expect((await httpsGet(`${env.proxy.origin}/v2/`, { ca: env.ca })).status).toBe(502);
+    const metrics = await (await fetch(`http://127.0.0.1:${env.proxy.adminPort}/metrics`)).text();
+    expect(metrics).toMatch(/^rtp_upstream_errors_total\{kind="refused"\} [1-9]\d*$/m);
+    expect(metrics).toMatch(/^rtp_backend_up 0$/m);
+    expect(metrics).toMatch(/^rtp_backend_verdict\{verdict="down"\} 1$/m);
 
     const check = runCLI(['check', '--url', env.proxy.origin], {
       RTP_TLS_DIR: env.proxy.tlsDir,

@@ -248,11 +248,17 @@ describe('http-proxy 1.18.1 defects are guarded', () => {
     expect(backendConnections - before).toBeLessThanOrEqual(1);
   });
 
-  it('answers 504 in registry JSON when the backend sends nothing', async () => {
+  it('answers 504 in registry JSON when the backend sends nothing, counted as a timeout', async () => {
+    const timeouts = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${proxy.adminPort}/metrics`)).text();
+      return Number(/^rtp_upstream_errors_total\{kind="timeout"\} (\d+)$/m.exec(text)?.[1] ?? NaN);
+    };
+    const before = await timeouts();
     const res = await httpsGet(`${proxy.origin}/v2/hang`, { ca });
     expect(res.status).toBe(504);
     expect(res.headers['docker-distribution-api-version']).toBe('registry/2.0');
     expect(JSON.parse(res.body)).toMatchObject({ errors: [{ code: 'UNAVAILABLE' }] });
+    expect(await timeouts()).toBe(before + 1);
   });
 });
 
