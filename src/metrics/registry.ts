@@ -2,7 +2,6 @@
  * Prometheus metrics, served on the admin listener only. One prefix (rtp_),
  * base units (seconds, bytes), counters ending in _total.
  */
-import type { Agent } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Verdict, VerdictStatus } from '../health/probe.js';
 import type { TLSMaterial } from '../pki/store.js';
@@ -27,7 +26,8 @@ export interface ProxyMetrics {
 }
 
 export interface MetricSources {
-  agent: Agent;
+  /** Backend sockets carrying a request (active) and kept alive (idle). */
+  upstream: () => { active: number; idle: number };
   /** The material being served, for certificate expiry. */
   material: () => TLSMaterial;
   /** The backend verdict, when health probing runs. */
@@ -82,8 +82,9 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     labelNames: ['state'] as const,
     registers,
     collect() {
-      this.set({ state: 'active' }, countSockets(sources.agent.sockets));
-      this.set({ state: 'idle' }, countSockets(sources.agent.freeSockets));
+      const { active, idle } = sources.upstream();
+      this.set({ state: 'active' }, active);
+      this.set({ state: 'idle' }, idle);
     },
   });
   const handshakes = new Counter({
@@ -175,10 +176,4 @@ export function initSeries(metrics: ProxyMetrics, operations: readonly Operation
     'other',
   ];
   for (const reason of reasons) metrics.handshakeFailures.inc({ reason }, 0);
-}
-
-function countSockets(pool: NodeJS.ReadOnlyDict<unknown[]>): number {
-  let n = 0;
-  for (const list of Object.values(pool)) n += list?.length ?? 0;
-  return n;
 }

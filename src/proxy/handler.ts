@@ -9,7 +9,13 @@
  *  - `proxyReq` is skipped for `Expect: 100-continue` → headers are set before proxying;
  *  - hop-by-hop headers are forwarded both ways → stripped both ways.
  */
-import type { Agent, ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type {
+  Agent,
+  ClientRequest,
+  IncomingMessage,
+  OutgoingHttpHeaders,
+  ServerResponse,
+} from 'node:http';
 import httpProxy from 'http-proxy';
 import type { Logger } from '../log.js';
 import type { ProxyMetrics } from '../metrics/registry.js';
@@ -24,11 +30,14 @@ import { verdictBody } from '../health/report.js';
 import type { Verdict } from '../health/probe.js';
 import { classifyOperation } from '../metrics/operation.js';
 import { installerScript } from '../trust/installer-script.js';
+import { relay, type UpstreamPool } from './relay.js';
 import { rewriteAuthenticate, rewriteLocation, type RewriteContext } from './rewrite.js';
 
 export interface HandlerOptions {
   backend: URL;
   agent: Agent;
+  /** Keep-alive connections for the fast path (blob bodies). */
+  pool: UpstreamPool;
   clientIdleMs: number;
   backendIdleMs: number;
   logger: Logger;
@@ -48,6 +57,8 @@ interface Exchange {
   isV2: boolean;
   rewrite: RewriteContext;
   upstream?: ClientRequest;
+  /** The fast path's way to drop its backend connection. */
+  abortUpstream?: () => void;
   bytesIn: number;
   bytesOut: number;
   error?: string;
@@ -96,19 +107,7 @@ export function createRequestHandler(opts: HandlerOptions) {
     // From here on the client's idleness governs (a slow reader is not a slow backend).
     ex.upstream?.setTimeout(0);
     req.socket.setTimeout(opts.clientIdleMs);
-    const headers = { ...proxyRes.headers };
-    stripHopByHop(headers);
-    if (typeof headers.location === 'string') {
-      headers.location = rewriteLocation(headers.location, ex.rewrite);
-    }
-    // Node joins repeated challenges into one string (RFC 9110 §11.6.1 allows a list).
-    const challenge = headers['www-authenticate'];
-    if (challenge !== undefined) {
-      headers['www-authenticate'] = rewriteAuthenticate(challenge, ex.rewrite);
-    }
-    if (ex.isV2 && headers[API_VERSION_HEADER] === undefined) {
-      headers[API_VERSION_HEADER] = API_VERSION;
-    }
+    const headers = clientHeaders({ ...proxyRes.headers }, ex);
     try {
       res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, headers);
     } catch (err) {
@@ -136,6 +135,92 @@ export function createRequestHandler(opts: HandlerOptions) {
     proxyRes.on('error', backendAborted);
     proxyRes.pipe(res);
   });
+
+  /** What the client is told about the backend's response head: hop-by-hop gone, URLs rewritten. */
+  function clientHeaders<H extends OutgoingHttpHeaders>(headers: H, ex: Exchange): H {
+    stripHopByHop(headers);
+    if (typeof headers['location'] === 'string') {
+      (headers as OutgoingHttpHeaders)['location'] = rewriteLocation(
+        headers['location'],
+        ex.rewrite,
+      );
+    }
+    // Node joins repeated challenges into one string (RFC 9110 §11.6.1 allows a list).
+    const challenge = headers['www-authenticate'];
+    if (typeof challenge === 'string') {
+      (headers as OutgoingHttpHeaders)['www-authenticate'] = rewriteAuthenticate(
+        challenge,
+        ex.rewrite,
+      );
+    } else if (Array.isArray(challenge)) {
+      (headers as OutgoingHttpHeaders)['www-authenticate'] = challenge.map((c) =>
+        rewriteAuthenticate(String(c), ex.rewrite),
+      );
+    }
+    if (ex.isV2 && headers[API_VERSION_HEADER] === undefined) {
+      (headers as OutgoingHttpHeaders)[API_VERSION_HEADER] = API_VERSION;
+    }
+    return headers;
+  }
+
+  /** Blob bodies over the fast path (relay.ts): same headers, same errors, no per-chunk copies. */
+  function relayExchange(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ex: Exchange,
+    body: { length: number | undefined } | undefined,
+  ): void {
+    const control = relay(
+      opts.pool,
+      {
+        method: req.method ?? 'GET',
+        url: req.url ?? '/',
+        headers: req.headers,
+        ...(body ? { body: { stream: req, length: body.length } } : {}),
+        backendIdleMs: opts.backendIdleMs,
+      },
+      {
+        onHead(head) {
+          // From here on the client's idleness governs (a slow reader is not a slow backend).
+          req.socket.setTimeout(opts.clientIdleMs);
+          const headers = clientHeaders(head.headers, ex);
+          try {
+            res.writeHead(head.status, head.statusMessage, headers);
+          } catch (err) {
+            opts.logger.warn(
+              { err, path: ex.path },
+              'backend sent response headers Node refuses to send on',
+            );
+            control.abort();
+            sendRegistryError(res, {
+              status: 502,
+              code: 'UNAVAILABLE',
+              message: 'the registry behind this proxy sent an invalid response',
+            });
+          }
+        },
+        onBody(bytes, done) {
+          if (res.destroyed) return done(new Error('client gone'));
+          ex.bytesOut += bytes.length;
+          res.write(bytes, done);
+        },
+        onEnd() {
+          if (!res.writableEnded) res.end();
+        },
+        onError(err, headSent) {
+          if (ex.error === 'client aborted') return;
+          if (headSent) {
+            // A backend that dies mid-body must not look like a complete (truncated) response.
+            ex.error ??= 'backend aborted the response';
+            res.destroy();
+            return;
+          }
+          onUpstreamError(err, req, res);
+        },
+      },
+    );
+    ex.abortUpstream = () => control.abort();
+  }
 
   function onUpstreamError(err: NodeJS.ErrnoException, req: IncomingMessage, res: ServerResponse) {
     const ex = exchanges.get(res);
@@ -209,6 +294,7 @@ export function createRequestHandler(opts: HandlerOptions) {
         // The client went away (or we cut it): stop the upstream request too.
         ex.error ??= 'client aborted';
         ex.upstream?.destroy();
+        ex.abortUpstream?.();
       }
       logRequest(opts, req, res, ex);
     });
@@ -222,6 +308,7 @@ export function createRequestHandler(opts: HandlerOptions) {
       return;
     }
     if (!opts.coversHost(hostOnly(host))) opts.metrics.hostNotCovered.inc();
+    const body = requestBody(req);
     prepareRequestHeaders(req.headers, {
       clientAddress: socket.remoteAddress,
       host,
@@ -231,16 +318,34 @@ export function createRequestHandler(opts: HandlerOptions) {
     req.once('end', () => {
       if (!res.headersSent) socket.setTimeout(0);
     });
+    req.on('data', (chunk: Buffer) => {
+      ex.bytesIn += chunk.length;
+    });
+    if (isBodyTransfer(req.method, path)) {
+      relayExchange(req, res, ex, body);
+      return;
+    }
     try {
       proxy.web(req, res, {}, (err) => onUpstreamError(err as NodeJS.ErrnoException, req, res));
     } catch (err) {
       onUpstreamError(err as NodeJS.ErrnoException, req, res);
-      return;
     }
-    req.on('data', (chunk: Buffer) => {
-      ex.bytesIn += chunk.length;
-    });
   }
+}
+
+/** Blob downloads and upload bodies: the transfers where bytes, not requests, are the cost. */
+function isBodyTransfer(method: string | undefined, path: string): boolean {
+  const operation = classifyOperation(method, path);
+  return (
+    operation === 'blob_get' || operation === 'upload_chunk' || operation === 'upload_complete'
+  );
+}
+
+/** The request's body framing as the client sent it (read before hop-by-hop headers go). */
+function requestBody(req: IncomingMessage): { length: number | undefined } | undefined {
+  if (/chunked/i.test(req.headers['transfer-encoding'] ?? '')) return { length: undefined };
+  const length = Number(req.headers['content-length'] ?? 0);
+  return length > 0 ? { length } : undefined;
 }
 
 /** Answers with a small complete body; returns the body bytes sent. */

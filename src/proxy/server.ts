@@ -19,6 +19,7 @@ import { secureContextOptions, serverTLSOptions } from '../tls/context.js';
 import { classifyTLSFailure } from '../tls/failures.js';
 import { createSniffingServer } from '../tls/sniff.js';
 import { createRequestHandler } from './handler.js';
+import { UpstreamPool } from './relay.js';
 import { rawRegistryError } from './registry-error.js';
 
 /** Idle keep-alive sockets kept per backend; more than any realistic burst of parallel layer transfers. */
@@ -51,15 +52,28 @@ export function createPublicServer(
     maxFreeSockets: UPSTREAM_MAX_FREE_SOCKETS,
     scheduling: 'lifo',
   });
+  const backend = new URL(config.backend);
+  const pool = new UpstreamPool(
+    backend.hostname.replace(/^\[|\]$/g, ''),
+    Number(backend.port || 80),
+    UPSTREAM_MAX_FREE_SOCKETS,
+  );
   const metrics = createMetrics({
-    agent,
+    upstream: () => {
+      const fast = pool.stats();
+      return {
+        active: countSockets(agent.sockets) + fast.active,
+        idle: countSockets(agent.freeSockets) + fast.idle,
+      };
+    },
     material: () => current,
     ...(options.verdict ? { verdict: options.verdict } : {}),
   });
   initSeries(metrics, OPERATIONS);
   const handler = createRequestHandler({
-    backend: new URL(config.backend),
+    backend,
     agent,
+    pool,
     clientIdleMs: config.timeouts.clientIdleMs,
     backendIdleMs: config.timeouts.backendIdleMs,
     logger,
@@ -147,6 +161,7 @@ export function createPublicServer(
         server.close(() => resolve());
         https.closeAllConnections();
         agent.destroy();
+        pool.destroy();
       }),
   };
 }
@@ -164,6 +179,12 @@ function clientAddress(socket: TLSSocket): string | undefined {
 function localHostPort(socket: Socket): string {
   const address = (socket.localAddress ?? 'HOST').replace(/^::ffff:/, '');
   return `${address.includes(':') ? `[${address}]` : address}:${socket.localPort ?? 'PORT'}`;
+}
+
+function countSockets(pool: NodeJS.ReadOnlyDict<unknown[]>): number {
+  let n = 0;
+  for (const list of Object.values(pool)) n += list?.length ?? 0;
+  return n;
 }
 
 /** What a client whose request Node could not parse is told, registry-style. */

@@ -1,0 +1,511 @@
+/**
+ * The fast path for registry bodies (blob downloads, upload chunks): a minimal
+ * HTTP/1.1 client of our own on pooled keep-alive sockets to the backend.
+ *
+ * Why not http-proxy here: measured on a 1 GiB blob pull (bench/RESULTS.md), Node's
+ * HTTP client path costs about 3 CPU-seconds per GiB against 1 for a raw relay.
+ * Its parser copies every body chunk into a fresh Buffer, each 64 KiB socket read
+ * allocates another, and the external-memory pressure runs a full (mark-compact)
+ * GC every ~16 MiB. Here each backend socket reads into one reusable buffer
+ * (net's `onread`), and the bytes go straight to the client's TLS socket, which
+ * encrypts them before the write returns. The buffer is reused only after that
+ * write's callback, so a slow client pauses the backend socket instead of
+ * queueing data (no backlog in memory).
+ *
+ * http-proxy keeps serving everything else (manifests, tokens, errors, small
+ * requests), where its generality costs little.
+ */
+import { connect, type Socket } from 'node:net';
+
+/** One read from a backend socket; 64 KiB is libuv's usual read, 256 KiB halves the reads. */
+const READ_SIZE = 256 * 1024;
+const MAX_HEAD_BYTES = 64 * 1024;
+
+export interface UpstreamHead {
+  status: number;
+  statusMessage: string;
+  headers: Record<string, string | string[]>;
+}
+
+/** A backend connection, its reusable read buffer, and whoever consumes its bytes now. */
+interface Conn {
+  socket: Socket;
+  /** Returns false to pause reading (resume with socket.resume()). */
+  sink: ((bytes: Buffer) => boolean) | undefined;
+  /** Called when the socket ends or fails while an exchange owns it. */
+  onGone: ((err: NodeJS.ErrnoException) => void) | undefined;
+  /** Called when the socket has been idle past its timeout while an exchange owns it. */
+  onTimeout: (() => void) | undefined;
+  reused: boolean;
+}
+
+export class UpstreamPool {
+  private readonly idle: Conn[] = [];
+  private activeCount = 0;
+  private closed = false;
+
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+    private readonly maxIdle: number,
+  ) {}
+
+  stats(): { active: number; idle: number } {
+    return { active: this.activeCount, idle: this.idle.length };
+  }
+
+  acquire(): Conn {
+    this.activeCount++;
+    for (;;) {
+      const conn = this.idle.pop();
+      if (!conn) break;
+      if (!conn.socket.destroyed && conn.socket.readable && conn.socket.writable) {
+        conn.reused = true;
+        return conn;
+      }
+    }
+    return this.create();
+  }
+
+  /** Back to the pool if it can carry another exchange, else closed. */
+  release(conn: Conn, reusable: boolean): void {
+    this.activeCount--;
+    conn.sink = undefined;
+    conn.onGone = undefined;
+    conn.onTimeout = undefined;
+    conn.socket.setTimeout(0);
+    if (!reusable || this.closed || conn.socket.destroyed || this.idle.length >= this.maxIdle) {
+      conn.socket.destroy();
+      return;
+    }
+    conn.socket.resume();
+    this.idle.push(conn);
+  }
+
+  /** For an exchange that ended badly: never reused. */
+  discard(conn: Conn): void {
+    this.release(conn, false);
+  }
+
+  destroy(): void {
+    this.closed = true;
+    for (const conn of this.idle.splice(0)) conn.socket.destroy();
+  }
+
+  private create(): Conn {
+    const buffer = Buffer.allocUnsafe(READ_SIZE);
+    const conn: Conn = {
+      sink: undefined,
+      onGone: undefined,
+      onTimeout: undefined,
+      reused: false,
+      socket: connect({
+        host: this.host,
+        port: this.port,
+        noDelay: true,
+        onread: {
+          buffer,
+          callback: (nread: number, buf: Buffer) => {
+            if (!conn.sink) {
+              // Bytes nobody asked for (an idle keep-alive socket): the connection is out of step.
+              conn.socket.destroy();
+              return false;
+            }
+            return conn.sink(buf.subarray(0, nread));
+          },
+        },
+      }),
+    };
+    const gone = (err?: NodeJS.ErrnoException) => {
+      const i = this.idle.indexOf(conn);
+      if (i >= 0) this.idle.splice(i, 1);
+      const onGone = conn.onGone;
+      conn.onGone = undefined;
+      onGone?.(
+        err ??
+          Object.assign(new Error('the backend closed the connection'), { code: 'ECONNRESET' }),
+      );
+    };
+    conn.socket.on('error', (err) => gone(err));
+    conn.socket.on('end', () => {
+      conn.socket.destroy();
+      gone();
+    });
+    conn.socket.on('close', () => gone());
+    conn.socket.on('timeout', () => conn.onTimeout?.());
+    return conn;
+  }
+}
+
+export interface RelayRequest {
+  method: string;
+  /** Path and query as the client sent them. */
+  url: string;
+  /** Already prepared for the backend (forwarding headers set, hop-by-hop removed). */
+  headers: Record<string, string | string[] | undefined>;
+  /** The request body, when there is one; framing as the client sent it. */
+  body?: { stream: NodeJS.ReadableStream; length: number | undefined };
+  backendIdleMs: number;
+}
+
+export interface RelayHandlers {
+  /** The backend's response head; the caller writes its own head to the client. */
+  onHead(head: UpstreamHead): void;
+  /** Body bytes, valid only until `done` is called (the buffer is reused after). */
+  onBody(bytes: Buffer, done: (err?: Error | null) => void): void;
+  onEnd(): void;
+  /** Before the head: the exchange failed (502/504 for the client); after it: the body broke off. */
+  onError(err: NodeJS.ErrnoException, headSent: boolean): void;
+}
+
+export interface RelayControl {
+  /** The client went away: drop the backend connection. */
+  abort(): void;
+}
+
+/** Sends one request on a pooled connection and streams the answer through `handlers`. */
+export function relay(
+  pool: UpstreamPool,
+  req: RelayRequest,
+  handlers: RelayHandlers,
+): RelayControl {
+  let conn = pool.acquire();
+  let finished = false;
+  let headSeen = false;
+  let bodyStarted = false;
+  let retried = false;
+
+  const fail = (err: NodeJS.ErrnoException) => {
+    if (finished) return;
+    // A reused keep-alive socket the backend had already closed: once more on a new one,
+    // when nothing of the request body was consumed yet.
+    if (!headSeen && conn.reused && !retried && !bodyStarted && !req.body) {
+      retried = true;
+      pool.discard(conn);
+      conn = pool.acquire();
+      start();
+      return;
+    }
+    finished = true;
+    pool.discard(conn);
+    handlers.onError(err, headSeen);
+  };
+
+  const start = () => {
+    let requestSent = false;
+    const reader = new ResponseReader(req.method === 'HEAD', {
+      onHead: (head) => {
+        headSeen = true;
+        conn.socket.setTimeout(0); // from here on the client's idleness governs
+        handlers.onHead(head);
+      },
+      onBody: handlers.onBody,
+      onEnd: (reusable) => {
+        if (finished) return;
+        finished = true;
+        // A backend that answered before reading the whole request body cannot take another.
+        pool.release(conn, reusable && requestSent);
+        handlers.onEnd();
+      },
+      onError: fail,
+      resume: () => conn.socket.resume(),
+    });
+    conn.sink = (bytes) => reader.feed(bytes);
+    conn.onGone = (err) => (reader.eof() ? undefined : fail(err));
+    conn.onTimeout = () => {
+      const err: NodeJS.ErrnoException = new Error(
+        `backend sent nothing for ${req.backendIdleMs} ms`,
+      );
+      err.code = 'RTP_BACKEND_TIMEOUT';
+      fail(err);
+    };
+    conn.socket.setTimeout(req.backendIdleMs);
+    conn.socket.write(requestHead(req), 'latin1');
+    if (!req.body) {
+      requestSent = true;
+      return;
+    }
+    bodyStarted = true;
+    const { stream, length } = req.body;
+    const chunked = length === undefined;
+    const socket = conn.socket;
+    const onData = (chunk: Buffer) => {
+      if (finished && headSeen) return;
+      const ok = chunked
+        ? socket.write(`${chunk.length.toString(16)}\r\n`) &&
+          socket.write(chunk) &&
+          socket.write('\r\n')
+        : socket.write(chunk);
+      if (!ok) {
+        stream.pause();
+        socket.once('drain', () => stream.resume());
+      }
+    };
+    stream.on('data', onData);
+    stream.once('end', () => {
+      requestSent = true;
+      if (chunked && !socket.destroyed) socket.write('0\r\n\r\n');
+    });
+  };
+
+  start();
+  return {
+    abort() {
+      if (finished) return;
+      finished = true;
+      pool.discard(conn);
+    },
+  };
+}
+
+function requestHead(req: RelayRequest): string {
+  let head = `${req.method} ${req.url} HTTP/1.1\r\n`;
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined || name === 'content-length' || name === 'transfer-encoding') continue;
+    for (const v of Array.isArray(value) ? value : [value]) head += `${name}: ${v}\r\n`;
+  }
+  if (req.body) {
+    head +=
+      req.body.length === undefined
+        ? 'transfer-encoding: chunked\r\n'
+        : `content-length: ${req.body.length}\r\n`;
+  } else if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') {
+    head += 'content-length: 0\r\n';
+  }
+  return head + '\r\n';
+}
+
+interface ReaderEvents {
+  onHead(head: UpstreamHead): void;
+  onBody(bytes: Buffer, done: (err?: Error | null) => void): void;
+  onEnd(reusable: boolean): void;
+  onError(err: NodeJS.ErrnoException): void;
+  /** Resume reading the socket after feed() returned false. */
+  resume(): void;
+}
+
+type Framing =
+  | { kind: 'none' }
+  | { kind: 'length'; remaining: number }
+  | {
+      kind: 'chunked';
+      state: 'size' | 'data' | 'data-crlf' | 'trailers';
+      remaining: number;
+      line: string;
+    }
+  | { kind: 'close' };
+
+/**
+ * Parses one response from the bytes of a socket: the head (1xx answers skipped),
+ * then the body by Content-Length, chunked encoding, or until the connection closes.
+ */
+class ResponseReader {
+  private headBytes: Buffer[] = [];
+  private headLength = 0;
+  private framing: Framing | undefined;
+  private done = false;
+  /** Bytes fed but not yet consumed while a body write is in flight. */
+  private pending: Buffer | undefined;
+  /** The backend did not say Connection: close. */
+  private keepAlive = true;
+
+  constructor(
+    private readonly headRequest: boolean,
+    private readonly events: ReaderEvents,
+  ) {}
+
+  /** Returns false when the socket must pause until a body write completes. */
+  feed(bytes: Buffer): boolean {
+    this.pending = bytes;
+    return this.pump();
+  }
+
+  /** The connection closed: for a body that runs until close, that is its end. */
+  eof(): boolean {
+    if (this.framing?.kind === 'close' && !this.done) {
+      this.done = true;
+      this.events.onEnd(false);
+      return true;
+    }
+    return this.done;
+  }
+
+  private pump(): boolean {
+    while (this.pending && this.pending.length > 0 && !this.done) {
+      const bytes = this.pending;
+      if (!this.framing) {
+        const rest = this.readHead(bytes);
+        if (rest === undefined) return true;
+        this.pending = rest;
+        continue;
+      }
+      const step = this.bodyStep(bytes);
+      if (step === 'wait') return false;
+    }
+    this.pending = undefined;
+    return true;
+  }
+
+  /** Consumes head bytes; returns what follows the head, or undefined while it is incomplete. */
+  private readHead(bytes: Buffer): Buffer | undefined {
+    // The head is copied out: the read buffer is reused.
+    const start = this.headLength;
+    this.headBytes.push(Buffer.from(bytes));
+    this.headLength += bytes.length;
+    const all = this.headBytes.length === 1 ? this.headBytes[0]! : Buffer.concat(this.headBytes);
+    const end = all.indexOf('\r\n\r\n', Math.max(0, start - 3), 'latin1');
+    if (end < 0) {
+      if (this.headLength > MAX_HEAD_BYTES) {
+        this.fail('the backend sent a response head over 64 KiB');
+      }
+      this.pending = undefined;
+      return undefined;
+    }
+    const rest = all.subarray(end + 4);
+    this.headBytes = [];
+    this.headLength = 0;
+    const head = parseHead(all.toString('latin1', 0, end));
+    if (!head) {
+      this.fail('the backend sent a malformed response head');
+      return undefined;
+    }
+    if (head.status >= 100 && head.status < 200) return rest; // 100 Continue, 103: not for the client
+    this.framing = framingOf(head, this.headRequest);
+    const connection = head.headers['connection'];
+    this.keepAlive = !(typeof connection === 'string' && /\bclose\b/i.test(connection));
+    this.events.onHead(head);
+    if (
+      this.framing.kind === 'none' ||
+      (this.framing.kind === 'length' && this.framing.remaining === 0)
+    ) {
+      this.finish(rest.length === 0);
+      return undefined;
+    }
+    return rest;
+  }
+
+  /** One step of the body; 'wait' when a write to the client is in flight. */
+  private bodyStep(bytes: Buffer): 'more' | 'wait' {
+    const f = this.framing!;
+    if (f.kind === 'length') {
+      const n = Math.min(f.remaining, bytes.length);
+      f.remaining -= n;
+      const last = f.remaining === 0;
+      return this.emit(bytes.subarray(0, n), bytes.subarray(n), last, bytes.length === n);
+    }
+    if (f.kind === 'close') return this.emit(bytes, Buffer.alloc(0), false, true);
+    if (f.kind === 'chunked') {
+      if (f.state === 'data') {
+        const n = Math.min(f.remaining, bytes.length);
+        f.remaining -= n;
+        if (f.remaining === 0) f.state = 'data-crlf';
+        return this.emit(bytes.subarray(0, n), bytes.subarray(n), false, true);
+      }
+      // size line, CRLF after data, trailers: line-oriented, small
+      const nl = bytes.indexOf(10);
+      if (nl < 0) {
+        f.line += bytes.toString('latin1');
+        if (f.line.length > 4096) this.fail('the backend sent a malformed chunked body');
+        this.pending = undefined;
+        return 'more';
+      }
+      const line = (f.line + bytes.toString('latin1', 0, nl)).replace(/\r$/, '');
+      f.line = '';
+      this.pending = bytes.subarray(nl + 1);
+      if (f.state === 'data-crlf') {
+        if (line !== '') this.fail('the backend sent a malformed chunked body');
+        f.state = 'size';
+      } else if (f.state === 'size') {
+        const size = parseInt(line.split(';', 1)[0] ?? '', 16);
+        if (!Number.isFinite(size) || size < 0) {
+          this.fail('the backend sent a malformed chunk size');
+        } else if (size === 0) {
+          f.state = 'trailers';
+        } else {
+          f.state = 'data';
+          f.remaining = size;
+        }
+      } else if (line === '') {
+        this.finish(this.pending.length === 0);
+      }
+      return 'more';
+    }
+    return 'more';
+  }
+
+  /**
+   * Hands `data` to the client; `rest` is what follows it in this read. Returns 'wait'
+   * when the write is in flight (the read buffer stays untouched until its callback).
+   */
+  private emit(data: Buffer, rest: Buffer, last: boolean, restIsEmpty: boolean): 'more' | 'wait' {
+    this.pending = rest;
+    if (data.length === 0) {
+      if (last) this.finish(restIsEmpty);
+      return 'more';
+    }
+    let sync = true;
+    let completed = false;
+    this.events.onBody(data, (err) => {
+      if (err) {
+        this.fail(err.message);
+        return;
+      }
+      if (last) this.finish(restIsEmpty);
+      if (sync) {
+        completed = true;
+        return;
+      }
+      // The write finished later: carry on with the rest of this read, then read on.
+      if (this.pump()) this.events.resume();
+    });
+    sync = false;
+    return completed ? 'more' : 'wait';
+  }
+
+  private finish(reusable: boolean): void {
+    if (this.done) return;
+    this.done = true;
+    this.pending = undefined;
+    this.events.onEnd(reusable && this.keepAlive);
+  }
+
+  private fail(message: string): void {
+    if (this.done) return;
+    this.done = true;
+    this.pending = undefined;
+    const err: NodeJS.ErrnoException = new Error(message);
+    err.code = 'RTP_BAD_RESPONSE';
+    this.events.onError(err);
+  }
+}
+
+function parseHead(text: string): UpstreamHead | undefined {
+  const lines = text.split('\r\n');
+  const status = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(lines[0] ?? '');
+  if (!status) return undefined;
+  const headers: Record<string, string | string[]> = {};
+  for (const line of lines.slice(1)) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) return undefined;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    const prev = headers[name];
+    if (prev === undefined) headers[name] = value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else headers[name] = name === 'set-cookie' ? [prev, value] : `${prev}, ${value}`;
+  }
+  return { status: Number(status[1]), statusMessage: status[2] ?? '', headers };
+}
+
+function framingOf(head: UpstreamHead, headRequest: boolean): Framing {
+  if (headRequest || head.status === 204 || head.status === 304) return { kind: 'none' };
+  const te = head.headers['transfer-encoding'];
+  if (typeof te === 'string' && /chunked\s*$/i.test(te)) {
+    return { kind: 'chunked', state: 'size', remaining: 0, line: '' };
+  }
+  const length = head.headers['content-length'];
+  if (typeof length === 'string' && /^\d+$/.test(length)) {
+    return { kind: 'length', remaining: Number(length) };
+  }
+  return { kind: 'close' };
+}
