@@ -229,8 +229,19 @@ export function relay(
     const { stream, length } = req.body;
     const chunked = length === undefined;
     const socket = conn.socket;
+    let corked = false;
     const onData = (chunk: Buffer) => {
       if (finished && headSeen) return;
+      // TLS hands the body over in 16 KiB records, several per read: one writev per tick
+      // instead of a syscall per record.
+      if (!corked) {
+        corked = true;
+        socket.cork();
+        process.nextTick(() => {
+          corked = false;
+          socket.uncork();
+        });
+      }
       const ok = chunked
         ? socket.write(`${chunk.length.toString(16)}\r\n`) &&
           socket.write(chunk) &&
