@@ -230,6 +230,7 @@ export function relay(
     const chunked = length === undefined;
     const socket = conn.socket;
     let corked = false;
+    let waitingForDrain = false;
     const onData = (chunk: Buffer) => {
       if (finished && headSeen) return;
       // TLS hands the body over in 16 KiB records, several per read: one writev per tick
@@ -242,14 +243,17 @@ export function relay(
           socket.uncork();
         });
       }
-      const ok = chunked
-        ? socket.write(`${chunk.length.toString(16)}\r\n`) &&
-          socket.write(chunk) &&
-          socket.write('\r\n')
-        : socket.write(chunk);
-      if (!ok) {
+      // Every piece is written whatever write() says: false only asks to pause after this chunk.
+      if (chunked) socket.write(`${chunk.length.toString(16)}\r\n`);
+      let ok = socket.write(chunk);
+      if (chunked) ok = socket.write('\r\n') && ok;
+      if (!ok && !waitingForDrain) {
+        waitingForDrain = true;
         stream.pause();
-        socket.once('drain', () => stream.resume());
+        socket.once('drain', () => {
+          waitingForDrain = false;
+          stream.resume();
+        });
       }
     };
     stream.on('data', onData);
