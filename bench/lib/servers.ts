@@ -1,0 +1,315 @@
+/**
+ * The processes under test, on free loopback ports in one temporary directory:
+ * the distribution registry (plain HTTP, no auth), the proxy (the built CLI, at
+ * its default log level and again at warn), and nginx with the proxy's own
+ * certificate and key.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { sleep, startServer, stopServer } from './exec.js';
+import { renderNginxConfig } from './nginx.js';
+import { processFamily } from './procfs.js';
+
+export type TargetName = 'direct' | 'nginx' | 'proxy' | 'proxyQuiet';
+
+export interface Target {
+  name: TargetName;
+  /** http://127.0.0.1:PORT (direct) or https://127.0.0.1:PORT. */
+  origin: string;
+  port: number;
+  /** The processes whose CPU and memory count (none for direct: the registry is shared). */
+  pids(): number[];
+  /** Throws if the server behind the target has exited. */
+  assertRunning(): void;
+}
+
+export interface Servers {
+  direct: Target;
+  nginx: Target;
+  proxy: Target;
+  /** The proxy again, at RTP_LOG_LEVEL=warn: what its request log costs. */
+  proxyQuiet: Target;
+  /** The proxy's CA; nginx serves the proxy's certificate, so it verifies both. */
+  caFile: string;
+  /**
+   * Restarts every server that another process stopped (SIGTERM, SIGINT or SIGHUP, or a
+   * clean exit, which is how the proxy and nginx answer SIGTERM) and returns what it restarted. The machine is shared: a neighbour's
+   * `pkill -f cli.js` should cost a repeated measurement, not the run. A server that
+   * crashed (an exit code, SIGABRT, SIGSEGV) is not restarted: that is a finding.
+   */
+  reviveKilled(): Promise<string[]>;
+  /** Every restart so far ("ISO time: name (pid, signal)"), for the results. */
+  revived: string[];
+  stop(): Promise<void>;
+}
+
+const STARTUP_TIMEOUT_MS = 60_000;
+const SIGNALS_FROM_OUTSIDE: readonly string[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+
+/** A server process behind a target, which can be started again on the same port. */
+interface Managed extends Target {
+  killedFromOutside(): string | undefined;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function managed(
+  name: TargetName,
+  origin: string,
+  spawnServer: () => ChildProcess,
+  pidsOf: (pid: number) => number[],
+  caFile?: string,
+): Managed {
+  let child: ChildProcess | undefined;
+  const current = () => {
+    if (!child) throw new Error(`${name} is not started`);
+    return child;
+  };
+  return {
+    name,
+    origin,
+    port: Number(new URL(origin).port),
+    pids: () => pidsOf(current().pid ?? 0),
+    assertRunning() {
+      const c = current();
+      if (c.exitCode === null && c.signalCode === null) return;
+      throw new Error(
+        `${name} (pid ${c.pid}) exited during the run (${c.signalCode ?? `exit code ${c.exitCode}`}); see its log`,
+      );
+    },
+    killedFromOutside() {
+      if (!child) return undefined;
+      // The proxy and nginx shut down cleanly on SIGTERM (exit code 0); a crash exits non-zero.
+      const stopped =
+        child.exitCode === 0 ||
+        (child.signalCode !== null && SIGNALS_FROM_OUTSIDE.includes(child.signalCode));
+      return stopped
+        ? `${name} (pid ${child.pid}, ${child.signalCode ?? 'exit code 0'})`
+        : undefined;
+    },
+    async start() {
+      child = spawnServer();
+      await waitUntilServing(origin, child, caFile);
+    },
+    stop: async () => {
+      if (child) await stopServer(child);
+    },
+  };
+}
+
+const NO_PIDS = () => [];
+
+export async function startServers(root: string, dir: string): Promise<Servers> {
+  const started: Managed[] = [];
+  const stop = async () => {
+    for (const server of [...started].reverse()) await server.stop();
+  };
+  const launch = async (server: Managed) => {
+    started.push(server);
+    await server.start();
+    return server;
+  };
+  try {
+    const registryPort = await freePort();
+    const registryConfig = join(dir, 'registry.yml');
+    writeFileSync(
+      registryConfig,
+      [
+        'version: 0.1',
+        // Quiet: the registry shares the cores with what is measured, the same for every target.
+        'log: { level: warn, accesslog: { disabled: true } }',
+        `storage: { filesystem: { rootdirectory: ${join(dir, 'storage')} }, cache: { blobdescriptor: inmemory } }`,
+        'http:',
+        `  addr: 127.0.0.1:${registryPort}`,
+        '  secret: registry-tls-proxy-bench',
+        '',
+      ].join('\n'),
+    );
+    const direct = await launch(
+      managed(
+        'direct',
+        `http://127.0.0.1:${registryPort}`,
+        () => startServer('docker-registry', ['serve', registryConfig], join(dir, 'registry.log')),
+        NO_PIDS,
+      ),
+    );
+
+    const tlsDir = join(dir, 'tls');
+    const caFile = join(tlsDir, 'ca.crt');
+    const proxyServer = async (name: 'proxy' | 'proxyQuiet', logLevel: string) => {
+      const port = await freePort();
+      const env = {
+        PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+        RTP_LISTEN: `127.0.0.1:${port}`,
+        RTP_ADMIN_LISTEN: '',
+        RTP_BACKEND: direct.origin,
+        RTP_TLS_DIR: tlsDir,
+        RTP_LOG_LEVEL: logLevel,
+      };
+      // The first start creates the CA and the server certificate in tlsDir.
+      return launch(
+        managed(
+          name,
+          `https://127.0.0.1:${port}`,
+          () =>
+            startServer(
+              process.execPath,
+              [join(root, 'dist', 'cli.js'), 'serve'],
+              join(dir, `${name}.log`),
+              env,
+            ),
+          (pid) => [pid],
+          caFile,
+        ),
+      );
+    };
+    const proxy = await proxyServer('proxy', 'info');
+    const proxyQuiet = await proxyServer('proxyQuiet', 'warn');
+
+    const nginxDir = join(dir, 'nginx');
+    mkdirSync(nginxDir);
+    const chain = join(nginxDir, 'server-chain.crt');
+    writeFileSync(
+      chain,
+      readFileSync(join(tlsDir, 'server.crt'), 'utf8').trimEnd() +
+        '\n' +
+        readFileSync(caFile, 'utf8'),
+    );
+    copyFileSync(join(tlsDir, 'server.key'), join(nginxDir, 'server.key'));
+    const tls = await proxyTLSSettings(root);
+    const nginxPort = await freePort();
+    const nginxConfig = join(nginxDir, 'nginx.conf');
+    writeFileSync(
+      nginxConfig,
+      renderNginxConfig({
+        dir: nginxDir,
+        listen: `127.0.0.1:${nginxPort}`,
+        upstream: `127.0.0.1:${registryPort}`,
+        certificateChain: chain,
+        key: join(nginxDir, 'server.key'),
+        ...tls,
+      }),
+    );
+    const nginx = await launch(
+      managed(
+        'nginx',
+        `https://127.0.0.1:${nginxPort}`,
+        () =>
+          // -e: nginx otherwise opens /var/log/nginx/error.log before reading the config.
+          startServer(
+            nginxBinary(),
+            [
+              '-p',
+              nginxDir,
+              '-c',
+              nginxConfig,
+              '-e',
+              join(nginxDir, 'error.log'),
+              '-g',
+              'daemon off;',
+            ],
+            join(nginxDir, 'stderr.log'),
+          ),
+        processFamily,
+        caFile,
+      ),
+    );
+    const revived: string[] = [];
+    const reviveKilled = async () => {
+      const now: string[] = [];
+      for (const server of started) {
+        const killed = server.killedFromOutside();
+        if (killed === undefined) continue;
+        await server.start();
+        now.push(killed);
+        revived.push(`${new Date().toISOString()}: ${killed}`);
+      }
+      return now;
+    };
+    return { direct, nginx, proxy, proxyQuiet, caFile, reviveKilled, revived, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Debian installs nginx in /usr/sbin, which a non-root PATH may lack. */
+export function nginxBinary(): string {
+  const dirs = (process.env['PATH'] ?? '').split(':');
+  return dirs.includes('/usr/sbin') ? 'nginx' : '/usr/sbin/nginx';
+}
+
+/** The cipher lists and curves of the proxy as built (dist/tls/context.js). */
+async function proxyTLSSettings(root: string) {
+  const url = pathToFileURL(join(root, 'dist', 'tls', 'context.js')).href;
+  const context = (await import(url)) as {
+    TLS12_CIPHERS: readonly string[];
+    TLS13_CIPHERSUITES: readonly string[];
+    secureContextOptions(material: object): { ecdhCurve?: string };
+  };
+  const options = context.secureContextOptions({
+    serverKeyPEM: '',
+    serverCertPEM: '',
+    caCertPEM: '',
+  });
+  return {
+    tls12Ciphers: context.TLS12_CIPHERS,
+    tls13Ciphersuites: context.TLS13_CIPHERSUITES,
+    curves: options.ecdhCurve ?? 'X25519:prime256v1:secp384r1',
+  };
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Polls GET /v2/ until it answers 200. Over TLS the certificate must verify against
+ * the proxy's CA: a target that does not verify is never measured.
+ */
+async function waitUntilServing(origin: string, child: ChildProcess, caFile?: string) {
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(
+        `${origin}: the server exited (${child.exitCode ?? child.signalCode}); see its log`,
+      );
+    }
+    try {
+      const status = await getStatus(`${origin}/v2/`, caFile);
+      if (status === 200) return;
+      last = `status ${status}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await sleep(200);
+  }
+  throw new Error(`${origin}: not serving after ${STARTUP_TIMEOUT_MS} ms (${last})`);
+}
+
+function getStatus(url: string, caFile?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onResponse = (res: import('node:http').IncomingMessage) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    };
+    const req = url.startsWith('https:')
+      ? httpsGet(url, { ca: caFile ? readFileSync(caFile) : [], agent: false }, onResponse)
+      : httpGet(url, { agent: false }, onResponse);
+    req.setTimeout(2_000, () => req.destroy(new Error('timed out')));
+    req.once('error', reject);
+  });
+}
