@@ -442,6 +442,23 @@ function errorKind(err: NodeJS.ErrnoException): string {
   }
 }
 
+const requestLoggers = new WeakMap<Logger, Logger>();
+
+/**
+ * Request lines skip pino's redaction (it walked every key of every line: 10 µs of the
+ * ~100 µs a proxied manifest GET costs; 3.7 without). They hold only the fields built in
+ * logRequest — method, path without query, status, sizes, time, client address — and
+ * never a header, so there is nothing to redact.
+ */
+function requestLogger(logger: Logger): Logger {
+  let child = requestLoggers.get(logger);
+  if (!child) {
+    child = logger.child({}, { redact: { paths: [], censor: '' } });
+    requestLoggers.set(logger, child);
+  }
+  return child;
+}
+
 function logRequest(
   opts: HandlerOptions,
   req: IncomingMessage,
@@ -458,7 +475,7 @@ function logRequest(
   opts.metrics.duration.observe({ operation }, seconds);
   if (ex.bytesIn > 0) opts.metrics.receivedBytes.inc({ operation }, ex.bytesIn);
   if (ex.bytesOut) opts.metrics.sentBytes.inc({ operation }, ex.bytesOut);
-  opts.logger.info(
+  requestLogger(opts.logger).info(
     {
       method: req.method,
       path: ex.path,

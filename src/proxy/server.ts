@@ -22,6 +22,8 @@ import { createRequestHandler } from './handler.js';
 import { UpstreamPool } from './relay.js';
 import { rawRegistryError } from './registry-error.js';
 
+/** Distinct Host values remembered; a client sending random ones only empties the cache. */
+const COVERAGE_CACHE_MAX = 1024;
 /** Idle keep-alive sockets kept per backend; more than any realistic burst of parallel layer transfers. */
 const UPSTREAM_MAX_FREE_SOCKETS = 256;
 
@@ -47,6 +49,8 @@ export function createPublicServer(
 ): PublicServer {
   let current = material;
   let leaf = new X509Certificate(material.serverCertPEM);
+  /** Host → whether the served certificate covers it. */
+  const coverage = new Map<string, boolean>();
   const agent = new Agent({
     keepAlive: true,
     maxFreeSockets: UPSTREAM_MAX_FREE_SOCKETS,
@@ -79,10 +83,18 @@ export function createPublicServer(
     logger,
     metrics,
     trustBundlePEM: () => current.trustBundlePEM,
-    coversHost: (host) =>
-      isIP(host)
-        ? leaf.checkIP(canonicalIP(host)) !== undefined
-        : leaf.checkHost(host) !== undefined,
+    coversHost: (host) => {
+      // Clients use a handful of names: remember the answers (OpenSSL's check is per call).
+      let covered = coverage.get(host);
+      if (covered === undefined) {
+        covered = isIP(host)
+          ? leaf.checkIP(canonicalIP(host)) !== undefined
+          : leaf.checkHost(host) !== undefined;
+        if (coverage.size >= COVERAGE_CACHE_MAX) coverage.clear();
+        coverage.set(host, covered);
+      }
+      return covered;
+    },
     ...(options.verdict && config.health.publicPath !== ''
       ? { health: { path: config.health.publicPath, verdict: options.verdict } }
       : {}),
@@ -154,6 +166,7 @@ export function createPublicServer(
     setMaterial(next) {
       current = next;
       leaf = new X509Certificate(next.serverCertPEM);
+      coverage.clear();
       https.setSecureContext(secureContextOptions(next, config.tls.clientAuth));
     },
     close: () =>
