@@ -2,7 +2,9 @@
 /**
  * Entry point: argv → command. The only place that calls process.exit.
  */
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
+import { runPrimary, workerCount, workerTicketKeys } from './cluster.js';
 import { loadConfig } from './config/load.js';
 import { ConfigError, RTPError } from './errors.js';
 import { createLogger } from './log.js';
@@ -98,10 +100,19 @@ async function runServe(args: string[]): Promise<number> {
     }
     throw err;
   }
-  const logger = createLogger(config.log.level);
+  const count = workerCount(config);
+  const logger =
+    cluster.isWorker && cluster.worker
+      ? createLogger(config.log.level).child({ worker: cluster.worker.id })
+      : createLogger(config.log.level);
   let running;
   try {
-    running = await serve(config, logger);
+    running =
+      count <= 1
+        ? await serve(config, logger)
+        : cluster.isPrimary
+          ? await runPrimary(config, logger, count)
+          : await serve(config, logger, { kind: 'worker', ticketKeys: workerTicketKeys() });
   } catch (err) {
     if (err instanceof RTPError) {
       logger.fatal({ code: err.code }, err.message);
@@ -120,6 +131,8 @@ async function runServe(args: string[]): Promise<number> {
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // A cluster worker whose primary is gone has no one to answer to.
+    if (cluster.isWorker) process.once('disconnect', () => stop('primary gone'));
   });
 }
 

@@ -3,11 +3,12 @@
  * listener, and the start-up log lines that tell an operator what to do next.
  */
 import { X509Certificate } from 'node:crypto';
-import { Agent } from 'node:http';
 import { join, resolve } from 'node:path';
-import { createAdminServer, type AdminServer } from './admin/server.js';
+import { createAdminServer, type AdminServer, type MetricsSource } from './admin/server.js';
 import { parseHostPort, type Config } from './config/schema.js';
-import { startHealthMonitor } from './health/monitor.js';
+import { monitorBackend } from './health/monitor.js';
+import type { Verdict } from './health/probe.js';
+import { exposeToClusterMetrics } from './metrics/cluster.js';
 import { RTPError } from './errors.js';
 import type { Logger } from './log.js';
 import { readMachineIdentity } from './pki/sans.js';
@@ -20,7 +21,14 @@ export interface RunningProxy {
   close(): Promise<void>;
 }
 
-export async function serve(config: Config, logger: Logger): Promise<RunningProxy> {
+/** How this process serves: alone, or as one worker of a cluster (cluster.ts). */
+export type ServeRole = { kind: 'single' } | { kind: 'worker'; ticketKeys: Buffer };
+
+export async function serve(
+  config: Config,
+  logger: Logger,
+  role: ServeRole = { kind: 'single' },
+): Promise<RunningProxy> {
   const machine = readMachineIdentity();
   const dir = resolve(config.tls.dir);
   const source = certificateSource(config, logger);
@@ -54,15 +62,14 @@ export async function serve(config: Config, logger: Logger): Promise<RunningProx
   }
 
   // Until the first probe ends, /readyz says "starting" (503): never ready on a guess.
-  const health = startHealthMonitor({
-    backend: new URL(config.backend),
-    timeoutMs: config.health.timeout,
-    allowAnonymous: config.health.allowAnonymous,
-    agent: new Agent({ keepAlive: true, maxSockets: 1 }),
-    intervalMs: config.health.interval,
-    logger,
-  });
+  // A cluster's workers probe for their public health path; the primary logs changes.
+  const health = monitorBackend(config, logger, role.kind === 'single');
   const pub = createPublicServer(config, material, logger, { verdict: health.current });
+  if (role.kind === 'worker') {
+    // Every worker issues and accepts the same session tickets.
+    pub.setTicketKeys(role.ticketKeys);
+    exposeToClusterMetrics(pub.metrics.registry);
+  }
   const renewal = startRenewal({
     load,
     checkIntervalMs: config.tls.checkInterval,
@@ -72,19 +79,11 @@ export async function serve(config: Config, logger: Logger): Promise<RunningProx
     watch: source.watch,
   });
   const address = await listenOrExplain(() => pub.listen(), config.listen, 'listen');
-  let admin: AdminServer | undefined;
-  if (config.admin.listen !== '') {
-    admin = createAdminServer(config.admin.listen, pub.metrics.registry, health.current);
-    const adminAddress = await listenOrExplain(
-      () => admin!.listen(),
-      config.admin.listen,
-      'admin.listen',
-    );
-    logger.info(
-      { address: `${adminAddress.address}:${adminAddress.port}` },
-      'admin listener (/healthz, /readyz, /metrics)',
-    );
-  }
+  // In a cluster the admin listener is the primary's.
+  const admin =
+    role.kind === 'single'
+      ? await startAdmin(config, logger, pub.metrics.registry, health.current, '/metrics')
+      : undefined;
 
   const publicName = advertisedHost(config, machine.hostname);
   const hostPort = `${publicName}:${address.port}`;
@@ -119,6 +118,24 @@ function splitCount(pem: string | undefined): number {
   return pem?.match(/-----BEGIN CERTIFICATE-----/g)?.length ?? 0;
 }
 
+/** The admin listener, when admin.listen is set, with its start-up log line. */
+export async function startAdmin(
+  config: Config,
+  logger: Logger,
+  metrics: MetricsSource,
+  verdict: () => Verdict,
+  metricsNote: string,
+): Promise<AdminServer | undefined> {
+  if (config.admin.listen === '') return undefined;
+  const admin = createAdminServer(config.admin.listen, metrics, verdict);
+  const address = await listenOrExplain(() => admin.listen(), config.admin.listen, 'admin.listen');
+  logger.info(
+    { address: `${address.address}:${address.port}` },
+    `admin listener (/healthz, /readyz, ${metricsNote})`,
+  );
+  return admin;
+}
+
 /** The name to show in client instructions: a configured name, the bound address, or the hostname. */
 function advertisedHost(config: Config, hostname: string): string {
   const first = config.tls.names[0];
@@ -128,7 +145,7 @@ function advertisedHost(config: Config, hostname: string): string {
   return hostname;
 }
 
-async function listenOrExplain<T>(
+export async function listenOrExplain<T>(
   listen: () => Promise<T>,
   value: string,
   key: string,

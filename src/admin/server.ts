@@ -4,7 +4,6 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
 import { parseHostPort } from '../config/schema.js';
 import type { Verdict } from '../health/probe.js';
 import { verdictBody } from '../health/report.js';
@@ -14,9 +13,15 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
+/** A prom-client Registry, or the cluster primary's aggregate of its workers' registries. */
+export interface MetricsSource {
+  metrics(): Promise<string>;
+  contentType: string;
+}
+
 export function createAdminServer(
   listen: string,
-  metrics: Registry,
+  metrics: MetricsSource,
   verdict: () => Verdict,
 ): AdminServer {
   const server: Server = createServer((req, res) => {

@@ -11,6 +11,8 @@ export interface Config {
   listen: string;
   /** The plain-HTTP registry, `http://host:port`. */
   backend: string;
+  /** Processes serving the public port (a cluster sharing certificates and session-ticket keys); 0 = one per core. */
+  workers: number;
   tls: {
     /** Where the CA, the server certificate and their keys live. */
     dir: string;
@@ -70,6 +72,7 @@ const YEAR_MS = 365 * DAY_MS;
 export const DEFAULTS: Config = {
   listen: '0.0.0.0:5443',
   backend: 'http://127.0.0.1:5000',
+  workers: 0,
   tls: {
     dir: 'data/tls',
     names: [],
@@ -203,6 +206,7 @@ export const FIELDS: Readonly<Record<string, FieldSpec>> = {
   'tls.certWarnBefore': duration(0, 398 * DAY_MS),
   'tls.clientAuth': bool,
   'admin.listen': string((v) => (v === '' ? undefined : checkHostPort(v))),
+  workers: int(0, 64),
   'health.interval': duration(1000, 3_600_000),
   'health.timeout': duration(100, 60_000),
   'health.allowAnonymous': bool,

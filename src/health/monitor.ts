@@ -3,6 +3,8 @@
  * load balancers' probes (of /readyz, the public health path) read a cached
  * answer and never hammer the registry. Transitions are logged once.
  */
+import { Agent } from 'node:http';
+import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { probeBackend, type ProbeOptions, type Verdict } from './probe.js';
 
@@ -18,6 +20,8 @@ export function startHealthMonitor(
   opts: ProbeOptions & {
     intervalMs: number;
     logger: Logger;
+    /** Log changes of verdict (default); off for cluster workers, whose primary logs them. */
+    logTransitions?: boolean;
     onVerdict?: (verdict: Verdict) => void;
   },
 ): HealthMonitor {
@@ -39,7 +43,7 @@ export function startHealthMonitor(
     opts.onVerdict?.(next);
     // One line per change of verdict (and of its reason, e.g. refused → timing out), not per probe.
     const key = `${next.status} ${next.reason}`;
-    if (key !== previousStatus) {
+    if (key !== previousStatus && opts.logTransitions !== false) {
       const fields = {
         verdict: next.status,
         httpStatus: next.httpStatus,
@@ -70,4 +74,21 @@ export function startHealthMonitor(
       clearTimeout(timer);
     },
   };
+}
+
+/** The monitor of `config`'s backend, on its own one-socket keep-alive agent. */
+export function monitorBackend(
+  config: Config,
+  logger: Logger,
+  logTransitions = true,
+): HealthMonitor {
+  return startHealthMonitor({
+    backend: new URL(config.backend),
+    timeoutMs: config.health.timeout,
+    allowAnonymous: config.health.allowAnonymous,
+    agent: new Agent({ keepAlive: true, maxSockets: 1 }),
+    intervalMs: config.health.interval,
+    logger,
+    logTransitions,
+  });
 }

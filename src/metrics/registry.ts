@@ -105,6 +105,7 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
   });
   new Gauge({
     name: `${PREFIX}certificate_expiry_timestamp_seconds`,
+    aggregator: 'min', // a cluster's workers serve the same files: the soonest, not the sum
     help: 'When the served certificate (certificate="server") and the CA that signed it (certificate="ca") expire, Unix time.',
     labelNames: ['certificate'] as const,
     registers,
@@ -118,6 +119,7 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     const verdict = sources.verdict;
     new Gauge({
       name: `${PREFIX}backend_up`,
+      aggregator: 'min',
       help: 'Whether the last probe of the backend found it healthy (401 with a challenge; 200 only with health.allowAnonymous).',
       registers,
       collect() {
@@ -126,6 +128,7 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     });
     new Gauge({
       name: `${PREFIX}backend_verdict`,
+      aggregator: 'max',
       help: 'The last probe verdict as a state set: healthy, open (answers anonymous users), down.',
       labelNames: ['verdict'] as const,
       registers,
@@ -136,6 +139,7 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     });
     new Gauge({
       name: `${PREFIX}backend_probe_timestamp_seconds`,
+      aggregator: 'max',
       help: 'When the backend was last probed, Unix time.',
       registers,
       collect() {

@@ -33,6 +33,8 @@ export interface PublicServer {
   listen(): Promise<AddressInfo>;
   /** Swaps the certificate for new handshakes; live connections keep theirs. */
   setMaterial(material: TLSMaterial): void;
+  /** The keys that encrypt TLS session tickets (48 bytes), shared by a cluster's workers. */
+  setTicketKeys(keys: Buffer): void;
   close(): Promise<void>;
 }
 
@@ -163,6 +165,9 @@ export function createPublicServer(
           resolve(server.address() as AddressInfo);
         });
       }),
+    setTicketKeys(keys) {
+      https.setTicketKeys(keys);
+    },
     setMaterial(next) {
       current = next;
       leaf = new X509Certificate(next.serverCertPEM);

@@ -229,6 +229,8 @@ export async function startProxy(opts: {
       RTP_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
       RTP_BACKEND: opts.backend,
       RTP_TLS_DIR: opts.tlsDir,
+      // One process unless a test asks for a cluster: log lines and timings stay simple.
+      RTP_WORKERS: '1',
       ...opts.env,
     },
   });
