@@ -26,6 +26,11 @@ import { rawRegistryError } from './registry-error.js';
 const COVERAGE_CACHE_MAX = 1024;
 /** Idle keep-alive sockets kept per backend; more than any realistic burst of parallel layer transfers. */
 const UPSTREAM_MAX_FREE_SOCKETS = 256;
+/**
+ * Idle relay sockets kept: each holds its 256 KiB read buffer, so 32 cost 8 MiB; a
+ * burst beyond them opens new connections, which on a local network costs little.
+ */
+const RELAY_MAX_IDLE_SOCKETS = 32;
 
 export interface PublicServer {
   metrics: ProxyMetrics;
@@ -62,7 +67,7 @@ export function createPublicServer(
   const pool = new UpstreamPool(
     backend.hostname.replace(/^\[|\]$/g, ''),
     Number(backend.port || 80),
-    UPSTREAM_MAX_FREE_SOCKETS,
+    RELAY_MAX_IDLE_SOCKETS,
   );
   const metrics = createMetrics({
     upstream: () => {
