@@ -241,7 +241,7 @@ export async function measureMemory(
         `memory round ${round + 1}/${settings.memory.rounds} ${target.name}: ` +
           `RSS ${(result.beforeBytes / MiB).toFixed(0)} → peak ${(result.peakBytes / MiB).toFixed(0)} MiB ` +
           `(+${(result.growthBytes / MiB).toFixed(0)}) over ${(result.streamedBytes / GiB).toFixed(2)} GiB ` +
-          `in ${result.seconds.toFixed(1)} s`,
+          `(fast readers: ${(result.fastBytes / GiB).toFixed(2)} GiB in ${result.fastSeconds.toFixed(1)} s)`,
       );
     }
   }

@@ -21,6 +21,10 @@ export interface MemoryResult {
   /** Bytes streamed by all readers, the slow one included. */
   streamedBytes: number;
   slowBytes: number;
+  /** Bytes the fast readers pulled, and how long they took (the slow reader ends later). */
+  fastBytes: number;
+  fastSeconds: number;
+  /** Until the slow reader's last session ended too. */
   seconds: number;
 }
 
@@ -46,6 +50,7 @@ export async function streamAndWatch(
     let pullsLeft = Math.ceil(memory.totalBytes / layer.bytes);
     let fastBytes = 0;
     let fastDone = false;
+    let fastSeconds = 0;
     const fastReader = async () => {
       while (pullsLeft > 0) {
         pullsLeft -= 1;
@@ -54,7 +59,10 @@ export async function streamAndWatch(
       }
     };
     const fast = Promise.all(Array.from({ length: memory.transfers - 1 }, fastReader)).finally(
-      () => (fastDone = true),
+      () => {
+        fastDone = true;
+        fastSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+      },
     );
     const slow = slowReader(target.origin, caFile, layer, memory, () => fastDone);
     const [, slowBytes] = await Promise.all([fast, slow]);
@@ -69,6 +77,8 @@ export async function streamAndWatch(
       growthBytes: peakBytes - beforeBytes,
       streamedBytes: fastBytes + slowBytes,
       slowBytes,
+      fastBytes,
+      fastSeconds,
       seconds,
     };
   } finally {

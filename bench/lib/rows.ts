@@ -71,6 +71,8 @@ function withTarget(row: Row): Row {
   return { ...row, target: `≤ ${goal.max}×`, pass: row.ratio <= goal.max };
 }
 
+const MIN_LATENCY_FOR_RATIO_MS = 0.5;
+
 /** Latency a proxy adds: its percentile minus direct's in the same round (hey: 0.1 ms steps). */
 function addedLatencyRow(
   key: string,
@@ -97,8 +99,9 @@ function addedLatencyRow(
     direct: directMs,
     nginx,
     proxy,
-    // Below hey's resolution a ratio says nothing.
-    ratio: nginx !== null && proxy !== null && nginx >= 0.05 ? proxy / nginx : null,
+    // hey reports 0.1 ms steps: a ratio to fewer than MIN_LATENCY_FOR_RATIO_MS of them is noise.
+    ratio:
+      nginx !== null && proxy !== null && nginx >= MIN_LATENCY_FOR_RATIO_MS ? proxy / nginx : null,
     target: null,
     pass: null,
     chart: percentile === 'p50',
@@ -278,12 +281,12 @@ export function buildRows(raw: Raw, settings: Settings): Row[] {
     numericRow({
       id: 'memory.throughput',
       section: memorySection,
-      label: 'aggregate throughput',
+      label: 'aggregate throughput of the fast readers',
       unit: 'MiB/s',
       kind: 'rate',
       better: 'higher',
       samples: memory,
-      metric: (s) => s.streamedBytes / MiB / s.seconds,
+      metric: (s) => s.fastBytes / MiB / s.fastSeconds,
       withDirect: false,
       chart: false,
     }),
