@@ -31,9 +31,11 @@ import { NOTES, renderMarkdownTable, renderTable } from './lib/table.js';
 import { nginxBinary, startServers, type Servers } from './lib/servers.js';
 import { FULL, QUICK, type Settings } from './lib/settings.js';
 
-const USAGE = `usage: node bench/build/run.js [--quick] [--rounds N] [--out PATH] [--proxy DIR]
+const USAGE = `usage: node bench/build/run.js [--quick] [--rounds N] [--workers N] [--out PATH] [--proxy DIR]
   --quick      smoke run: tiny sizes, one round (CI)
   --rounds N   rounds per measurement (default: 5 full, 1 quick)
+  --workers N  processes serving the port, the same for both: nginx worker_processes N,
+               the proxy RTP_WORKERS=N (default 1: one core each)
   --out PATH   write PATH.json, PATH.svg and PATH.md
                (default: bench/results/latest, or bench/results/quick with --quick)
   --proxy DIR  measure the proxy built in another checkout (DIR/dist/cli.js), e.g. a
@@ -53,25 +55,28 @@ function parseArgs(argv: readonly string[], root: string): Options | 'help' {
   let rounds: number | undefined;
   let out: string | undefined;
   let proxyRoot = root;
+  let workers = 1;
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
     if (arg === '--quick') quick = true;
     else if (arg === '--help' || arg === '-h') return 'help';
-    else if (arg === '--rounds' || arg === '--out' || arg === '--proxy') {
+    else if (['--rounds', '--workers', '--out', '--proxy'].includes(arg ?? '')) {
       const value = argv[(i += 1)];
       if (value === undefined) throw new Error(`${arg} needs a value\n${USAGE}`);
       if (arg === '--out') out = resolve(value);
       else if (arg === '--proxy') proxyRoot = resolve(value);
       else {
-        rounds = Number(value);
-        if (!Number.isInteger(rounds) || rounds < 1)
-          throw new Error(`--rounds: a whole number ≥ 1, not "${value}"`);
+        const n = Number(value);
+        if (!Number.isInteger(n) || n < 1)
+          throw new Error(`${arg}: a whole number ≥ 1, not "${value}"`);
+        if (arg === '--rounds') rounds = n;
+        else workers = n;
       }
     } else throw new Error(`unknown argument "${arg}"\n${USAGE}`);
   }
   const base = quick ? QUICK : FULL;
   return {
-    settings: { ...base, rounds: rounds ?? base.rounds },
+    settings: { ...base, rounds: rounds ?? base.rounds, workers },
     out: out ?? join(root, 'bench', 'results', quick ? 'quick' : 'latest'),
     proxyRoot,
   };
@@ -159,7 +164,7 @@ async function main(): Promise<void> {
     const layer = ensureLayer(settings.layerBytes);
     progress(`layer ${layer.digest} (${layer.bytes} bytes, cached in ${dirname(layer.file)})`);
     progress(`proxy under test: ${proxyVersion}`);
-    servers = await startServers(proxyRoot, dir);
+    servers = await startServers(proxyRoot, dir, settings.workers);
     progress(
       `registry ${servers.direct.origin}, nginx ${servers.nginx.origin}, proxy ${servers.proxy.origin} ` +
         `(quiet: ${servers.proxyQuiet.origin}); files in ${dir}`,
@@ -176,7 +181,7 @@ async function main(): Promise<void> {
       memory: await measureMemory(servers, layer, settings, progress),
     };
     const rows = buildRows(raw, settings);
-    const title = `registry-tls-proxy vs nginx, fronting the same registry (${settings.mode} run, nginx = 1)`;
+    const title = `registry-tls-proxy vs nginx, fronting the same registry (${settings.mode} run, ${settings.workers} worker${settings.workers > 1 ? 's' : ''} each, nginx = 1)`;
     const subtitles = [
       `${date.slice(0, 16).replace('T', ' ')} UTC · proxy ${proxyVersion} · ${settings.rounds} round(s), medians`,
       machineLine(machine),

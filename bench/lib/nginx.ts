@@ -8,6 +8,8 @@
 export interface NginxConfig {
   /** Directory for the pid file, logs and temp paths. */
   dir: string;
+  /** worker_processes: as many as the proxy has serving processes. */
+  workers: number;
   listen: string;
   upstream: string;
   /** Leaf then CA, as the proxy serves it. */
@@ -21,8 +23,8 @@ export interface NginxConfig {
 
 export function renderNginxConfig(c: NginxConfig): string {
   return `# Written by bench/lib/nginx.ts for one benchmark run.
-# One worker: one core, like the proxy's single Node process.
-worker_processes 1;
+# As many workers as the proxy has serving processes (1: one core each).
+worker_processes ${c.workers};
 pid ${c.dir}/nginx.pid;
 error_log ${c.dir}/error.log warn;
 events { worker_connections 4096; }

@@ -104,7 +104,18 @@ function managed(
 
 const NO_PIDS = () => [];
 
-export async function startServers(root: string, dir: string): Promise<Servers> {
+/**
+ * Starts everything. `workers` processes serve each port: nginx's worker_processes and the
+ * proxy's RTP_WORKERS (a build from before the cluster option runs one process, and says so
+ * if asked for more).
+ */
+export async function startServers(root: string, dir: string, workers: number): Promise<Servers> {
+  const proxyBuild = await inspectProxyBuild(root);
+  if (workers > 1 && !proxyBuild.hasWorkers) {
+    throw new Error(
+      `${root}: this proxy build runs one process (no "workers" setting); use --workers 1`,
+    );
+  }
   const started: Managed[] = [];
   const stop = async () => {
     for (const server of [...started].reverse()) await server.stop();
@@ -150,6 +161,7 @@ export async function startServers(root: string, dir: string): Promise<Servers> 
         RTP_BACKEND: direct.origin,
         RTP_TLS_DIR: tlsDir,
         RTP_LOG_LEVEL: logLevel,
+        ...(proxyBuild.hasWorkers ? { RTP_WORKERS: String(workers) } : {}),
       };
       // The first start creates the CA and the server certificate in tlsDir.
       return launch(
@@ -163,7 +175,8 @@ export async function startServers(root: string, dir: string): Promise<Servers> 
               join(dir, `${name}.log`),
               env,
             ),
-          (pid) => [pid],
+          // With RTP_WORKERS > 1, a primary and its cluster workers.
+          processFamily,
           caFile,
         ),
       );
@@ -181,13 +194,14 @@ export async function startServers(root: string, dir: string): Promise<Servers> 
         readFileSync(caFile, 'utf8'),
     );
     copyFileSync(join(tlsDir, 'server.key'), join(nginxDir, 'server.key'));
-    const tls = await proxyTLSSettings(root);
+    const tls = proxyBuild.tls;
     const nginxPort = await freePort();
     const nginxConfig = join(nginxDir, 'nginx.conf');
     writeFileSync(
       nginxConfig,
       renderNginxConfig({
         dir: nginxDir,
+        workers,
         listen: `127.0.0.1:${nginxPort}`,
         upstream: `127.0.0.1:${registryPort}`,
         certificateChain: chain,
@@ -244,23 +258,31 @@ export function nginxBinary(): string {
   return dirs.includes('/usr/sbin') ? 'nginx' : '/usr/sbin/nginx';
 }
 
-/** The cipher lists and curves of the proxy as built (dist/tls/context.js). */
-async function proxyTLSSettings(root: string) {
-  const url = pathToFileURL(join(root, 'dist', 'tls', 'context.js')).href;
-  const context = (await import(url)) as {
+/**
+ * What the proxy build offers (dist/, as built): its cipher lists and curves, which nginx
+ * is given too, and whether it knows the `workers` setting (node:cluster).
+ */
+async function inspectProxyBuild(root: string) {
+  const load = async <T>(file: string) =>
+    (await import(pathToFileURL(join(root, 'dist', ...file.split('/'))).href)) as T;
+  const context = await load<{
     TLS12_CIPHERS: readonly string[];
     TLS13_CIPHERSUITES: readonly string[];
     secureContextOptions(material: object): { ecdhCurve?: string };
-  };
+  }>('tls/context.js');
+  const schema = await load<{ DEFAULTS: object }>('config/schema.js');
   const options = context.secureContextOptions({
     serverKeyPEM: '',
     serverCertPEM: '',
     caCertPEM: '',
   });
   return {
-    tls12Ciphers: context.TLS12_CIPHERS,
-    tls13Ciphersuites: context.TLS13_CIPHERSUITES,
-    curves: options.ecdhCurve ?? 'X25519:prime256v1:secp384r1',
+    hasWorkers: 'workers' in schema.DEFAULTS,
+    tls: {
+      tls12Ciphers: context.TLS12_CIPHERS,
+      tls13Ciphersuites: context.TLS13_CIPHERSUITES,
+      curves: options.ecdhCurve ?? 'X25519:prime256v1:secp384r1',
+    },
   };
 }
 

@@ -9,6 +9,8 @@ export interface Settings {
   mode: 'full' | 'quick';
   /** Rounds per measurement; nginx and the proxy swap order every round. */
   rounds: number;
+  /** Processes serving the port, for each: nginx worker_processes, the proxy's RTP_WORKERS. */
+  workers: number;
   /** The layer pushed and pulled (issue: ≥ 1 GiB). */
   layerBytes: number;
   /** hey requests per run, by concurrency (keep-alive; each worker holds one connection). */
@@ -38,6 +40,7 @@ export type ManifestMethod = (typeof METHODS)[number];
 export const FULL: Settings = {
   mode: 'full',
   rounds: 5,
+  workers: 1,
   layerBytes: 1 * GiB,
   manifestRequests: { 1: 2_000, 32: 6_400 },
   handshakeSeconds: 3,
@@ -54,6 +57,7 @@ export const FULL: Settings = {
 export const QUICK: Settings = {
   mode: 'quick',
   rounds: 1,
+  workers: 1,
   layerBytes: 32 * MiB,
   manifestRequests: { 1: 200, 32: 640 },
   handshakeSeconds: 1,

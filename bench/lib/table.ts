@@ -4,7 +4,7 @@ import type { Row } from './rows.js';
 /** How to read the table; printed under it and kept in the JSON. */
 export const NOTES: readonly string[] = [
   'Medians over rounds; proxy ÷ nginx is the median of per-round ratios (the two ran back to back, order swapped every round).',
-  'CPU = utime + stime from /proc/PID/stat: the proxy process; nginx master + its one worker (worker_processes 1).',
+  "CPU = utime + stime from /proc/PID/stat, summed over each server's processes: nginx master + workers, the proxy (+ its cluster workers if RTP_WORKERS > 1).",
   'Both log every request: nginx access_log on, the proxy at its default level (info); "log level warn" rows run a second proxy without request logs.',
   'hey and openssl s_time do not verify certificates; every target was verified against the proxy CA before measuring (Node https, curl --cacert, s_client -verify_return_error).',
   'Latency from hey, in 0.1 ms steps; "added" = percentile minus direct-to-registry in the same round.',
