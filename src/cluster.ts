@@ -43,7 +43,11 @@ export async function runPrimary(
   count: number,
 ): Promise<RunningProxy> {
   // Certificates first, once: workers then find them instead of all waiting on the lock.
-  await certificateSource(config, logger).load();
+  const material = await certificateSource(config, logger).load();
+  if (material.created.ca) logger.info({ dir: config.tls.dir }, 'created a new CA');
+  if (material.created.server) {
+    logger.info({ reason: material.created.reason }, 'issued a new server certificate');
+  }
   const ticketKeys = randomBytes(48).toString('hex');
   let stopping = false;
   const workers = new Set<Worker>();
