@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { waitFor } from './helpers/fake-backend.js';
 import { useRegistryBehindProxy } from './helpers/fixture.js';
 import { httpsGet } from './helpers/https.js';
-import { waitForOutput } from './helpers/processes.js';
+import { isAlive, waitForOutput } from './helpers/processes.js';
 
 function workerPids(primary: number): number[] {
   try {
@@ -107,14 +107,6 @@ describe('a cluster of two workers', () => {
     const primary = env.proxy.child.pid!;
     const workers = workerPids(primary);
     expect(await env.proxy.stop()).toBe(0);
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    expect(await waitFor(() => workers.every((pid) => !alive(pid)))).toBe(true);
+    expect(await waitFor(() => workers.every((pid) => !isAlive(pid)))).toBe(true);
   });
 });

@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, type RunResult } from './docker.js';
+import { run, unmountUnder, type RunResult } from './docker.js';
 import { stopProcess, tempDir, waitForOutput } from './processes.js';
 
 export const SNAPSHOTTER = 'native';
@@ -126,14 +126,4 @@ export async function startContainerd(): Promise<Containerd> {
     throw err;
   }
   return { socket, dir, ctr, output, stop };
-}
-
-/** Lazily unmounts anything left mounted below `dir` (deepest first), so it can be removed. */
-async function unmountUnder(dir: string): Promise<void> {
-  const mounts = readFileSync('/proc/self/mounts', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[1] ?? '')
-    .filter((point) => point.startsWith(`${dir}/`))
-    .sort((a, b) => b.length - a.length);
-  for (const point of mounts) await run('umount', ['-l', point]);
 }

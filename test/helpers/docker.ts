@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stopProcess, tempDir, waitForOutput } from './processes.js';
+import { isAlive, stopProcess, tempDir, waitForOutput } from './processes.js';
 
 export interface RunResult {
   code: number;
@@ -94,15 +94,6 @@ function killContainerd(dir: string): void {
   killByPidFile(join(dir, 'exec', 'containerd', 'containerd.pid'), dir);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Engines whose test process died without stopping them (e.g. a killed worker): kill, unmount, remove. */
 async function sweepStale(): Promise<void> {
   for (const name of readdirSync(tmpdir())) {
@@ -114,7 +105,7 @@ async function sweepStale(): Promise<void> {
     } catch {
       continue; // not ours to judge
     }
-    if (!(owner > 0) || alive(owner)) continue;
+    if (!(owner > 0) || isAlive(owner)) continue;
     killByPidFile(join(dir, 'dockerd.pid'), dir);
     killContainerd(dir);
     await unmountUnder(dir);
@@ -195,7 +186,7 @@ export async function startDockerd(): Promise<Dockerd> {
 }
 
 /** Lazily unmounts anything left mounted below `dir` (deepest first), so it can be removed. */
-async function unmountUnder(dir: string): Promise<void> {
+export async function unmountUnder(dir: string): Promise<void> {
   const mounts = readFileSync('/proc/self/mounts', 'utf8')
     .split('\n')
     .map((line) => line.split(' ')[1] ?? '')

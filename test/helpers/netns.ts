@@ -13,6 +13,7 @@
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isAlive } from './processes.js';
 
 /** One file per /30 in use, holding the owner's pid: allocation across parallel test files. */
 const LOCK_DIR = '/run/rtp-test-hosts';
@@ -46,15 +47,6 @@ function ipQuiet(args: string[]): void {
     ip(args);
   } catch {
     // already gone
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -95,7 +87,7 @@ function sweepStale(): void {
   }
   for (const name of names) {
     const match = /^rtp-[a-z0-9]+-(\d+)-(\d+)$/.exec(name);
-    if (!match || alive(Number(match[1]))) continue;
+    if (!match || isAlive(Number(match[1]))) continue;
     killInside(name);
     ipQuiet(['netns', 'del', name]);
     ipQuiet(['link', 'del', interfaceName(Number(match[1]), Number(match[2]), 'h')]);
@@ -110,7 +102,7 @@ function sweepStale(): void {
     const path = join(LOCK_DIR, lock);
     try {
       const pid = Number(readFileSync(path, 'utf8').split(' ')[0]);
-      if (!alive(pid)) unlinkSync(path);
+      if (!isAlive(pid)) unlinkSync(path);
     } catch {
       // raced with its owner
     }

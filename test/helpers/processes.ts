@@ -75,6 +75,16 @@ export function waitForOutput(
   });
 }
 
+/** Whether a process with this pid exists (EPERM: it does, but is not ours to signal). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export function stopProcess(
   child: ChildProcess,
   signal: NodeJS.Signals = 'SIGTERM',
