@@ -40,6 +40,7 @@ import {
   tempDir,
   type Proxy,
   type Registry,
+  tearDown,
 } from './helpers/processes.js';
 import { skopeo } from './helpers/skopeo.js';
 
@@ -133,21 +134,14 @@ describe(
     }, 300_000);
 
     afterAll(async () => {
-      const errors: unknown[] = [];
-      const attempt = async (step: () => unknown) => {
-        try {
-          await step();
-        } catch (err) {
-          errors.push(err);
-        }
-      };
-      await attempt(() => containerd?.stop());
-      await attempt(() => proxy?.stop());
-      await attempt(() => registry?.stop());
-      await attempt(() => host?.destroy());
-      await attempt(removeTrust);
-      await attempt(() => tmp.remove());
-      if (errors.length > 0) throw errors[0];
+      await tearDown(
+        () => containerd?.stop(),
+        () => proxy?.stop(),
+        () => registry?.stop(),
+        () => host?.destroy(),
+        removeTrust,
+        () => tmp.remove(),
+      );
       if (containerdDir) {
         expect(processesUsing(containerdDir)).toEqual([]);
         expect(existsSync(containerdDir)).toBe(false);

@@ -34,6 +34,7 @@ import {
   waitForOutput,
   type Proxy,
   type Registry,
+  tearDown,
 } from './helpers/processes.js';
 
 const USER = 'dora';
@@ -117,22 +118,15 @@ describe('the docker engine verifies the proxy strictly, then trusts its CA', SL
   }, 300_000);
 
   afterAll(async () => {
-    const errors: unknown[] = [];
-    const attempt = async (step: () => unknown) => {
-      try {
-        await step();
-      } catch (err) {
-        errors.push(err);
-      }
-    };
-    await attempt(() => engine?.stop());
-    await attempt(() => proxy?.stop());
-    await attempt(() => mtlsProxy?.stop());
-    await attempt(() => registry?.stop());
-    await attempt(() => host?.destroy());
-    await attempt(removeTrust);
-    await attempt(() => tmp.remove());
-    if (errors.length > 0) throw errors[0];
+    await tearDown(
+      () => engine?.stop(),
+      () => proxy?.stop(),
+      () => mtlsProxy?.stop(),
+      () => registry?.stop(),
+      () => host?.destroy(),
+      removeTrust,
+      () => tmp.remove(),
+    );
     expect(ownNamespaces()).toEqual([]);
   }, 120_000);
 

@@ -75,6 +75,22 @@ export function waitForOutput(
   });
 }
 
+/**
+ * Runs every clean-up step even when some fail (a dead engine must not leave a
+ * namespace behind), then throws the first failure.
+ */
+export async function tearDown(...steps: Array<() => unknown>): Promise<void> {
+  const errors: unknown[] = [];
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (err) {
+      errors.push(err);
+    }
+  }
+  if (errors.length > 0) throw errors[0];
+}
+
 /** Whether a process with this pid exists (EPERM: it does, but is not ours to signal). */
 export function isAlive(pid: number): boolean {
   try {
