@@ -97,18 +97,18 @@ export async function pullBlob(origin: string, caFile: string, layer: Layer): Pr
   return { bytes: out.down, seconds: out.seconds };
 }
 
-export async function pushBlob(origin: string, caFile: string, layer: Layer): Promise<Transfer> {
+/** POST …/blobs/uploads/: the upload's URL from the Location header. */
+async function startUpload(origin: string, caFile: string): Promise<string> {
   const opened = await runOK('curl', [
     ...curlBase(caFile),
-    '-X',
-    'POST',
-    '-o',
-    '/dev/null',
-    '-D',
-    '-',
+    ...['-X', 'POST', '-o', '/dev/null', '-D', '-'],
     `${origin}/v2/${REPOSITORY}/blobs/uploads/`,
   ]);
-  const uploadURL = locationOf(opened.stdout, origin, 'POST blobs/uploads/');
+  return locationOf(opened.stdout, origin, 'POST blobs/uploads/');
+}
+
+export async function pushBlob(origin: string, caFile: string, layer: Layer): Promise<Transfer> {
+  const uploadURL = await startUpload(origin, caFile);
   // -T streams the file (--data-binary would read it all into memory); an empty Expect
   // header stops curl's 100-continue wait, which docker does not do either.
   const patched = await runOK('curl', [
@@ -159,17 +159,7 @@ export async function pushSmallBlob(origin: string, caFile: string, body: Buffer
   const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
   const file = join(cacheDir(), `${digest.slice(7)}.blob`);
   writeFileSync(file, body);
-  const opened = await runOK('curl', [
-    ...curlBase(caFile),
-    '-X',
-    'POST',
-    '-o',
-    '/dev/null',
-    '-D',
-    '-',
-    `${origin}/v2/${REPOSITORY}/blobs/uploads/`,
-  ]);
-  const commitURL = new URL(locationOf(opened.stdout, origin, 'POST blobs/uploads/'));
+  const commitURL = new URL(await startUpload(origin, caFile));
   commitURL.searchParams.set('digest', digest);
   const { stdout } = await runOK('curl', [
     ...curlBase(caFile),
