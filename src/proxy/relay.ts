@@ -229,20 +229,9 @@ export function relay(
     const { stream, length } = req.body;
     const chunked = length === undefined;
     const socket = conn.socket;
-    let corked = false;
     let waitingForDrain = false;
     const onData = (chunk: Buffer) => {
       if (finished && headSeen) return;
-      // TLS hands the body over in 16 KiB records, several per read: one writev per tick
-      // instead of a syscall per record.
-      if (!corked) {
-        corked = true;
-        socket.cork();
-        process.nextTick(() => {
-          corked = false;
-          socket.uncork();
-        });
-      }
       // Every piece is written whatever write() says: false only asks to pause after this chunk.
       if (chunked) socket.write(`${chunk.length.toString(16)}\r\n`);
       let ok = socket.write(chunk);
