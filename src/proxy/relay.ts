@@ -178,8 +178,16 @@ export function relay(
   const fail = (err: NodeJS.ErrnoException) => {
     if (finished) return;
     // A reused keep-alive socket the backend had already closed: once more on a new one,
-    // when nothing of the request body was consumed yet.
-    if (!headSeen && conn.reused && !retried && !bodyStarted && !req.body) {
+    // when nothing of the request body was consumed yet. Not after a timeout: a backend
+    // that is alive but silent would make the client wait twice as long for its 504.
+    if (
+      !headSeen &&
+      conn.reused &&
+      !retried &&
+      !bodyStarted &&
+      !req.body &&
+      err.code !== 'RTP_BACKEND_TIMEOUT'
+    ) {
       retried = true;
       pool.discard(conn);
       conn = pool.acquire();

@@ -148,6 +148,8 @@ export interface Registry {
   start(): Promise<void>;
   stop(): Promise<void>;
   output(): string;
+  /** The running registry's process id (for SIGSTOP/SIGCONT fault tests). */
+  pid(): number | undefined;
 }
 
 /** A distribution registry on 127.0.0.1 (not started until `start()`). */
@@ -217,6 +219,7 @@ export async function createRegistry(options: RegistryOptions, dir: string): Pro
       if (child) await stopProcess(child, 'SIGKILL');
     },
     output: () => output(),
+    pid: () => child?.pid,
   };
 }
 
