@@ -6,12 +6,12 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpsGet } from './helpers/https.js';
+import { pushBlobDirect } from './helpers/registry-api.js';
 import {
   createRegistry,
   startProxy,
@@ -53,7 +53,7 @@ describe('backend faults', () => {
       env: { RTP_TIMEOUTS_BACKEND_IDLE_MS: String(BACKEND_IDLE_MS) },
     });
     ca = readFileSync(proxy.caFile, 'utf8');
-    await pushDirect(registry.url, blob, digest);
+    await pushBlobDirect(registry.url, REPO, { data: blob, digest });
   });
 
   afterAll(async () => {
@@ -257,34 +257,4 @@ function get(agent: Agent, url: string, method = 'GET'): Promise<number> {
     req.on('error', reject);
     req.end();
   });
-}
-
-/** A blob upload straight to the registry: POST, then one PUT with the body (set-up, not under test). */
-async function pushDirect(registryURL: string, data: Buffer, digest: string): Promise<void> {
-  const send = (url: string, method: string, body?: Buffer) =>
-    new Promise<{ status: number; location: string }>((resolve, reject) => {
-      const req = httpRequest(
-        url,
-        {
-          method,
-          headers: {
-            'content-type': 'application/octet-stream',
-            'content-length': body?.length ?? 0,
-          },
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () =>
-            resolve({ status: res.statusCode ?? 0, location: res.headers.location ?? '' }),
-          );
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
-  const started = await send(`${registryURL}/v2/${REPO}/blobs/uploads/`, 'POST');
-  const location = new URL(started.location, registryURL);
-  location.searchParams.set('digest', digest);
-  const put = await send(location.toString(), 'PUT', data);
-  if (put.status !== 201) throw new Error(`pushing the test blob answered ${put.status}`);
 }

@@ -1,0 +1,241 @@
+/**
+ * Load and abuse from well-formed clients against the real registry: 1,000 aborted
+ * pulls and pushes must leave no file descriptors, backend sockets or memory behind,
+ * and 500 concurrent connections pulling and reading manifests must all be served.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { Agent, request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from './helpers/fake-backend.js';
+import { blobOf, plainRequest, pushBlobDirect } from './helpers/registry-api.js';
+import {
+  createRegistry,
+  startProxy,
+  tempDir,
+  type Proxy,
+  type Registry,
+} from './helpers/processes.js';
+
+const MiB = 1 << 20;
+const REPO = 'load/app';
+/** Transfers in flight at once while aborting. */
+const PARALLEL = 25;
+
+describe('load: aborted transfers and many connections', () => {
+  const tmp = tempDir('load');
+  let registry: Registry;
+  let proxy: Proxy;
+  let ca: string;
+  const big = blobOf(randomBytes(8 * MiB));
+  const small = blobOf(randomBytes(MiB));
+  const config = blobOf(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux' })));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: config.digest,
+        size: config.data.length,
+      },
+      layers: [
+        {
+          mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+          digest: small.digest,
+          size: small.data.length,
+        },
+      ],
+    }),
+  );
+
+  beforeAll(async () => {
+    registry = await createRegistry({ auth: { kind: 'none' } }, tmp.path);
+    await registry.start();
+    proxy = await startProxy({ backend: registry.url, tlsDir: join(tmp.path, 'tls') });
+    ca = readFileSync(proxy.caFile, 'utf8');
+    for (const b of [big, small, config]) await pushBlobDirect(registry.url, REPO, b);
+    const put = await plainRequest(`${registry.url}/v2/${REPO}/manifests/v1`, 'PUT', manifest, {
+      'content-type': 'application/vnd.oci.image.manifest.v1+json',
+    });
+    if (put.status !== 201) throw new Error(`pushing the test manifest answered ${put.status}`);
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    await registry?.stop();
+    tmp.remove();
+  });
+
+  const openFDs = () => readdirSync(`/proc/${proxy.child.pid}/fd`).length;
+  const rssMiB = () =>
+    Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proxy.child.pid}/status`, 'utf8'))?.[1]) /
+    1024;
+  const upstreamSockets = async (state: 'active' | 'idle') => {
+    const { body: text } = await plainRequest(`http://127.0.0.1:${proxy.adminPort}/metrics`, 'GET');
+    const match = new RegExp(`^rtp_upstream_sockets\\{state="${state}"\\} (\\d+)`, 'm').exec(text);
+    if (!match) throw new Error(`no rtp_upstream_sockets{state="${state}"} in /metrics`);
+    return Number(match[1]);
+  };
+
+  /** A pull cut by the client after its first body bytes. */
+  const abortedPull = () =>
+    new Promise<void>((resolve, reject) => {
+      const req = httpsRequest(`${proxy.origin}/v2/${REPO}/blobs/${big.digest}`, {
+        ca,
+        agent: false,
+      });
+      req.on('response', (res) => {
+        if (res.statusCode !== 200) return reject(new Error(`pull answered ${res.statusCode}`));
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', () => undefined);
+      req.end();
+    });
+
+  /** A push whose client dies after 1 of the 8 MiB it announced. */
+  const abortedPush = async () => {
+    const started = await secure(`${proxy.origin}/v2/${REPO}/blobs/uploads/`, 'POST');
+    if (started.status !== 202) throw new Error(`upload start answered ${started.status}`);
+    await new Promise<void>((resolve) => {
+      const req = httpsRequest(new URL(started.location, proxy.origin), {
+        ca,
+        agent: false,
+        method: 'PATCH',
+        headers: { 'content-type': 'application/octet-stream', 'content-length': 8 * MiB },
+      });
+      req.on('error', () => undefined);
+      req.write(big.data.subarray(0, MiB), () => {
+        req.destroy();
+        resolve();
+      });
+    });
+  };
+
+  const secure = (url: string, method: string) =>
+    new Promise<{ status: number; location: string }>((resolve, reject) => {
+      const req = httpsRequest(url, { ca, agent: false, method }, (res) => {
+        res.resume();
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, location: res.headers.location ?? '' }),
+        );
+      });
+      req.on('error', reject);
+      req.end();
+    });
+
+  it(
+    '1,000 aborted pulls and pushes leave no descriptors, backend sockets or memory behind',
+    {
+      timeout: 600_000,
+    },
+    async () => {
+      // Warm-up with the same traffic: the pools fill, the heap settles.
+      let t = Date.now();
+      await inParallel(100, PARALLEL, (i) => (i % 2 ? abortedPull() : abortedPush()));
+      console.log(`warm-up: 100 aborted transfers in ${Date.now() - t} ms`);
+      await waitFor(async () => (await upstreamSockets('active')) === 0, 10_000);
+      await new Promise((r) => setTimeout(r, 1000));
+      const baseline = { fds: openFDs(), idle: await upstreamSockets('idle'), rss: rssMiB() };
+
+      const rounds: Array<{ fds: number; active: number; idle: number; rss: number }> = [];
+      for (let round = 0; round < 2; round++) {
+        t = Date.now();
+        await inParallel(1000, PARALLEL, (i) => (i % 2 ? abortedPull() : abortedPush()));
+        console.log(`round ${round}: 1,000 aborted transfers in ${Date.now() - t} ms`);
+        // Within seconds every aborted exchange has let go of its sockets.
+        const settled = await waitFor(
+          async () => openFDs() <= baseline.fds + 2 && (await upstreamSockets('active')) === 0,
+          10_000,
+        );
+        rounds.push({
+          fds: openFDs(),
+          active: await upstreamSockets('active'),
+          idle: await upstreamSockets('idle'),
+          rss: rssMiB(),
+        });
+        expect(settled, JSON.stringify({ baseline, rounds })).toBe(true);
+      }
+      console.log('aborted transfers:', JSON.stringify({ baseline, rounds }));
+      for (const r of rounds) {
+        expect(r.active).toBe(0);
+        expect(r.idle).toBeLessThanOrEqual(Math.max(baseline.idle, PARALLEL));
+      }
+      // Memory: the second thousand costs nothing the first did not (no growth per abort).
+      const [first, second] = rounds as [(typeof rounds)[0], (typeof rounds)[0]];
+      expect(second.rss - first.rss).toBeLessThan(16);
+      expect(second.rss - baseline.rss).toBeLessThan(48);
+      expect(proxy.child.exitCode).toBeNull();
+    },
+  );
+
+  it('500 concurrent connections pulling and reading manifests are all served', async () => {
+    const agent = new Agent({ keepAlive: true, ca, maxSockets: 500 });
+    const connections = new Set<unknown>();
+    const request = (path: string, headers: Record<string, string> = {}) =>
+      new Promise<{ status: number; digest: string }>((resolve, reject) => {
+        const req = httpsRequest(`${proxy.origin}${path}`, { agent, headers }, (res) => {
+          const hash = createHash('sha256');
+          res.on('data', (d: Buffer) => hash.update(d));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, digest: `sha256:${hash.digest('hex')}` }),
+          );
+          res.on('error', reject);
+        });
+        req.on('socket', (socket) => connections.add(socket));
+        req.on('error', reject);
+        req.end();
+      });
+    const manifestDigest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
+    const started = Date.now();
+    const sessions = await Promise.allSettled(
+      Array.from({ length: 500 }, async () => {
+        // A client's pull: version check, manifest, layer.
+        const ping = await request('/v2/');
+        const m = await request(`/v2/${REPO}/manifests/v1`, {
+          accept: 'application/vnd.oci.image.manifest.v1+json',
+        });
+        const layer = await request(`/v2/${REPO}/blobs/${small.digest}`);
+        return [ping.status, m.status, m.digest, layer.status, layer.digest];
+      }),
+    );
+    const seconds = (Date.now() - started) / 1000;
+    agent.destroy();
+    const failures = sessions.filter((s) => s.status === 'rejected');
+    expect(failures.map((f) => String((f as PromiseRejectedResult).reason))).toEqual([]);
+    for (const s of sessions) {
+      expect((s as PromiseFulfilledResult<unknown[]>).value).toEqual([
+        200,
+        200,
+        manifestDigest,
+        200,
+        small.digest,
+      ]);
+    }
+    // Really 500 connections at once, not a few reused ones.
+    expect(connections.size).toBe(500);
+    console.log(`500 concurrent connections: 1,500 requests in ${seconds.toFixed(1)} s`);
+    expect(proxy.child.exitCode).toBeNull();
+    expect(
+      proxy.logLines().filter((l) => l['level'] === 'error' || l['level'] === 'fatal'),
+    ).toEqual([]);
+  });
+});
+
+/** Runs `count` tasks, at most `parallel` at a time; the first failure fails it. */
+async function inParallel(
+  count: number,
+  parallel: number,
+  task: (i: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < count) await task(next++);
+    }),
+  );
+}
