@@ -41,7 +41,9 @@ export function secureContextOptions(
     maxVersion: 'TLSv1.3',
     ciphers: [...TLS13_CIPHERSUITES, ...TLS12_CIPHERS].join(':'),
     ecdhCurve: 'X25519:prime256v1:secp384r1',
-    honorCipherOrder: false,
+    // The server's order (AES-GCM first): every suite offered is strong either way, but
+    // scanners (testssl.sh) rate "no server order" as a HIGH finding.
+    honorCipherOrder: true,
   };
 }
 
