@@ -11,7 +11,7 @@ import { connect as tlsConnectRaw, type TLSSocket } from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { waitFor } from './helpers/fake-backend.js';
 import { httpsGet } from './helpers/https.js';
-import { statusOf, tlsConnect } from './helpers/raw-tls.js';
+import { exchangeRaw, readToClose, statusOf, tlsConnect } from './helpers/raw-tls.js';
 import {
   useRecordingBackendBehindProxy,
   type RecordingBackendBehindProxy,
@@ -19,29 +19,8 @@ import {
 
 const HEADERS_MS = 1000;
 
-/** Everything the server sends until it closes the connection (fails if it stays open). */
-function readToClose(socket: Socket, timeoutMs = 5000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const timer = setTimeout(
-      () => reject(new Error(`connection still open; got: ${text}`)),
-      timeoutMs,
-    );
-    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
-    socket.on('error', () => undefined);
-    socket.once('close', () => {
-      clearTimeout(timer);
-      resolve(text);
-    });
-  });
-}
-
-async function sendRaw(env: RecordingBackendBehindProxy, raw: string): Promise<string> {
-  const socket = await tlsConnect(env.proxy.port, env.ca);
-  const response = readToClose(socket);
-  socket.write(Buffer.from(raw, 'latin1'));
-  return response;
-}
+const sendRaw = (env: RecordingBackendBehindProxy, raw: string) =>
+  exchangeRaw(env.proxy.port, env.ca, raw);
 
 /** What reached the backend while `action` ran (and shortly after), as latin1 text. */
 async function receivedDuring(

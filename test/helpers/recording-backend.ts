@@ -113,6 +113,8 @@ export interface RecordingBackendBehindProxy {
 export function useRecordingBackendBehindProxy(
   name: string,
   env: Record<string, string> = {},
+  /** The proxy's listening address (default 127.0.0.1); '::' for a dual-stack listener. */
+  host?: string,
 ): RecordingBackendBehindProxy {
   const tmp = tempDir(name);
   let backend: RecordingBackend | undefined;
@@ -125,6 +127,7 @@ export function useRecordingBackendBehindProxy(
       tlsDir: join(tmp.path, 'tls'),
       // The health probe would add its own requests to what the backend records.
       env: { RTP_HEALTH_INTERVAL: '1h', ...env },
+      ...(host !== undefined ? { host } : {}),
     });
     ca = readFileSync(proxy.caFile, 'utf8');
     // The start-up probe (GET /v2/) lands before any test takes its snapshot.
