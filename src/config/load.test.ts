@@ -434,3 +434,71 @@ describe('the returned config is deep-frozen', () => {
     expect(Object.isFrozen(config.admin)).toBe(true);
   });
 });
+
+describe('trustedProxies, allowedPaths, tls.hstsMaxAge', () => {
+  it.each<[string, string, string, unknown]>([
+    [
+      'RTP_TRUSTED_PROXIES',
+      '10.0.0.7, 10.0.0.0/8,fd00::/8',
+      'trustedProxies',
+      ['10.0.0.7', '10.0.0.0/8', 'fd00::/8'],
+    ],
+    ['RTP_TRUSTEDPROXIES', '::1', 'trustedProxies', ['::1']],
+    ['RTP_ALLOWED_PATHS', '/v2/,/token', 'allowedPaths', ['/v2/', '/token']],
+    ['RTP_TLS_HSTS_MAX_AGE', '180d', 'tls.hstsMaxAge', 180 * DAY_MS],
+    ['RTP_TLS_HSTS_MAX_AGE', '0', 'tls.hstsMaxAge', 0],
+  ])('%s=%j sets %s', (name, value, path, expected) => {
+    expect(loadConfig({ env: { [name]: value } })).toEqual(withValue(path, expected));
+  });
+
+  it.each<[string, string, unknown]>([
+    [
+      'trustedProxies: [127.0.0.1, 10.0.0.0/8, "::ffff:10.0.0.0/104", 0.0.0.0/0]\n',
+      'trustedProxies',
+      ['127.0.0.1', '10.0.0.0/8', '::ffff:10.0.0.0/104', '0.0.0.0/0'],
+    ],
+    ['allowedPaths: [/v2/, /v2/library]\n', 'allowedPaths', ['/v2/', '/v2/library']],
+    ['tls:\n  hstsMaxAge: 0\n', 'tls.hstsMaxAge', 0],
+    ['tls:\n  hstsMaxAge: 2y\n', 'tls.hstsMaxAge', 2 * YEAR_MS],
+  ])('the file %j sets %s', (text, path, expected) => {
+    expect(loadConfig({ file: yamlFile(text), env: {} })).toEqual(withValue(path, expected));
+  });
+
+  it.each<[string, string, RegExp]>([
+    [
+      'trustedProxies: [10.0.0.0/33]\n',
+      'trustedProxies',
+      /^"10\.0\.0\.0\/33" is not an IP address or CIDR network; list the load balancers .* like 10\.0\.0\.7, 10\.0\.0\.0\/8/,
+    ],
+    [
+      'trustedProxies: [lb.example, 10.0.0.1/8/8]\n',
+      'trustedProxies',
+      /^"lb\.example", "10\.0\.0\.1\/8\/8" are not/,
+    ],
+    ['trustedProxies: ["fd00::/129"]\n', 'trustedProxies', /"fd00::\/129" is not/],
+    ['trustedProxies: [10.0.0.0/-1]\n', 'trustedProxies', /is not an IP address/],
+    ['trustedProxies: ["fe80::1%eth0"]\n', 'trustedProxies', /is not an IP address/],
+    ['trustedProxies: 10.0.0.1\n', 'trustedProxies', /must be a list of strings/],
+    [
+      'allowedPaths: [v2/]\n',
+      'allowedPaths',
+      /^"v2\/" is not a plain path prefix; write prefixes like \/v2\//,
+    ],
+    [
+      'allowedPaths: [/v2/../admin, "/v2/%2e"]\n',
+      'allowedPaths',
+      /^"\/v2\/\.\.\/admin", "\/v2\/%2e" are not/,
+    ],
+    ['allowedPaths: ["//v2/"]\n', 'allowedPaths', /is not a plain path prefix/],
+    [
+      'tls:\n  hstsMaxAge: 500ms\n',
+      'tls.hstsMaxAge',
+      /^must be 0 \(no header\) or a duration from 1s to 10y, like 365d, got 500ms$/,
+    ],
+    ['tls:\n  hstsMaxAge: 11y\n', 'tls.hstsMaxAge', /^must be 0 \(no header\)/],
+    ['tls:\n  hstsMaxAge: 31536000\n', 'tls.hstsMaxAge', /^must be a duration like 90d/],
+  ])('the file %j is a problem at %s', (text, path, message) => {
+    const problems = problemsOf(() => loadConfig({ file: yamlFile(text), env: {} }));
+    expect(problems).toEqual([{ path, message: expect.stringMatching(message) }]);
+  });
+});

@@ -225,7 +225,7 @@ function checkType(spec: FieldSpec, value: unknown): { value: unknown } | string
       if (typeof value === 'boolean') return { value };
       return `must be true or false, got ${describe(value)}`;
     case 'duration': {
-      const ms = typeof value === 'string' ? parseDuration(value) : undefined;
+      const ms = typeof value === 'string' ? parseDuration(value) : value === 0 ? 0 : undefined;
       if (ms !== undefined) return { value: ms };
       return `must be a duration like 90d, 12h, 30m, 45s or 500ms, got ${describe(value)}`;
     }

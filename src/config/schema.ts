@@ -3,6 +3,8 @@
  * `config/default.yaml` documents every key and a test keeps the two in step.
  */
 import { isIP } from 'node:net';
+import { checkAllowedPaths } from '../proxy/path-allowlist.js';
+import { checkTrustedProxies } from '../proxy/trusted-proxies.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -13,6 +15,10 @@ export interface Config {
   backend: string;
   /** Processes serving the public port (a cluster sharing certificates and session-ticket keys); 0 = one per core. */
   workers: number;
+  /** Load balancers (addresses, CIDR networks) whose X-Forwarded-* and Forwarded headers pass on. */
+  trustedProxies: string[];
+  /** Path prefixes that reach the backend; empty = every path. The proxy's own endpoints always answer. */
+  allowedPaths: string[];
   tls: {
     /** Where the CA, the server certificate and their keys live. */
     dir: string;
@@ -36,6 +42,8 @@ export interface Config {
     certWarnBefore: number;
     /** Require client certificates signed by the proxy's CA (mutual TLS). */
     clientAuth: boolean;
+    /** Strict-Transport-Security max-age on every response, ms (YAML: a duration like 365d); 0 = no header. */
+    hstsMaxAge: number;
   };
   admin: {
     /** Operational endpoints (`/healthz`, `/readyz`, `/metrics`), plain HTTP; empty string turns it off. */
@@ -73,6 +81,8 @@ export const DEFAULTS: Config = {
   listen: '0.0.0.0:5443',
   backend: 'http://127.0.0.1:5000',
   workers: 0,
+  trustedProxies: [],
+  allowedPaths: [],
   tls: {
     dir: 'data/tls',
     names: [],
@@ -85,6 +95,7 @@ export const DEFAULTS: Config = {
     ca: '',
     certWarnBefore: 14 * DAY_MS,
     clientAuth: false,
+    hstsMaxAge: 365 * DAY_MS,
   },
   admin: {
     listen: '127.0.0.1:5480',
@@ -160,6 +171,7 @@ const DURATION_UNITS: Record<string, number> = {
  */
 export function parseDuration(text: string): number | undefined {
   const value = text.trim();
+  if (value === '0') return 0; // "off" for keys that allow it (tls.hstsMaxAge)
   if (!/^(\d+(\.\d+)?(ms|s|m|h|d|y))+$/.test(value)) return undefined;
   let total = 0;
   for (const [, n, unit] of value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d|y)/g)) {
@@ -205,8 +217,17 @@ export const FIELDS: Readonly<Record<string, FieldSpec>> = {
   'tls.ca': path('CA bundle'),
   'tls.certWarnBefore': duration(0, 398 * DAY_MS),
   'tls.clientAuth': bool,
+  'tls.hstsMaxAge': {
+    kind: 'duration',
+    check: ((v: number) =>
+      v === 0 || (v >= 1000 && v <= 10 * YEAR_MS)
+        ? undefined
+        : `must be 0 (no header) or a duration from 1s to 10y, like 365d, got ${formatDuration(v)}`) as FieldSpec['check'],
+  },
   'admin.listen': string((v) => (v === '' ? undefined : checkHostPort(v))),
   workers: int(0, 64),
+  trustedProxies: { kind: 'stringList', check: checkTrustedProxies as FieldSpec['check'] },
+  allowedPaths: { kind: 'stringList', check: checkAllowedPaths as FieldSpec['check'] },
   'health.interval': duration(1000, 3_600_000),
   'health.timeout': duration(100, 60_000),
   'health.allowAnonymous': bool,

@@ -16,16 +16,20 @@ import type {
   OutgoingHttpHeaders,
   ServerResponse,
 } from 'node:http';
+import type { Socket } from 'node:net';
 import httpProxy from 'http-proxy';
 import type { Logger } from '../log.js';
 import type { ProxyMetrics } from '../metrics/registry.js';
-import { prepareRequestHeaders, stripHopByHop } from './headers.js';
+import { firstValue, prepareRequestHeaders, stripHopByHop } from './headers.js';
 import {
   API_VERSION,
   API_VERSION_HEADER,
   sendRegistryError,
   upstreamFailure,
+  type RegistryErrorSpec,
 } from './registry-error.js';
+import type { PathVerdict } from './path-allowlist.js';
+import { requestProblem } from './request-checks.js';
 import { verdictBody } from '../health/report.js';
 import type { Verdict } from '../health/probe.js';
 import { classifyOperation, type Operation } from '../metrics/operation.js';
@@ -48,6 +52,12 @@ export interface HandlerOptions {
   coversHost: (host: string) => boolean;
   /** health.publicPath and the cached backend verdict; absent when turned off. */
   health?: { path: string; verdict: () => Verdict };
+  /** The Strict-Transport-Security value for every response; absent when turned off. */
+  hsts?: string;
+  /** Whether a peer is a trusted proxy (trustedProxies); absent when none is. */
+  isTrustedProxy?: (address: string) => boolean;
+  /** The allowedPaths check; absent when every path is allowed. */
+  allowedPath?: (path: string) => PathVerdict;
 }
 
 /** Per-request state, kept on the response so that http-proxy's events can find it. */
@@ -67,9 +77,20 @@ interface Exchange {
 }
 
 const exchanges = new WeakMap<ServerResponse, Exchange>();
+/**
+ * Connections whose request was refused for its framing: what Node parsed after it
+ * (a request hidden in its body) is never served; the connection closes after the 400.
+ */
+const refusedConnections = new WeakSet<Socket>();
 const HOST_HEADER = /^(?:[a-zA-Z0-9.-]+|\[[0-9a-fA-F:.]+\])(?::\d{1,5})?$/;
 
 export function createRequestHandler(opts: HandlerOptions) {
+  /** Headers on every response of ours: HSTS. */
+  const ownHeaders: Record<string, string> = opts.hsts
+    ? { 'strict-transport-security': opts.hsts }
+    : {};
+  const fail = (res: ServerResponse, spec: RegistryErrorSpec) =>
+    sendRegistryError(res, spec, ownHeaders);
   const proxy = httpProxy.createProxyServer({
     target: opts.backend.origin,
     agent: opts.agent,
@@ -146,7 +167,7 @@ export function createRequestHandler(opts: HandlerOptions) {
         { err, path: ex.path },
         'backend sent response headers Node refuses to send on',
       );
-      sendRegistryError(res, {
+      fail(res, {
         status: 502,
         code: 'UNAVAILABLE',
         message: 'the registry behind this proxy sent an invalid response',
@@ -179,6 +200,7 @@ export function createRequestHandler(opts: HandlerOptions) {
     if (ex.isV2 && headers[API_VERSION_HEADER] === undefined) {
       (headers as OutgoingHttpHeaders)[API_VERSION_HEADER] = API_VERSION;
     }
+    if (opts.hsts) (headers as OutgoingHttpHeaders)['strict-transport-security'] = opts.hsts;
     return headers;
   }
 
@@ -243,7 +265,7 @@ export function createRequestHandler(opts: HandlerOptions) {
       },
       'backend request failed',
     );
-    sendRegistryError(res, spec);
+    fail(res, spec);
   }
 
   return function handleRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -255,20 +277,42 @@ export function createRequestHandler(opts: HandlerOptions) {
         { err, method: req.method, path: req.url?.split('?', 1)[0] },
         'internal error',
       );
-      sendRegistryError(res, { status: 500, code: 'UNKNOWN', message: 'internal proxy error' });
+      fail(res, { status: 500, code: 'UNKNOWN', message: 'internal proxy error' });
     }
   };
 
+  /** Answers a request the proxy refuses before anything of it is forwarded. */
+  function refuse(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    spec: RegistryErrorSpec,
+    reason: string,
+  ): void {
+    const started = process.hrtime.bigint();
+    fail(res, spec);
+    logRequest(opts, req, res, { started, path, bytesIn: 0, bytesOut: 0, error: reason });
+  }
+
   function proxyRequest(req: IncomingMessage, res: ServerResponse): void {
+    // A request Node parsed out of a refused request's body: never served (see refusedConnections).
+    if (refusedConnections.has(req.socket)) return;
     const url = req.url ?? '/';
     const path = url.split('?', 1)[0] ?? '/';
+    const problem = requestProblem(req);
+    if (problem) {
+      refusedConnections.add(req.socket);
+      const spec = { status: problem.status, code: 'UNSUPPORTED', message: problem.message };
+      refuse(req, res, path.slice(0, 200), { ...spec, close: true }, 'malformed request');
+      return;
+    }
     if (path === '/ca.crt' && (req.method === 'GET' || req.method === 'HEAD')) {
-      const bytesOut = serveCACertificate(res, opts.trustBundlePEM());
+      const bytesOut = serveCACertificate(res, opts.trustBundlePEM(), ownHeaders);
       logRequest(opts, req, res, { started: process.hrtime.bigint(), path, bytesIn: 0, bytesOut });
       return;
     }
     if (path === '/install-ca.sh' && (req.method === 'GET' || req.method === 'HEAD')) {
-      const bytesOut = serveInstaller(req, res);
+      const bytesOut = serveInstaller(req, res, ownHeaders);
       logRequest(opts, req, res, { started: process.hrtime.bigint(), path, bytesIn: 0, bytesOut });
       return;
     }
@@ -277,8 +321,17 @@ export function createRequestHandler(opts: HandlerOptions) {
       path === opts.health.path &&
       (req.method === 'GET' || req.method === 'HEAD')
     ) {
-      const bytesOut = serveHealth(res, opts.health.verdict());
+      const bytesOut = serveHealth(res, opts.health.verdict(), ownHeaders);
       logRequest(opts, req, res, { started: process.hrtime.bigint(), path, bytesIn: 0, bytesOut });
+      return;
+    }
+    const verdict = opts.allowedPath?.(path);
+    if (verdict === 'unsafe') {
+      refuse(req, res, path, AMBIGUOUS_PATH, 'ambiguous path');
+      return;
+    }
+    if (verdict === 'outside') {
+      refuse(req, res, path, PATH_NOT_ALLOWED, 'path not allowed');
       return;
     }
     const socket = req.socket;
@@ -307,7 +360,7 @@ export function createRequestHandler(opts: HandlerOptions) {
     });
     if (!HOST_HEADER.test(host)) {
       ex.error = 'bad host header';
-      sendRegistryError(res, {
+      fail(res, {
         status: 400,
         code: 'UNSUPPORTED',
         message: `the Host header ${JSON.stringify(host.slice(0, 100))} is not a host[:port]`,
@@ -320,7 +373,9 @@ export function createRequestHandler(opts: HandlerOptions) {
       clientAddress: socket.remoteAddress,
       host,
       port: socket.localPort ?? 443,
+      isTrustedProxy: opts.isTrustedProxy,
     });
+    if (opts.isTrustedProxy) publicAddressFromTrustedProxy(req, ex.rewrite);
     // The request body is in; until the backend answers, its timer is the one that counts.
     req.once('end', () => {
       if (!res.headersSent) socket.setTimeout(0);
@@ -362,6 +417,31 @@ function requestBody(req: IncomingMessage): { length: number | undefined } | und
   return length > 0 ? { length } : undefined;
 }
 
+const AMBIGUOUS_PATH: RegistryErrorSpec = {
+  status: 400,
+  code: 'UNSUPPORTED',
+  message:
+    "the path contains '%', '\\', ';', '#', an empty or a dot segment, which registry clients never send",
+};
+const PATH_NOT_ALLOWED: RegistryErrorSpec = {
+  status: 403,
+  code: 'DENIED',
+  message: 'this path is not served by this proxy',
+};
+
+/**
+ * Behind a trusted balancer, the address clients use is its X-Forwarded-Host (the
+ * registry builds its URLs from it too): Location rewrites must point there, not at
+ * this proxy's Host, or a push would leave the balancer mid-upload.
+ */
+function publicAddressFromTrustedProxy(req: IncomingMessage, rewrite: RewriteContext): void {
+  const host = firstValue(req.headers['x-forwarded-host']);
+  if (!host || host === rewrite.publicHost || !HOST_HEADER.test(host)) return;
+  rewrite.publicHost = host;
+  const port = /:(\d+)$/.exec(host)?.[1] ?? firstValue(req.headers['x-forwarded-port']);
+  rewrite.publicPort = Number(port) || (req.headers['x-forwarded-proto'] === 'http' ? 80 : 443);
+}
+
 /** Answers with a small complete body; returns the body bytes sent. */
 function sendSmall(
   res: ServerResponse,
@@ -375,11 +455,16 @@ function sendSmall(
   return head ? 0 : Buffer.byteLength(body);
 }
 
-function serveCACertificate(res: ServerResponse, pem: string): number {
+function serveCACertificate(
+  res: ServerResponse,
+  pem: string,
+  ownHeaders: Record<string, string>,
+): number {
   return sendSmall(
     res,
     200,
     {
+      ...ownHeaders,
       'content-type': 'application/x-pem-file',
       'content-disposition': 'inline; filename="ca.crt"',
       'cache-control': 'no-cache',
@@ -389,11 +474,15 @@ function serveCACertificate(res: ServerResponse, pem: string): number {
 }
 
 /** The backend verdict as a simple balancer reads it: 200 healthy, 503 not, with the reason. */
-function serveHealth(res: ServerResponse, verdict: Verdict): number {
+function serveHealth(
+  res: ServerResponse,
+  verdict: Verdict,
+  ownHeaders: Record<string, string>,
+): number {
   return sendSmall(
     res,
     verdict.healthy ? 200 : 503,
-    { 'content-type': 'application/json', 'cache-control': 'no-store' },
+    { ...ownHeaders, 'content-type': 'application/json', 'cache-control': 'no-store' },
     `${JSON.stringify(verdictBody(verdict))}\n`,
   );
 }
@@ -406,24 +495,32 @@ function hostOnly(host: string): string {
 }
 
 /** The fingerprint-checking installer, defaulting to the host:port this client used. */
-function serveInstaller(req: IncomingMessage, res: ServerResponse): number {
+function serveInstaller(
+  req: IncomingMessage,
+  res: ServerResponse,
+  ownHeaders: Record<string, string>,
+): number {
   const port = req.socket.localPort ?? 443;
   const host = req.headers.host ?? defaultHost(req.socket.localAddress, port);
   let script: string;
   try {
     script = installerScript(/:\d+$/.test(host) ? host : `${host}:${port}`);
   } catch {
-    sendRegistryError(res, {
-      status: 400,
-      code: 'UNSUPPORTED',
-      message: 'the Host header is not a host[:port]',
-    });
+    sendRegistryError(
+      res,
+      { status: 400, code: 'UNSUPPORTED', message: 'the Host header is not a host[:port]' },
+      ownHeaders,
+    );
     return 0;
   }
   return sendSmall(
     res,
     200,
-    { 'content-type': 'text/x-shellscript; charset=utf-8', 'cache-control': 'no-cache' },
+    {
+      ...ownHeaders,
+      'content-type': 'text/x-shellscript; charset=utf-8',
+      'cache-control': 'no-cache',
+    },
     script,
   );
 }

@@ -192,3 +192,89 @@ describe('hop-by-hop headers', () => {
     });
   });
 });
+
+describe('prepareRequestHeaders: a trusted proxy’s forwarding headers pass on', () => {
+  const isTrustedProxy = (address: string) => address.startsWith('10.');
+  const TRUSTED: ForwardingFacts = { ...FACTS, isTrustedProxy };
+
+  it('keeps the chain and appends the peer; the first untrusted hop is the real client', () => {
+    const headers = prepared(
+      {
+        host: 'registry.lan:5443',
+        'x-forwarded-for': '203.0.113.9, 10.9.9.9',
+        'x-forwarded-proto': 'https',
+        'x-forwarded-host': 'registry.example.com',
+        'x-forwarded-port': '443',
+        forwarded: 'for=203.0.113.9;proto=https',
+        'x-real-ip': '6.6.6.6',
+        'x-forwarded-prefix': '/evil',
+      },
+      TRUSTED,
+    );
+    expect(headers).toEqual({
+      host: 'registry.lan:5443',
+      'x-forwarded-for': '203.0.113.9, 10.9.9.9, 10.1.2.3',
+      'x-real-ip': '203.0.113.9',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'registry.example.com',
+      'x-forwarded-port': '443',
+      forwarded: 'for=203.0.113.9;proto=https',
+    });
+  });
+
+  it.each<[string, Record<string, string>, Record<string, string | undefined>]>([
+    [
+      'nothing forwarded: the proxy’s own view',
+      {},
+      {
+        'x-forwarded-for': '10.1.2.3',
+        'x-real-ip': '10.1.2.3',
+        'x-forwarded-proto': 'https',
+        'x-forwarded-host': 'registry.lan:5443',
+        'x-forwarded-port': '5443',
+      },
+    ],
+    [
+      // The registry would otherwise put this proxy's port on the balancer's name.
+      'its X-Forwarded-Host without a port: no X-Forwarded-Port of ours',
+      { 'x-forwarded-host': 'registry.example.com' },
+      { 'x-forwarded-host': 'registry.example.com', 'x-forwarded-port': undefined },
+    ],
+    [
+      // The registry uses X-Forwarded-Proto verbatim.
+      'a chained X-Forwarded-Proto: the first',
+      { 'x-forwarded-proto': 'https, http' },
+      { 'x-forwarded-proto': 'https' },
+    ],
+    [
+      'a chain of garbage: the peer is the real client',
+      { 'x-forwarded-for': 'unknown' },
+      { 'x-forwarded-for': 'unknown, 10.1.2.3', 'x-real-ip': '10.1.2.3' },
+    ],
+    [
+      'an IPv4-mapped hop is written plainly',
+      { 'x-forwarded-for': '::ffff:203.0.113.9' },
+      { 'x-real-ip': '203.0.113.9' },
+    ],
+  ])('%s', (_name, sent, expected) => {
+    const headers = prepared({ host: 'registry.lan:5443', ...sent }, TRUSTED);
+    for (const [name, value] of Object.entries(expected)) expect(headers[name], name).toBe(value);
+  });
+
+  it('a peer the check does not trust is overwritten as any client', () => {
+    const headers = prepared(
+      { host: 'registry.lan:5443', 'x-forwarded-for': '203.0.113.9', forwarded: 'for=x' },
+      { ...TRUSTED, clientAddress: '192.0.2.1' },
+    );
+    expect(headers['x-forwarded-for']).toBe('192.0.2.1');
+    expect(headers['forwarded']).toBeUndefined();
+  });
+
+  it('a mapped peer address is matched and appended in its IPv4 form', () => {
+    const headers = prepared(
+      { host: 'registry.lan:5443', 'x-forwarded-for': '203.0.113.9' },
+      { ...TRUSTED, clientAddress: '::ffff:10.1.2.3' },
+    );
+    expect(headers['x-forwarded-for']).toBe('203.0.113.9, 10.1.2.3');
+  });
+});

@@ -3,7 +3,7 @@
  * (distribution registry/api/errcode): clients parse these bodies as JSON, and
  * an HTML page breaks them with "invalid character '<'".
  */
-import type { ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 
 export const API_VERSION_HEADER = 'docker-distribution-api-version';
 export const API_VERSION = 'registry/2.0';
@@ -14,6 +14,8 @@ export interface RegistryErrorSpec {
   code: string;
   message: string;
   detail?: Record<string, unknown>;
+  /** Close the connection after the answer (the request's framing cannot be trusted). */
+  close?: boolean;
 }
 
 /** Maps an upstream failure to what the client sees: 504 on timeout, 502 otherwise. */
@@ -45,8 +47,15 @@ export function upstreamFailure(err: NodeJS.ErrnoException): RegistryErrorSpec {
   };
 }
 
-/** Writes a registry-style JSON error, unless the response has already begun. */
-export function sendRegistryError(res: ServerResponse, spec: RegistryErrorSpec): void {
+/**
+ * Writes a registry-style JSON error, unless the response has already begun.
+ * `headers` go on too (Strict-Transport-Security).
+ */
+export function sendRegistryError(
+  res: ServerResponse,
+  spec: RegistryErrorSpec,
+  headers: OutgoingHttpHeaders = {},
+): void {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
@@ -55,9 +64,11 @@ export function sendRegistryError(res: ServerResponse, spec: RegistryErrorSpec):
     errors: [{ code: spec.code, message: spec.message, detail: spec.detail ?? {} }],
   });
   res.writeHead(spec.status, {
+    ...headers,
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     [API_VERSION_HEADER]: API_VERSION,
+    ...(spec.close ? { connection: 'close' } : {}),
   });
   res.end(body);
 }
@@ -69,13 +80,17 @@ export function sendRegistryError(res: ServerResponse, spec: RegistryErrorSpec):
 export function rawRegistryError(
   status: number,
   reason: string,
-  spec: Omit<RegistryErrorSpec, 'status'>,
+  spec: Omit<RegistryErrorSpec, 'status' | 'close'>,
+  headers: Readonly<Record<string, string>> = {},
 ): string {
   const body = JSON.stringify({
     errors: [{ code: spec.code, message: spec.message, detail: spec.detail ?? {} }],
   });
   return (
     `HTTP/1.1 ${status} ${reason}\r\n` +
+    Object.entries(headers)
+      .map(([name, value]) => `${name}: ${value}\r\n`)
+      .join('') +
     'Content-Type: application/json; charset=utf-8\r\n' +
     `Content-Length: ${Buffer.byteLength(body)}\r\n` +
     `Docker-Distribution-API-Version: ${API_VERSION}\r\n` +

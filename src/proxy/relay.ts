@@ -228,8 +228,8 @@ export function relay(
       fail(err);
     };
     conn.socket.setTimeout(req.backendIdleMs);
-    conn.socket.write(requestHead(req), 'latin1');
     if (!req.body) {
+      conn.socket.write(requestHead(req), 'latin1');
       requestSent = true;
       return;
     }
@@ -237,9 +237,18 @@ export function relay(
     const { stream, length } = req.body;
     const chunked = length === undefined;
     const socket = conn.socket;
+    // The head goes with the first body bytes: a body Node refuses from its start (a bad
+    // chunk size) then leaves the backend with nothing of the request.
+    let head: string | undefined = requestHead(req);
+    const sendHead = () => {
+      if (head === undefined) return;
+      socket.write(head, 'latin1');
+      head = undefined;
+    };
     let waitingForDrain = false;
     const onData = (chunk: Buffer) => {
       if (finished && headSeen) return;
+      sendHead();
       // Every piece is written whatever write() says: false only asks to pause after this chunk.
       if (chunked) socket.write(`${chunk.length.toString(16)}\r\n`);
       let ok = socket.write(chunk);
@@ -256,7 +265,9 @@ export function relay(
     stream.on('data', onData);
     stream.once('end', () => {
       requestSent = true;
-      if (chunked && !socket.destroyed) socket.write('0\r\n\r\n');
+      if (socket.destroyed) return;
+      sendHead();
+      if (chunked) socket.write('0\r\n\r\n');
     });
   };
 

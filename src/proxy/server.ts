@@ -19,6 +19,8 @@ import { secureContextOptions, serverTLSOptions } from '../tls/context.js';
 import { classifyTLSFailure } from '../tls/failures.js';
 import { createSniffingServer } from '../tls/sniff.js';
 import { createRequestHandler } from './handler.js';
+import { pathAllowlist } from './path-allowlist.js';
+import { trustedPeerMatcher } from './trusted-proxies.js';
 import { UpstreamPool } from './relay.js';
 import { rawRegistryError } from './registry-error.js';
 
@@ -81,6 +83,11 @@ export function createPublicServer(
     ...(options.verdict ? { verdict: options.verdict } : {}),
   });
   initSeries(metrics, OPERATIONS);
+  const hstsSeconds = Math.floor(config.tls.hstsMaxAge / 1000);
+  /** Headers on the responses server.ts writes itself (malformed requests). */
+  const ownHeaders: Record<string, string> =
+    hstsSeconds > 0 ? { 'Strict-Transport-Security': `max-age=${hstsSeconds}` } : {};
+  const allowedPath = pathAllowlist(config.allowedPaths);
   const handler = createRequestHandler({
     backend,
     agent,
@@ -105,6 +112,11 @@ export function createPublicServer(
     ...(options.verdict && config.health.publicPath !== ''
       ? { health: { path: config.health.publicPath, verdict: options.verdict } }
       : {}),
+    ...(hstsSeconds > 0 ? { hsts: `max-age=${hstsSeconds}` } : {}),
+    ...(config.trustedProxies.length > 0
+      ? { isTrustedProxy: trustedPeerMatcher(config.trustedProxies) }
+      : {}),
+    ...(allowedPath ? { allowedPath } : {}),
   });
   const https: HTTPSServer = createHTTPSServer(
     {
@@ -112,6 +124,8 @@ export function createPublicServer(
       // No deadline for a whole request: multi-GB layer pushes take as long as they take.
       requestTimeout: 0,
       headersTimeout: config.timeouts.headersMs,
+      // Node's default is 120 s: a ClientHello cut short would hold its socket that long.
+      handshakeTimeout: config.timeouts.headersMs,
       keepAliveTimeout: config.timeouts.keepAliveMs,
     },
     handler,
@@ -139,12 +153,26 @@ export function createPublicServer(
     // As Node's default handler: answer only when no response on this connection has begun.
     const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
     if (socket.writable && !inFlight?.headersSent) {
-      socket.end(clientErrorResponse(err));
+      socket.end(clientErrorResponse(err, ownHeaders));
       // end() flushes the answer; destroy() right away could drop it on a TLS socket.
       socket.setTimeout(1000, () => socket.destroy());
       return;
     }
     socket.destroy();
+  });
+
+  // CONNECT (authority-form) never reaches the request handler; without a listener
+  // Node would drop the connection without a word.
+  https.on('connect', (_req, socket: Socket) => {
+    socket.end(
+      rawRegistryError(
+        405,
+        'Method Not Allowed',
+        { code: 'UNSUPPORTED', message: 'CONNECT is not allowed: this is a registry, not a proxy' },
+        ownHeaders,
+      ),
+    );
+    socket.setTimeout(1000, () => socket.destroy());
   });
 
   const server: Server = createSniffingServer({
@@ -211,22 +239,31 @@ function countSockets(pool: NodeJS.ReadOnlyDict<unknown[]>): number {
 }
 
 /** What a client whose request Node could not parse is told, registry-style. */
-function clientErrorResponse(err: NodeJS.ErrnoException): string {
+function clientErrorResponse(
+  err: NodeJS.ErrnoException,
+  headers: Readonly<Record<string, string>>,
+): string {
   switch (err.code) {
     case 'HPE_HEADER_OVERFLOW':
-      return rawRegistryError(431, 'Request Header Fields Too Large', {
-        code: 'UNSUPPORTED',
-        message: 'request headers are too large',
-      });
+      return rawRegistryError(
+        431,
+        'Request Header Fields Too Large',
+        { code: 'UNSUPPORTED', message: 'request headers are too large' },
+        headers,
+      );
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return rawRegistryError(408, 'Request Timeout', {
-        code: 'UNSUPPORTED',
-        message: 'request headers were not sent in time',
-      });
+      return rawRegistryError(
+        408,
+        'Request Timeout',
+        { code: 'UNSUPPORTED', message: 'request headers were not sent in time' },
+        headers,
+      );
     default:
-      return rawRegistryError(400, 'Bad Request', {
-        code: 'UNSUPPORTED',
-        message: 'malformed HTTP request',
-      });
+      return rawRegistryError(
+        400,
+        'Bad Request',
+        { code: 'UNSUPPORTED', message: 'malformed HTTP request' },
+        headers,
+      );
   }
 }

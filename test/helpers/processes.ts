@@ -249,12 +249,13 @@ export async function startProxy(opts: {
   const port = await freePort();
   const adminPort = await freePort();
   const host = opts.host ?? '127.0.0.1';
+  const hostPort = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   const [command, ...args] = [...(opts.wrap ?? []), process.execPath, CLI, 'serve'];
   const child = spawn(command as string, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-      RTP_LISTEN: `${host}:${port}`,
+      RTP_LISTEN: hostPort,
       RTP_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
       RTP_BACKEND: opts.backend,
       RTP_TLS_DIR: opts.tlsDir,
@@ -270,7 +271,7 @@ export async function startProxy(opts: {
     adminPort,
     tlsDir: opts.tlsDir,
     caFile: join(opts.tlsDir, 'ca.crt'),
-    origin: `https://${host}:${port}`,
+    origin: `https://${hostPort}`,
     child,
     output,
     logLines: () =>

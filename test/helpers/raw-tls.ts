@@ -3,6 +3,7 @@
  * refuses to send (a `Trailer:` header with Content-Length, a hand-driven
  * `Expect: 100-continue`).
  */
+import type { Socket } from 'node:net';
 import { connect, type TLSSocket } from 'node:tls';
 
 export function tlsConnect(port: number, ca: string): Promise<TLSSocket> {
@@ -54,4 +55,29 @@ export function waitForClose(socket: TLSSocket, timeoutMs = 10_000): Promise<num
     socket.once('end', done);
     socket.once('close', done);
   });
+}
+
+/** Everything the server sends until it closes the connection (fails if it stays open). */
+export function readToClose(socket: Socket, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(
+      () => reject(new Error(`connection still open; got: ${text}`)),
+      timeoutMs,
+    );
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(text);
+    });
+  });
+}
+
+/** Sends raw bytes over a fresh verified TLS connection; resolves with all the server sent until it closed. */
+export async function exchangeRaw(port: number, ca: string, raw: string): Promise<string> {
+  const socket = await tlsConnect(port, ca);
+  const response = readToClose(socket);
+  socket.write(Buffer.from(raw, 'latin1'));
+  return response;
 }
