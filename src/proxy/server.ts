@@ -127,6 +127,11 @@ export function createPublicServer(
     },
     handler,
   );
+  // Node 20's https.Server starts tracking its connections on 'listening' (the list behind
+  // closeIdleConnections/closeAllConnections, and the checker that enforces headersTimeout).
+  // This one never listens itself (sniff.ts hands it sockets), so it would track nothing:
+  // a drain could not close an idle keep-alive connection. Start the tracking by hand.
+  https.emit('listening');
   // Idle (no bytes moving) limit on client connections; see handler.ts for the per-phase switch.
   https.timeout = config.timeouts.clientIdleMs;
   /** Responses not yet finished or abandoned: what a drain waits for. */
@@ -209,6 +214,7 @@ export function createPublicServer(
           clearTimeout(deadline);
           onQuiet = undefined;
           https.closeAllConnections();
+          https.close(() => {}); // stops the connection checker (never listened: nothing else to close)
           agent.destroy();
           pool.destroy();
           resolve({ cut });
