@@ -42,6 +42,10 @@ Examples:
   registry-tls-proxy trust --config config/default.yaml --address registry.lan:5443
   RTP_BACKEND=http://127.0.0.1:5000 RTP_TLS_NAMES=registry.lan,10.0.0.5 registry-tls-proxy serve
 
+Signals (serve): SIGTERM/SIGINT drain (requests in flight finish within
+timeouts.drainMs, then exit 0; a second signal exits at once); SIGHUP re-reads
+the configuration and certificates without dropping connections.
+
 Every configuration key can be overridden from the environment: RTP_ plus its
 path, e.g. RTP_LISTEN, RTP_BACKEND, RTP_TLS_DIR, RTP_TLS_NAMES, RTP_ADMIN_LISTEN.
 Documented example with every key: config/default.yaml.
