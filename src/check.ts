@@ -15,6 +15,7 @@ import { RTPError } from './errors.js';
 import { probeBackend, PROBE_PATH } from './health/probe.js';
 import { inspectSuppliedCertificate } from './pki/inspect.js';
 import { issueClientCertificate } from './pki/issue.js';
+import { permissionProblems } from './pki/permissions.js';
 import { FILES, certificateSANs, readCASet } from './pki/store.js';
 import { configuredTrustBundle } from './pki/trust-bundle.js';
 
@@ -45,6 +46,7 @@ export async function runCheck(config: Config, opts: CheckOptions = {}): Promise
   const add = (level: CheckLevel, what: string, detail: string) =>
     lines.push({ level, what, detail });
 
+  for (const problem of permissionProblems(config)) add('fail', 'key permissions', problem);
   await checkCertificates(config, now, add);
 
   const verdict = await probeBackend({

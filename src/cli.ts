@@ -4,14 +4,16 @@
  */
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
-import { runPrimary, workerCount, workerTicketKeys } from './cluster.js';
+import { runPrimary, workerConfig, workerCount, workerTicketKeys } from './cluster.js';
 import { loadConfig } from './config/load.js';
 import { ConfigError, RTPError } from './errors.js';
+import { superviseSignals } from './lifecycle.js';
 import { createLogger } from './log.js';
 import type { Config } from './config/schema.js';
 import { runCheck } from './check.js';
 import { issueClient, parseIssueClientArgs } from './pki/client-cert.js';
 import { exportCA, rotateCA, showCA, switchCACommand } from './pki/ca-command.js';
+import { assertPrivateKeys } from './pki/permissions.js';
 import { serve } from './serve.js';
 import { parseTrustArgs, runTrust } from './trust/command.js';
 
@@ -39,6 +41,10 @@ Examples:
   registry-tls-proxy serve --config config/default.yaml
   registry-tls-proxy trust --config config/default.yaml --address registry.lan:5443
   RTP_BACKEND=http://127.0.0.1:5000 RTP_TLS_NAMES=registry.lan,10.0.0.5 registry-tls-proxy serve
+
+Signals (serve): SIGTERM/SIGINT drain (requests in flight finish within
+timeouts.drainMs, then exit 0; a second signal exits at once); SIGHUP re-reads
+the configuration and certificates without dropping connections.
 
 Every configuration key can be overridden from the environment: RTP_ plus its
 path, e.g. RTP_LISTEN, RTP_BACKEND, RTP_TLS_DIR, RTP_TLS_NAMES, RTP_ADMIN_LISTEN.
@@ -90,9 +96,11 @@ async function runServe(args: string[]): Promise<number> {
       return usageError(`serve: unknown argument ${JSON.stringify(arg)}`);
     }
   }
+  const load = () => loadConfig(file === undefined ? {} : { file });
   let config;
   try {
-    config = loadConfig(file === undefined ? {} : { file });
+    // A worker serves what its primary validated (and re-validates on SIGHUP).
+    config = cluster.isWorker ? workerConfig() : load();
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`registry-tls-proxy: ${err.message}\n`);
@@ -101,16 +109,29 @@ async function runServe(args: string[]): Promise<number> {
     throw err;
   }
   const count = workerCount(config);
+  const role = cluster.isWorker ? 'worker' : count <= 1 ? 'single' : 'primary';
   const logger =
     cluster.isWorker && cluster.worker
       ? createLogger(config.log.level).child({ worker: cluster.worker.id })
       : createLogger(config.log.level);
+  const lifecycle = superviseSignals({
+    logger,
+    role,
+    config,
+    loadAgain: () => {
+      const next = load();
+      assertPrivateKeys(next);
+      return next;
+    },
+  });
   let running;
   try {
+    // Before any key is read or written: the same rule at start-up and on reload.
+    assertPrivateKeys(config);
     running =
-      count <= 1
+      role === 'single'
         ? await serve(config, logger)
-        : cluster.isPrimary
+        : role === 'primary'
           ? await runPrimary(config, logger, count)
           : await serve(config, logger, { kind: 'worker', ticketKeys: workerTicketKeys() });
   } catch (err) {
@@ -121,19 +142,7 @@ async function runServe(args: string[]): Promise<number> {
     }
     throw err;
   }
-  return new Promise((resolveExit) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'stopping');
-      running.close().then(
-        () => resolveExit(0),
-        () => resolveExit(1),
-      );
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-    // A cluster worker whose primary is gone has no one to answer to.
-    if (cluster.isWorker) process.once('disconnect', () => stop('primary gone'));
-  });
+  return lifecycle.run(running);
 }
 
 async function runCACommand(args: string[]): Promise<number> {

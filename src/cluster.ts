@@ -6,13 +6,19 @@
  * (so a client resumes its session whichever worker it reaches). The primary runs
  * the admin listener: /readyz from its own probe of the backend, /metrics summed
  * over the workers. A worker that dies is replaced.
+ *
+ * Lifecycle (nginx's model): on SIGTERM the primary tells every worker to drain and
+ * exits when they have; on SIGHUP it forks a fresh set of workers with the new
+ * configuration, and once they all listen, drains the old set.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
+import { deepFreeze } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { RTPError } from './errors.js';
 import { monitorBackend } from './health/monitor.js';
+import { drainingVerdict } from './health/report.js';
 import type { Logger } from './log.js';
 import { clusterMetricsSource } from './metrics/cluster.js';
 import { certificateSource } from './pki/source.js';
@@ -20,7 +26,15 @@ import { startAdmin, type RunningProxy } from './serve.js';
 
 /** Session-ticket keys travel to workers in their environment (readable by the same user only; not RTP_*, which is configuration). */
 export const TICKET_KEYS_ENV = 'REGISTRY_TLS_PROXY_TICKET_KEYS';
+/** The configuration the primary validated, as JSON: a worker never reads a file the primary did not check. */
+export const CONFIG_ENV = 'REGISTRY_TLS_PROXY_CONFIG';
+/**
+ * The primary's "drain now" to a worker. A message, not a signal: Ctrl-C already
+ * signals the whole process group, and a second signal means "exit at once".
+ */
+export const DRAIN_MESSAGE = 'registry-tls-proxy:drain';
 const RESTART_DELAY_MS = 1000;
+/** A worker gets the drain deadline plus this to exit before SIGKILL. */
 const STOP_GRACE_MS = 10_000;
 
 /** How many processes `workers` asks for on this machine. */
@@ -37,84 +51,168 @@ export function workerTicketKeys(): Buffer {
   return Buffer.from(hex, 'hex');
 }
 
+/** In a worker: the configuration its primary validated. */
+export function workerConfig(): Config {
+  const json = process.env[CONFIG_ENV];
+  if (json === undefined) {
+    throw new RTPError('CLUSTER_CONFIG', `a cluster worker started without ${CONFIG_ENV}`);
+  }
+  return deepFreeze(JSON.parse(json) as Config);
+}
+
 export async function runPrimary(
   config: Config,
   logger: Logger,
   count: number,
 ): Promise<RunningProxy> {
   // Certificates first, once: workers then find them instead of all waiting on the lock.
-  const material = await certificateSource(config, logger).load();
-  if (material.created.ca) logger.info({ dir: config.tls.dir }, 'created a new CA');
-  if (material.created.server) {
-    logger.info({ reason: material.created.reason }, 'issued a new server certificate');
-  }
+  await loadCertificates(config, logger);
   const ticketKeys = randomBytes(48).toString('hex');
+  let current = config;
   let stopping = false;
-  const workers = new Set<Worker>();
-  const fork = () => {
-    const worker = cluster.fork({ [TICKET_KEYS_ENV]: ticketKeys });
-    workers.add(worker);
+  /** The workers serving the current configuration (replaced when they die). */
+  let serving = new Set<Worker>();
+  const stops = new Map<Worker, Promise<void>>();
+  /** Workers that have listened, hence have their drain-message listener. */
+  const listened = new WeakSet<Worker>();
+
+  const fork = (cfg: Config, set: Set<Worker>): Worker => {
+    const worker = cluster.fork({
+      [TICKET_KEYS_ENV]: ticketKeys,
+      [CONFIG_ENV]: JSON.stringify(cfg),
+    });
+    set.add(worker);
+    worker.once('listening', () => listened.add(worker));
     worker.on('exit', (code, signal) => {
-      workers.delete(worker);
-      if (stopping) return;
+      set.delete(worker);
+      if (stopping || set !== serving || stops.has(worker)) return;
       logger.error(
         { worker: worker.id, pid: worker.process.pid, code, signal },
         `a worker exited unexpectedly; starting another in ${RESTART_DELAY_MS} ms`,
       );
       setTimeout(() => {
-        if (!stopping) fork();
+        if (!stopping && set === serving) fork(current, set);
       }, RESTART_DELAY_MS).unref();
     });
+    return worker;
   };
-  // A worker that cannot start (bad port, bad certificate) says why and exits; so do we.
-  const firstStart = new Promise<void>((resolve, reject) => {
-    let listening = 0;
-    cluster.on('listening', () => {
-      if (++listening === count) resolve();
-    });
-    cluster.on('exit', (_worker, code) => {
-      if (listening < count && code !== 0) {
-        reject(new RTPError('WORKER_FAILED', 'a worker failed to start; see its message above'));
+
+  /** Asks a worker to drain; SIGKILL when it outlives the deadline by STOP_GRACE_MS. */
+  const stop = (worker: Worker, drainMs: number): Promise<void> => {
+    let stopped = stops.get(worker);
+    if (!stopped) {
+      stopped = new Promise<void>((resolve) => {
+        if (worker.isDead()) return resolve();
+        const kill = setTimeout(() => worker.process.kill('SIGKILL'), drainMs + STOP_GRACE_MS);
+        worker.once('exit', () => {
+          clearTimeout(kill);
+          resolve();
+        });
+        // A worker still starting may not listen for messages yet; its SIGTERM handler
+        // (installed first thing) drains it once started.
+        if (listened.has(worker) && worker.isConnected()) worker.send(DRAIN_MESSAGE);
+        else worker.process.kill('SIGTERM');
+      });
+      stops.set(worker, stopped);
+    }
+    return stopped;
+  };
+
+  /** Forks `n` workers for `cfg`; resolves once all listen, rejects (stopping them) if one exits first. */
+  const startWorkers = (cfg: Config, n: number): Promise<Set<Worker>> => {
+    const set = new Set<Worker>();
+    return new Promise<Set<Worker>>((resolve, reject) => {
+      let listening = 0;
+      let failed = false;
+      for (let i = 0; i < n; i++) {
+        const worker = fork(cfg, set);
+        worker.once('listening', () => {
+          if (++listening === n && !failed) resolve(set);
+        });
+        worker.once('exit', () => {
+          if (listening >= n || failed) return;
+          failed = true;
+          for (const w of set) void stop(w, 0);
+          reject(new RTPError('WORKER_FAILED', 'a worker failed to start; see its message above'));
+        });
       }
     });
-  });
-  for (let i = 0; i < count; i++) fork();
-  try {
-    await firstStart;
-  } catch (err) {
-    stopping = true;
-    for (const w of workers) w.process.kill('SIGTERM');
-    throw err;
-  }
+  };
 
-  const health = monitorBackend(config, logger);
-  const admin = await startAdmin(
-    config,
-    logger,
-    clusterMetricsSource(),
-    health.current,
-    '/metrics summed over the workers',
-  );
+  // A worker that cannot start (bad port, bad certificate) says why and exits; so do we.
+  serving = await startWorkers(config, count);
+
+  let draining = false;
+  let health = monitorBackend(config, logger);
+  const verdict = () => (draining ? drainingVerdict(health.current()) : health.current());
+  const metrics = clusterMetricsSource();
+  const note = '/metrics summed over the workers';
+  let admin = await startAdmin(config, logger, metrics, verdict, note);
   logger.info({ workers: count }, `${count} workers serve the public port`);
 
+  let drained: Promise<void> | undefined;
   return {
-    async close() {
-      stopping = true;
+    drain() {
+      drained ??= (async () => {
+        stopping = true;
+        draining = true;
+        const drainMs = current.timeouts.drainMs;
+        const deadline = new Date(Date.now() + drainMs).toISOString();
+        const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
+        logger.info(
+          { workers: workers.length, drainMs, deadline },
+          `draining: ${workers.length} workers finish their requests, deadline ${deadline}`,
+        );
+        await Promise.all(workers.map((w) => stop(w, drainMs)));
+        health.stop();
+        await admin?.close();
+        logger.info('drained, exiting');
+      })();
+      return drained;
+    },
+
+    async reload(next) {
+      if (stopping) throw new RTPError('RELOAD_DRAINING', 'draining: nothing to reload');
+      await loadCertificates(next, logger);
+      const nextAdmin =
+        next.admin.listen !== current.admin.listen
+          ? { value: await startAdmin(next, logger, metrics, verdict, note) }
+          : undefined;
+      const nextHealth = monitorBackend(next, logger);
+      let fresh: Set<Worker>;
+      try {
+        const n = workerCount(next);
+        fresh = await startWorkers(next, n);
+        await nextHealth.ready;
+        if (stopping) throw new RTPError('RELOAD_DRAINING', 'a drain began during the reload');
+        logger.info(
+          { workers: n },
+          `${n} workers with the new configuration serve the public port`,
+        );
+      } catch (err) {
+        nextHealth.stop();
+        await nextAdmin?.value?.close();
+        throw err;
+      }
+      const previous = serving;
+      serving = fresh;
+      current = next;
       health.stop();
-      await Promise.all([
-        admin?.close(),
-        ...[...workers].map(
-          (w) =>
-            new Promise<void>((resolve) => {
-              const kill = setTimeout(() => w.process.kill('SIGKILL'), STOP_GRACE_MS);
-              w.once('exit', () => {
-                clearTimeout(kill);
-                resolve();
-              });
-              w.process.kill('SIGTERM');
-            }),
-        ),
-      ]);
+      health = nextHealth;
+      if (nextAdmin) {
+        await admin?.close();
+        admin = nextAdmin.value;
+      }
+      logger.level = next.log.level;
+      for (const w of previous) void stop(w, next.timeouts.drainMs);
     },
   };
+}
+
+async function loadCertificates(config: Config, logger: Logger): Promise<void> {
+  const material = await certificateSource(config, logger).load();
+  if (material.created.ca) logger.info({ dir: config.tls.dir }, 'created a new CA');
+  if (material.created.server) {
+    logger.info({ reason: material.created.reason }, 'issued a new server certificate');
+  }
 }

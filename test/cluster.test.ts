@@ -3,24 +3,12 @@
  * session-ticket keys, summed metrics on the primary's admin listener, a dead
  * worker replaced, and nothing left behind when the primary stops.
  */
-import { execFileSync } from 'node:child_process';
 import { connect, type TLSSocket } from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { waitFor } from './helpers/fake-backend.js';
 import { useRegistryBehindProxy } from './helpers/fixture.js';
 import { httpsGet } from './helpers/https.js';
-import { isAlive, waitForOutput } from './helpers/processes.js';
-
-function workerPids(primary: number): number[] {
-  try {
-    return execFileSync('pgrep', ['-P', String(primary)], { encoding: 'utf8' })
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return []; // pgrep exits 1 when there are none
-  }
-}
+import { childPids, isAlive, waitForOutput } from './helpers/processes.js';
 
 /** A TLS connection, optionally resuming `session`; resolves with whether it resumed and the next session. */
 function handshake(
@@ -54,7 +42,7 @@ describe('a cluster of two workers', () => {
 
   it('serves the port from both workers with one certificate', async () => {
     await waitForOutput(env.proxy.child, env.proxy.output, /2 workers serve the public port/);
-    expect(workerPids(env.proxy.child.pid!)).toHaveLength(2);
+    expect(childPids(env.proxy.child.pid!)).toHaveLength(2);
     for (let i = 0; i < 8; i++) {
       expect((await httpsGet(`${env.proxy.origin}/v2/`, { ca: env.ca })).status).toBe(401);
     }
@@ -89,7 +77,7 @@ describe('a cluster of two workers', () => {
   });
 
   it('replaces a worker that dies, and keeps serving meanwhile', async () => {
-    const [victim] = workerPids(env.proxy.child.pid!);
+    const [victim] = childPids(env.proxy.child.pid!);
     process.kill(victim!, 'SIGKILL');
     await waitForOutput(env.proxy.child, env.proxy.output, /a worker exited unexpectedly/);
     for (let i = 0; i < 4; i++) {
@@ -97,7 +85,7 @@ describe('a cluster of two workers', () => {
     }
     expect(
       await waitFor(() => {
-        const pids = workerPids(env.proxy.child.pid!);
+        const pids = childPids(env.proxy.child.pid!);
         return pids.length === 2 && !pids.includes(victim!);
       }),
     ).toBe(true);
@@ -105,7 +93,7 @@ describe('a cluster of two workers', () => {
 
   it('stops every worker with the primary', async () => {
     const primary = env.proxy.child.pid!;
-    const workers = workerPids(primary);
+    const workers = childPids(primary);
     expect(await env.proxy.stop()).toBe(0);
     expect(await waitFor(() => workers.every((pid) => !isAlive(pid)))).toBe(true);
   });

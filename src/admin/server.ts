@@ -5,6 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseHostPort } from '../config/schema.js';
+import { listenOn } from '../proxy/listener.js';
 import type { Verdict } from '../health/probe.js';
 import { verdictBody } from '../health/report.js';
 
@@ -64,14 +65,7 @@ export function createAdminServer(
   });
   const { host, port } = parseHostPort(listen) ?? { host: '127.0.0.1', port: 5480 };
   return {
-    listen: () =>
-      new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ host, port }, () => {
-          server.off('error', reject);
-          resolve(server.address() as AddressInfo);
-        });
-      }),
+    listen: () => listenOn(server, host, port),
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());

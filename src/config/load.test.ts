@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, type ConfigProblem } from '../errors.js';
-import { loadConfig } from './load.js';
+import { changedKeys, loadConfig } from './load.js';
 import { DEFAULTS, FIELDS, formatDuration, parseDuration, type Config } from './schema.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -90,6 +90,8 @@ describe('environment overrides by path', () => {
     ['RTP_TLS_CLIENT_AUTH', 'false', 'tls.clientAuth', false],
     ['RTP_TIMEOUTS_CLIENT_IDLE_MS', '5000', 'timeouts.clientIdleMs', 5000],
     ['RTP_TIMEOUTS_BACKEND_IDLE_MS', '600000', 'timeouts.backendIdleMs', 600_000],
+    ['RTP_TIMEOUTS_DRAIN_MS', '1500', 'timeouts.drainMs', 1500],
+    ['RTP_TIMEOUTS_DRAINMS', '0', 'timeouts.drainMs', 0],
     ['RTP_ADMIN_LISTEN', '', 'admin.listen', ''],
     ['RTP_ADMIN_LISTEN', '[::1]:9000', 'admin.listen', '[::1]:9000'],
     ['RTP_LOG_LEVEL', 'debug', 'log.level', 'debug'],
@@ -116,6 +118,7 @@ describe('environment overrides by path', () => {
     [{ RTP_FOO: '1' }, '$RTP_FOO', /unknown environment override.*RTP_LISTEN/],
     [{ RTP_TIMEOUTS_CLIENT_IDLE_MS: '5s' }, 'timeouts.clientIdleMs', /whole number/],
     [{ RTP_TIMEOUTS_CLIENT_IDLE_MS: '10' }, 'timeouts.clientIdleMs', /from 1000 to/],
+    [{ RTP_TIMEOUTS_DRAIN_MS: '-1' }, 'timeouts.drainMs', /from 0 to 86400000, got -1/],
     [{ RTP_TLS_NAMES: 'a.example,not a name' }, 'tls.names', /"not a name"/],
     [{ RTP_LOG_LEVEL: 'verbose' }, 'log.level', /must be one of/],
     [{ RTP_TLS_CERT_LIFETIME: '30' }, 'tls.certLifetime', /must be a duration like 90d/],
@@ -500,5 +503,16 @@ describe('trustedProxies, allowedPaths, tls.hstsMaxAge', () => {
   ])('the file %j is a problem at %s', (text, path, message) => {
     const problems = problemsOf(() => loadConfig({ file: yamlFile(text), env: {} }));
     expect(problems).toEqual([{ path, message: expect.stringMatching(message) }]);
+  });
+});
+
+describe('changedKeys', () => {
+  it('names the keys that differ, by path, and nothing else', () => {
+    const before = loadConfig({ env: {} });
+    const after = loadConfig({
+      env: { RTP_BACKEND: 'http://10.0.0.2:5000', RTP_TLS_NAMES: 'a.example', RTP_TLS_KEY: '' },
+    });
+    expect(changedKeys(before, after)).toEqual(['backend', 'tls.names']);
+    expect(changedKeys(before, before)).toEqual([]);
   });
 });

@@ -270,6 +270,18 @@ function editDistance(a: string, b: string): number {
   return previous[b.length] ?? 0;
 }
 
+/**
+ * The keys whose values differ between two configurations, by path: what a reload
+ * logs (names only, never values).
+ *
+ * @example changedKeys(a, { ...a, listen: '0.0.0.0:6443' }) // → ['listen']
+ */
+export function changedKeys(before: Config, after: Config): string[] {
+  return Object.keys(FIELDS).filter(
+    (path) => JSON.stringify(getPath(before, path)) !== JSON.stringify(getPath(after, path)),
+  );
+}
+
 function getPath(obj: object, path: string): unknown {
   return path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], obj);
 }
@@ -284,7 +296,7 @@ function setPath(obj: object, path: string, value: unknown): void {
   parent[last] = value;
 }
 
-function deepFreeze<T>(value: T): T {
+export function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object') {
     for (const v of Object.values(value)) deepFreeze(v);
     Object.freeze(value);

@@ -68,6 +68,8 @@ export interface Config {
     keepAliveMs: number;
     /** Give up on the backend (504) when it sends nothing for this long. */
     backendIdleMs: number;
+    /** On SIGTERM/SIGINT (and for the old workers of a SIGHUP reload): let requests in flight finish this long, then cut them. */
+    drainMs: number;
   };
   log: {
     level: LogLevel;
@@ -111,6 +113,9 @@ export const DEFAULTS: Config = {
     headersMs: 60_000,
     keepAliveMs: 30_000,
     backendIdleMs: 300_000,
+    // Kubernetes sends SIGKILL 30 s after SIGTERM (terminationGracePeriodSeconds):
+    // 25 s of draining leaves 5 s to log the cut requests and exit on our own terms.
+    drainMs: 25_000,
   },
   log: {
     level: 'info',
@@ -241,6 +246,7 @@ export const FIELDS: Readonly<Record<string, FieldSpec>> = {
   'timeouts.headersMs': int(1000, 600_000),
   'timeouts.keepAliveMs': int(100, 3_600_000),
   'timeouts.backendIdleMs': int(1000, 86_400_000),
+  'timeouts.drainMs': int(0, 86_400_000),
   'log.level': string((v) =>
     (LOG_LEVELS as readonly string[]).includes(v)
       ? undefined

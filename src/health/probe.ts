@@ -21,6 +21,8 @@ export interface Verdict {
   /** The backend's HTTP status, when it answered. */
   httpStatus?: number;
   durationMs: number;
+  /** Set while the process drains (report.ts): readiness fails whatever the backend says. */
+  draining?: boolean;
 }
 
 export interface ProbeOptions {

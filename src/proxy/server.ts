@@ -3,12 +3,11 @@
  * HTTPS server whose handler proxies to the backend.
  */
 import { X509Certificate } from 'node:crypto';
-import { Agent } from 'node:http';
+import { Agent, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHTTPSServer, type Server as HTTPSServer } from 'node:https';
-import { isIP, type AddressInfo, type Server, type Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Config } from '../config/schema.js';
-import { parseHostPort } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Verdict } from '../health/probe.js';
 import { OPERATIONS } from '../metrics/operation.js';
@@ -17,13 +16,16 @@ import { canonicalIP } from '../pki/sans.js';
 import type { TLSMaterial } from '../pki/store.js';
 import { secureContextOptions, serverTLSOptions } from '../tls/context.js';
 import { classifyTLSFailure } from '../tls/failures.js';
-import { createSniffingServer } from '../tls/sniff.js';
+import type { SniffOptions } from '../tls/sniff.js';
+import { drainingVerdict } from '../health/report.js';
 import { createRequestHandler } from './handler.js';
 import { pathAllowlist } from './path-allowlist.js';
 import { trustedPeerMatcher } from './trusted-proxies.js';
 import { UpstreamPool } from './relay.js';
 import { rawRegistryError } from './registry-error.js';
 
+/** How often a drain closes connections whose last response has just finished. */
+const DRAIN_SWEEP_MS = 100;
 /** Distinct Host values remembered; a client sending random ones only empties the cache. */
 const COVERAGE_CACHE_MAX = 1024;
 /** Idle keep-alive sockets kept per backend; more than any realistic burst of parallel layer transfers. */
@@ -37,12 +39,21 @@ const RELAY_MAX_IDLE_SOCKETS = 32;
 export interface PublicServer {
   metrics: ProxyMetrics;
   agent: Agent;
-  listen(): Promise<AddressInfo>;
+  /** Where a listening socket (listener.ts) hands this server's connections. */
+  target: SniffOptions;
   /** Swaps the certificate for new handshakes; live connections keep theirs. */
   setMaterial(material: TLSMaterial): void;
   /** The keys that encrypt TLS session tickets (48 bytes), shared by a cluster's workers. */
   setTicketKeys(keys: Buffer): void;
-  close(): Promise<void>;
+  /** Requests being answered now. */
+  inFlight(): number;
+  /**
+   * Finishes the requests in flight, each answered with `Connection: close`, and closes
+   * idle keep-alive connections; after `deadlineMs` cuts what is left. Resolves with how
+   * many requests were cut. Stop the listener first (it may hand over new connections
+   * until then). Calling it again returns the first drain.
+   */
+  drain(deadlineMs: number): Promise<{ cut: number }>;
 }
 
 export interface PublicServerOptions {
@@ -110,7 +121,7 @@ export function createPublicServer(
       return covered;
     },
     ...(options.verdict && config.health.publicPath !== ''
-      ? { health: { path: config.health.publicPath, verdict: options.verdict } }
+      ? { health: { path: config.health.publicPath, verdict: drainAware(options.verdict) } }
       : {}),
     ...(hstsSeconds > 0 ? { hsts: `max-age=${hstsSeconds}` } : {}),
     ...(config.trustedProxies.length > 0
@@ -130,8 +141,27 @@ export function createPublicServer(
     },
     handler,
   );
+  // Node 20's https.Server starts tracking its connections on 'listening' (the list behind
+  // closeIdleConnections/closeAllConnections, and the checker that enforces headersTimeout).
+  // This one never listens itself (sniff.ts hands it sockets), so it would track nothing:
+  // a drain could not close an idle keep-alive connection. Start the tracking by hand.
+  https.emit('listening');
   // Idle (no bytes moving) limit on client connections; see handler.ts for the per-phase switch.
   https.timeout = config.timeouts.clientIdleMs;
+  /** Responses not yet finished or abandoned: what a drain waits for. */
+  const active = new Set<ServerResponse>();
+  let draining = false;
+  let drained: Promise<{ cut: number }> | undefined;
+  let onQuiet: (() => void) | undefined;
+  // Before the handler, which may answer at once: during a drain every answer says close.
+  https.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
+    active.add(res);
+    if (draining) res.setHeader('connection', 'close');
+    res.once('close', () => {
+      active.delete(res);
+      if (active.size === 0) onQuiet?.();
+    });
+  });
   https.on('secureConnection', () => metrics.handshakes.inc());
   https.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
     const failure = classifyTLSFailure(
@@ -175,7 +205,7 @@ export function createPublicServer(
     socket.setTimeout(1000, () => socket.destroy());
   });
 
-  const server: Server = createSniffingServer({
+  const target: SniffOptions = {
     https,
     onPlainHTTP: (socket) => {
       metrics.handshakeFailures.inc({ reason: 'plain_http' });
@@ -184,20 +214,12 @@ export function createPublicServer(
         'plain HTTP request on the HTTPS port; answered 400',
       );
     },
-  });
-  const { host, port } = parseHostPort(config.listen) ?? { host: '0.0.0.0', port: 5443 };
+  };
 
   return {
     metrics,
     agent,
-    listen: () =>
-      new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ host, port }, () => {
-          server.off('error', reject);
-          resolve(server.address() as AddressInfo);
-        });
-      }),
+    target,
     setTicketKeys(keys) {
       https.setTicketKeys(keys);
     },
@@ -207,14 +229,36 @@ export function createPublicServer(
       coverage.clear();
       https.setSecureContext(secureContextOptions(next, config.tls.clientAuth));
     },
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        https.closeAllConnections();
-        agent.destroy();
-        pool.destroy();
-      }),
+    inFlight: () => active.size,
+    drain(deadlineMs) {
+      drained ??= new Promise((resolve) => {
+        draining = true;
+        for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
+        // A response that finishes leaves its connection idle: close those as they appear.
+        https.closeIdleConnections();
+        const sweep = setInterval(() => https.closeIdleConnections(), DRAIN_SWEEP_MS);
+        const finish = (cut: number) => {
+          clearInterval(sweep);
+          clearTimeout(deadline);
+          onQuiet = undefined;
+          https.closeAllConnections();
+          https.close(() => {}); // stops the connection checker (never listened: nothing else to close)
+          agent.destroy();
+          pool.destroy();
+          resolve({ cut });
+        };
+        const deadline = setTimeout(() => finish(active.size), deadlineMs);
+        onQuiet = () => finish(0);
+        if (active.size === 0) finish(0);
+      });
+      return drained;
+    },
   };
+
+  /** The public health path answers 503 "draining" once a drain begins, so balancers move on. */
+  function drainAware(verdict: () => Verdict): () => Verdict {
+    return () => (draining ? drainingVerdict(verdict()) : verdict());
+  }
 }
 
 /**

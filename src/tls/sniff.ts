@@ -17,7 +17,11 @@ export interface SniffOptions {
   onPlainHTTP?: (socket: Socket) => void;
 }
 
-export function createSniffingServer({ https, onPlainHTTP }: SniffOptions): Server {
+/**
+ * `route` is asked per connection: a SIGHUP reload points the listening socket at a
+ * new HTTPS server (new configuration) while the old one finishes its requests.
+ */
+export function createSniffingServer(route: () => SniffOptions): Server {
   return createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
     socket.on('error', () => socket.destroy());
     socket.setTimeout(FIRST_BYTE_TIMEOUT_MS, () => socket.destroy());
@@ -29,6 +33,9 @@ export function createSniffingServer({ https, onPlainHTTP }: SniffOptions): Serv
       }
       socket.unshift(head);
       socket.setTimeout(0);
+      // Read at the first byte, not at accept: a reload in between must not hand the
+      // connection to the server that is draining.
+      const { https, onPlainHTTP } = route();
       if (head[0] === TLS_HANDSHAKE_RECORD) {
         socket.removeAllListeners('error');
         // Read once so net.Socket caches it: once Node closes a TLS connection itself (a

@@ -101,6 +101,18 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/** The pids of a process's children (a cluster primary's workers). */
+export function childPids(parent: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(parent)], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return []; // pgrep exits 1 when there are none
+  }
+}
+
 export function stopProcess(
   child: ChildProcess,
   signal: NodeJS.Signals = 'SIGTERM',
@@ -238,8 +250,11 @@ export interface Proxy {
 
 /** The built CLI serving on free loopback ports, configured through RTP_ environment overrides. */
 export async function startProxy(opts: {
-  backend: string;
+  /** RTP_BACKEND; leave it out to take the backend from a --config file in `args`. */
+  backend?: string;
   tlsDir: string;
+  /** More arguments to `serve`, e.g. ['--config', FILE]. */
+  args?: readonly string[];
   env?: Record<string, string>;
   /** A command prefix to run the proxy under, e.g. ['ip', 'netns', 'exec', NAME]. */
   wrap?: readonly string[];
@@ -250,14 +265,20 @@ export async function startProxy(opts: {
   const adminPort = await freePort();
   const host = opts.host ?? '127.0.0.1';
   const hostPort = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-  const [command, ...args] = [...(opts.wrap ?? []), process.execPath, CLI, 'serve'];
+  const [command, ...args] = [
+    ...(opts.wrap ?? []),
+    process.execPath,
+    CLI,
+    'serve',
+    ...(opts.args ?? []),
+  ];
   const child = spawn(command as string, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       PATH: process.env['PATH'] ?? '/usr/bin:/bin',
       RTP_LISTEN: hostPort,
       RTP_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
-      RTP_BACKEND: opts.backend,
+      ...(opts.backend !== undefined ? { RTP_BACKEND: opts.backend } : {}),
       RTP_TLS_DIR: opts.tlsDir,
       // One process unless a test asks for a cluster: log lines and timings stay simple.
       RTP_WORKERS: '1',

@@ -1,0 +1,89 @@
+/**
+ * Refusing to serve with keys others can read, as ssh refuses a private key that
+ * others can read (and sshd a home directory others can write): a CA key readable
+ * by every local user lets any of them mint certificates every client trusts, and
+ * a TLS directory writable by others lets them swap the CA or the server key.
+ *
+ * Only the bits for "others" count. A group may legitimately read a supplied key
+ * (Debian's ssl-cert group, certbot deployments with 0640 keys), and the files the
+ * proxy writes itself are 0600 in a 0700 directory anyway (store.ts).
+ */
+import { statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { PKIError } from '../errors.js';
+import { FILES } from './store.js';
+
+const OTHERS_WRITE = 0o002;
+const OTHERS_READ_WRITE = 0o006;
+
+/** Keys in tls.dir, when present: the CA, the server key, and a rotation's next and previous CA. */
+const DIR_KEYS = [FILES.caKey, FILES.serverKey, FILES.nextCAKey, FILES.previousCAKey];
+
+/**
+ * Every key file and directory of `config` that others can get at, one message
+ * each naming the path, its mode and the command that fixes it. Missing files
+ * are not problems here (the proxy creates them, 0600).
+ *
+ * @example permissionProblems(config) // → ['tls.dir /srv/tls is writable by others (mode 0777); fix: chmod o-w /srv/tls']
+ */
+export function permissionProblems(config: Config): string[] {
+  const problems: string[] = [];
+  // tls.dir is used unless a supplied certificate is served without mutual TLS.
+  if (config.tls.cert === '' || config.tls.clientAuth) {
+    const dir = resolve(config.tls.dir);
+    const mode = modeOf(dir);
+    if (mode !== undefined && mode & OTHERS_WRITE) {
+      problems.push(
+        `tls.dir ${dir} is writable by others (mode ${octal(mode)}): anyone on this machine could replace the CA or the server key; fix: chmod o-w ${dir}`,
+      );
+    }
+    for (const name of DIR_KEYS) {
+      const file = join(dir, name);
+      const keyMode = modeOf(file);
+      if (keyMode !== undefined && keyMode & OTHERS_READ_WRITE) {
+        problems.push(`${keyProblem(file, keyMode)}; fix: chmod 600 ${file}`);
+      }
+    }
+  }
+  if (config.tls.key !== '') {
+    const file = resolve(config.tls.key);
+    const mode = modeOf(file);
+    if (mode !== undefined && mode & OTHERS_READ_WRITE) {
+      problems.push(
+        `tls.key ${keyProblem(file, mode)}; fix: chmod o-rwx ${file} (a group such as ssl-cert may keep reading it)`,
+      );
+    }
+  }
+  return problems;
+}
+
+/** Throws one error listing every problem of {@link permissionProblems}. */
+export function assertPrivateKeys(config: Config): void {
+  const problems = permissionProblems(config);
+  if (problems.length === 0) return;
+  throw new PKIError(
+    'KEY_PERMISSIONS',
+    `refusing to serve with keys other users can reach (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+  );
+}
+
+function keyProblem(file: string, mode: number): string {
+  const what = [mode & 0o004 ? 'readable' : '', mode & OTHERS_WRITE ? 'writable' : '']
+    .filter(Boolean)
+    .join(' and ');
+  return `${file} is a private key ${what} by others (mode ${octal(mode)})`;
+}
+
+/** The permission bits of `path` (following symbolic links, as certbot's live/ files are), or undefined when absent. */
+function modeOf(path: string): number | undefined {
+  try {
+    return statSync(path).mode & 0o7777;
+  } catch {
+    return undefined;
+  }
+}
+
+function octal(mode: number): string {
+  return mode.toString(8).padStart(4, '0');
+}

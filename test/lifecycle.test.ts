@@ -1,0 +1,288 @@
+/**
+ * Signals as an orchestrator sends them, against the real registry:
+ *  - SIGTERM drains: a layer push in flight completes, new connections are refused,
+ *    idle keep-alive connections close, /readyz says "draining", exit 0;
+ *    what outlasts timeouts.drainMs is cut at the deadline (and logged);
+ *  - the same in a cluster, with no worker left behind;
+ *  - SIGHUP re-reads the configuration: a valid one takes effect while a download
+ *    that started before it finishes byte-identical; an invalid one is logged with
+ *    every problem and the old configuration keeps serving.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from './helpers/fake-backend.js';
+import { httpsGet } from './helpers/https.js';
+import {
+  childPids,
+  createRegistry,
+  isAlive,
+  readCA,
+  startProxy,
+  tempDir,
+  waitForOutput,
+  type Proxy,
+  type Registry,
+} from './helpers/processes.js';
+import { readUntil, tlsConnect, waitForClose } from './helpers/raw-tls.js';
+import { getSlowly, putSlowly, repeatedBlob, startUpload } from './helpers/slow-transfer.js';
+
+const MIB = 1 << 20;
+
+/** Resolves with the error code of a TCP connection attempt ('connected' when it is accepted). */
+function tryConnect(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => {
+      socket.destroy();
+      resolve('connected');
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+}
+
+function exited(proxy: Proxy): Promise<{ code: number | null; at: number }> {
+  return new Promise((resolve) => {
+    if (proxy.child.exitCode !== null) resolve({ code: proxy.child.exitCode, at: Date.now() });
+    proxy.child.once('exit', (code) => resolve({ code, at: Date.now() }));
+  });
+}
+
+/** HEAD of a blob straight from the registry (plain HTTP, no proxy): status and size. */
+async function blobInRegistry(registry: Registry, repo: string, digest: string) {
+  const res = await fetch(`${registry.url}/v2/${repo}/blobs/${digest}`, { method: 'HEAD' });
+  return { status: res.status, length: Number(res.headers.get('content-length')) };
+}
+
+/** Uploads `data` straight to the registry in one PUT. */
+async function pushBlob(registry: Registry, repo: string, data: Buffer, digest: string) {
+  const start = await fetch(`${registry.url}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  const url = new URL(start.headers.get('location') ?? '', registry.url);
+  url.searchParams.set('digest', digest);
+  const put = await fetch(url, { method: 'PUT', body: data });
+  expect(put.status).toBe(201);
+}
+
+describe('SIGTERM', () => {
+  const tmp = tempDir('lifecycle-term');
+  let registry: Registry;
+  beforeAll(async () => {
+    registry = await createRegistry({ auth: { kind: 'none' } }, tmp.path);
+    await registry.start();
+  });
+  afterAll(async () => {
+    await registry?.stop();
+    tmp.remove();
+  });
+  const proxies: Proxy[] = [];
+  afterAll(async () => {
+    for (const p of proxies) await p.stop('SIGKILL');
+  });
+
+  /** A proxy with `env` in front of the registry, and an upload of `mib` MiB started on it. */
+  async function proxyWithUpload(env: Record<string, string>, repo: string, mib: number) {
+    const proxy = await startProxy({
+      backend: registry.url,
+      tlsDir: join(tmp.path, `tls-${proxies.length}`),
+      env,
+    });
+    proxies.push(proxy);
+    const ca = readCA(proxy);
+    const blob = repeatedBlob(mib);
+    const url = await startUpload(proxy.origin, repo, blob.digest, ca);
+    return { proxy, ca, blob, url };
+  }
+
+  it('lets a 200 MiB layer push finish, refuses new connections, closes idle ones, then exits 0', async () => {
+    const { proxy, ca, blob, url } = await proxyWithUpload(
+      { RTP_TIMEOUTS_DRAIN_MS: '30000' },
+      'drain/big',
+      200,
+    );
+    // An idle keep-alive connection: one answered request, then nothing.
+    const idle = await tlsConnect(proxy.port, ca);
+    idle.write('GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    expect(await readUntil(idle, /\r\n\r\n\{\}$/)).toMatch(/^HTTP\/1\.1 200/);
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${proxy.adminPort}/readyz`)).ok);
+
+    const upload = putSlowly(url, ca, blob, 15); // ≥ 3 s for 200 MiB
+    expect(await waitFor(() => upload.sent() >= 30, 10_000)).toBe(true);
+    const exit = exited(proxy);
+    proxy.child.kill('SIGTERM');
+    await waitForOutput(proxy.child, proxy.output, /"msg":"draining: 1 requests in flight/);
+    const signalledAt = Date.now();
+
+    expect(await waitForClose(idle, 2000)).toBeLessThan(1000);
+    expect(await tryConnect(proxy.port)).toBe('ECONNREFUSED');
+    const ready = await fetch(`http://127.0.0.1:${proxy.adminPort}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ status: 'draining' });
+    expect(upload.sent()).toBeLessThan(200); // all of this while the push was still going
+
+    const response = await upload.done;
+    expect(response.status).toBe(201);
+    expect(response.headers['connection']).toBe('close');
+    const { code, at } = await exit;
+    expect(code).toBe(0);
+    expect(at - signalledAt).toBeLessThan(30_000);
+    expect(await blobInRegistry(registry, 'drain/big', blob.digest)).toEqual({
+      status: 200,
+      length: 200 * MIB,
+    });
+    const lines = proxy.logLines().map((l) => l['msg']);
+    expect(lines).toContain('drained, exiting');
+    expect(lines.some((m) => /cut/.test(String(m)))).toBe(false);
+  });
+
+  it('cuts a transfer that outlasts timeouts.drainMs at the deadline, logs it, exits 0', async () => {
+    const { proxy, ca, blob, url } = await proxyWithUpload(
+      { RTP_TIMEOUTS_DRAIN_MS: '1500' },
+      'drain/cut',
+      200,
+    );
+    const upload = putSlowly(url, ca, blob, 100); // 20 s: far beyond the deadline
+    const outcome = upload.done.then(
+      (r) => `answered ${r.status}`,
+      (err: NodeJS.ErrnoException) => `cut: ${err.code}`,
+    );
+    expect(await waitFor(() => upload.sent() >= 3, 10_000)).toBe(true);
+    const exit = exited(proxy);
+    const signalledAt = Date.now();
+    proxy.child.kill('SIGTERM');
+    const { code, at } = await exit;
+    expect(code).toBe(0);
+    expect(at - signalledAt).toBeGreaterThanOrEqual(1400);
+    expect(at - signalledAt).toBeLessThan(1500 + 1500);
+    expect(await outcome).toMatch(/^cut: (ECONNRESET|EPIPE)$/);
+    expect(proxy.logLines()).toContainEqual(
+      expect.objectContaining({
+        level: 'warn',
+        cut: 1,
+        msg: 'drain deadline passed: cut 1 request still in flight',
+      }),
+    );
+    expect((await blobInRegistry(registry, 'drain/cut', blob.digest)).status).toBe(404);
+  });
+
+  it('drains a cluster (workers: 2): the push completes, then the primary and every worker exit', async () => {
+    const { proxy, ca, blob, url } = await proxyWithUpload(
+      { RTP_WORKERS: '2', RTP_TIMEOUTS_DRAIN_MS: '30000' },
+      'drain/cluster',
+      64,
+    );
+    await waitForOutput(proxy.child, proxy.output, /2 workers serve the public port/);
+    const workers = childPids(proxy.child.pid!);
+    expect(workers).toHaveLength(2);
+    const upload = putSlowly(url, ca, blob, 40); // ≥ 2.5 s
+    expect(await waitFor(() => upload.sent() >= 10, 10_000)).toBe(true);
+    const exit = exited(proxy);
+    proxy.child.kill('SIGTERM');
+    await waitForOutput(proxy.child, proxy.output, /"msg":"draining: 1 requests in flight/);
+    expect(await waitFor(async () => (await tryConnect(proxy.port)) === 'ECONNREFUSED')).toBe(true);
+    expect(upload.sent()).toBeLessThan(64);
+    expect((await upload.done).status).toBe(201);
+    expect((await exit).code).toBe(0);
+    expect(await waitFor(() => workers.every((pid) => !isAlive(pid)))).toBe(true);
+    expect(await blobInRegistry(registry, 'drain/cluster', blob.digest)).toEqual({
+      status: 200,
+      length: 64 * MIB,
+    });
+  });
+});
+
+describe.each([
+  ['one process', '1'],
+  ['a cluster of two workers', '2'],
+])('SIGHUP, %s', (_name, workers) => {
+  const tmp = tempDir('lifecycle-hup');
+  const registries: Registry[] = [];
+  const file = join(tmp.path, 'proxy.yaml');
+  let proxy: Proxy;
+  let ca: string;
+  const big = repeatedBlob(48);
+  const small = Buffer.from('only on the second registry\n');
+  const smallDigest = `sha256:${createHash('sha256').update(small).digest('hex')}`;
+
+  beforeAll(async () => {
+    for (const name of ['a', 'b']) {
+      const dir = join(tmp.path, name);
+      mkdirSync(dir);
+      const registry = await createRegistry({ auth: { kind: 'none' } }, dir);
+      await registry.start();
+      registries.push(registry);
+    }
+    const [a, b] = registries as [Registry, Registry];
+    await pushBlob(a, 'hup/big', Buffer.concat(Array(big.mib).fill(big.chunk)), big.digest);
+    await pushBlob(b, 'hup/small', small, smallDigest);
+    writeFileSync(file, `backend: ${a.url}\n`);
+    proxy = await startProxy({
+      tlsDir: join(tmp.path, 'tls'),
+      args: ['--config', file],
+      env: { RTP_WORKERS: workers },
+    });
+    ca = readCA(proxy);
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    for (const r of registries) await r.stop();
+    tmp.remove();
+  });
+
+  it('applies a changed backend while a download begun before it finishes byte-identical', async () => {
+    const b = registries[1] as Registry;
+    const pid = proxy.child.pid;
+    const smallURL = `${proxy.origin}/v2/hup/small/blobs/${smallDigest}`;
+    expect((await httpsGet(smallURL, { ca })).status).toBe(404); // not on registry a
+    const before = childPids(proxy.child.pid!);
+    const download = getSlowly(`${proxy.origin}/v2/hup/big/blobs/${big.digest}`, ca, 60); // ≥ 3 s
+    expect(await waitFor(() => download.received() >= 4 * MIB, 10_000)).toBe(true);
+
+    writeFileSync(file, `backend: ${b.url}\n`);
+    proxy.child.kill('SIGHUP');
+    await waitForOutput(
+      proxy.child,
+      proxy.output,
+      /"msg":"reloaded configuration: backend changed"/,
+    );
+    const now = await httpsGet(smallURL, { ca });
+    expect(now.status).toBe(200);
+    expect(now.body).toBe(small.toString());
+    expect(download.received()).toBeLessThan(big.mib * MIB); // still under way
+
+    expect(await download.done).toEqual({ status: 200, digest: big.digest, bytes: big.mib * MIB });
+    expect(proxy.child.pid).toBe(pid);
+    if (workers === '2') {
+      // A fresh set of workers took over; the old set drained and exited.
+      expect(before).toHaveLength(2);
+      expect(await waitFor(() => before.every((p) => !isAlive(p)))).toBe(true);
+      const after = childPids(pid!);
+      expect(after).toHaveLength(2);
+      expect(after.some((p) => before.includes(p))).toBe(false);
+    }
+  });
+
+  it('rejects an invalid configuration, logging every problem, and keeps serving the previous one', async () => {
+    const pid = proxy.child.pid!;
+    writeFileSync(
+      file,
+      ['backend: ftp://registry:21', 'timeouts:', '  drainMs: -1', 'colour: blue'].join('\n'),
+    );
+    proxy.child.kill('SIGHUP');
+    await waitForOutput(proxy.child, proxy.output, /configuration reload rejected/);
+    const rejected = proxy.logLines().find((l) => /reload rejected/.test(String(l['msg'])));
+    expect(rejected).toMatchObject({ level: 'error' });
+    const msg = String(rejected?.['msg']);
+    expect(msg).toMatch(/has 3 problems/);
+    expect(msg).toMatch(/- backend: must use http:\/\//);
+    expect(msg).toMatch(/- timeouts\.drainMs: must be a whole number from 0 to 86400000, got -1/);
+    expect(msg).toMatch(/- colour: unknown key/);
+    expect(msg).toMatch(/still serving the previous configuration$/);
+
+    const res = await httpsGet(`${proxy.origin}/v2/hup/small/blobs/${smallDigest}`, { ca });
+    expect(res.status).toBe(200); // still registry b
+    expect(isAlive(pid)).toBe(true);
+    expect(proxy.child.pid).toBe(pid);
+    expect(proxy.child.exitCode).toBeNull();
+  });
+});
