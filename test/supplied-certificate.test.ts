@@ -237,7 +237,7 @@ describe('a supplied certificate', () => {
     const dir = d('watched');
     mkdirSync(dir);
     writeFileSync(join(dir, 'cert.pem'), readFileSync(d('leaf-one-fullchain.crt')));
-    writeFileSync(join(dir, 'key.pem'), readFileSync(d('leaf-one.key')));
+    writeFileSync(join(dir, 'key.pem'), readFileSync(d('leaf-one.key')), { mode: 0o600 });
     const proxy = await startProxy({
       backend: registry.url,
       tlsDir: d('tls-watched'),
@@ -252,7 +252,7 @@ describe('a supplied certificate', () => {
       const root = readFileSync(d('root.crt'), 'utf8');
       expect(await servedSubject(proxy.port, root)).toBe('leaf-one');
       issueLeaf('leaf-watched', 20);
-      writeFileSync(join(dir, 'key.new'), readFileSync(d('leaf-watched.key')));
+      writeFileSync(join(dir, 'key.new'), readFileSync(d('leaf-watched.key')), { mode: 0o600 });
       writeFileSync(join(dir, 'cert.new'), readFileSync(d('leaf-watched-fullchain.crt')));
       renameSync(join(dir, 'key.new'), join(dir, 'key.pem'));
       renameSync(join(dir, 'cert.new'), join(dir, 'cert.pem'));
@@ -267,7 +267,7 @@ describe('a supplied certificate', () => {
     const dir = d('live');
     mkdirSync(dir);
     writeFileSync(join(dir, 'cert.pem'), readFileSync(d('leaf-one-fullchain.crt')));
-    writeFileSync(join(dir, 'key.pem'), readFileSync(d('leaf-one.key')));
+    writeFileSync(join(dir, 'key.pem'), readFileSync(d('leaf-one.key')), { mode: 0o600 });
     writeFileSync(join(dir, 'ca.pem'), readFileSync(d('root.crt')));
     const proxy = await startProxy({
       backend: registry.url,
@@ -298,7 +298,7 @@ describe('a supplied certificate', () => {
 
       // A renewed certificate replaces the files by rename (as ACME clients do): picked up.
       buildChain('leaf-two');
-      writeFileSync(join(dir, 'key.new'), readFileSync(d('leaf-two.key')));
+      writeFileSync(join(dir, 'key.new'), readFileSync(d('leaf-two.key')), { mode: 0o600 });
       writeFileSync(join(dir, 'cert.new'), readFileSync(d('leaf-two-fullchain.crt')));
       writeFileSync(join(dir, 'ca.new'), readFileSync(d('root.crt')));
       renameSync(join(dir, 'ca.new'), join(dir, 'ca.pem'));
