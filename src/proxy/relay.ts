@@ -19,6 +19,27 @@ import { connect, type Socket } from 'node:net';
 
 /** One read from a backend socket; 64 KiB is libuv's usual read, 256 KiB halves the reads. */
 const READ_SIZE = 256 * 1024;
+/**
+ * The read size for a slow client. A slow reader holds one read's worth of plaintext
+ * (and its ciphertext) until it takes it: with 256 KiB reads, 400 slow-read
+ * connections (slowhttptest -X) grew the proxy by ~300 MiB. Fast clients keep the
+ * big reads (64 KiB reads cost 20–30 % more CPU per GiB).
+ */
+const SLOW_READ_SIZE = 16 * 1024;
+/**
+ * A client write that takes longer marks the client slow (256 KiB in 100 ms is
+ * 2.5 MB/s). Not "the write was queued": a fast client on loopback queues too, as
+ * the proxy outruns it, and reading small for it cost 60 % more CPU per GiB.
+ */
+const SLOW_WRITE_MS = 100;
+/**
+ * Bytes a client must take promptly before it is read for in big pieces. Every
+ * exchange starts small: a slow-read attacker never completes even its first big
+ * write, yet the kernel's send buffer takes the first ~100 KiB at once from anyone
+ * (a ramp of 8 writes = 128 KiB let 400 slow readers through to big reads). A fast
+ * client is up to speed after 1 MiB, 64 small reads.
+ */
+const FAST_AFTER_BYTES = 1024 * 1024;
 const MAX_HEAD_BYTES = 64 * 1024;
 
 export interface UpstreamHead {
@@ -37,6 +58,11 @@ interface Conn {
   /** Called when the socket has been idle past its timeout while an exchange owns it. */
   onTimeout: (() => void) | undefined;
   reused: boolean;
+  /** The buffers reads go to: the big one while the client keeps up, else the small one. */
+  big: Buffer | undefined;
+  small: Buffer | undefined;
+  /** Bytes the client took promptly since its last slow write; below FAST_AFTER_BYTES = slow. */
+  promptBytes: number;
 }
 
 export class UpstreamPool {
@@ -74,6 +100,7 @@ export class UpstreamPool {
     conn.onGone = undefined;
     conn.onTimeout = undefined;
     conn.socket.setTimeout(0);
+    conn.promptBytes = 0; // the next client starts with small reads
     if (!reusable || this.closed || conn.socket.destroyed || this.idle.length >= this.maxIdle) {
       conn.socket.destroy();
       return;
@@ -93,8 +120,13 @@ export class UpstreamPool {
   }
 
   private create(): Conn {
-    const buffer = Buffer.allocUnsafe(READ_SIZE);
-    const conn: Conn = {
+    // The buffers first: connect() asks for the first read buffer before it returns.
+    const buffers: Pick<Conn, 'big' | 'small' | 'promptBytes'> = {
+      big: undefined,
+      small: undefined,
+      promptBytes: 0,
+    };
+    const conn: Conn = Object.assign(buffers, {
       sink: undefined,
       onGone: undefined,
       onTimeout: undefined,
@@ -104,7 +136,9 @@ export class UpstreamPool {
         port: this.port,
         noDelay: true,
         onread: {
-          buffer,
+          // Called before every read; the buffer of the previous read is not read into
+          // again until its bytes are written (reading pauses until then).
+          buffer: () => readBuffer(buffers),
           callback: (nread: number, buf: Buffer) => {
             if (!conn.sink) {
               // Bytes nobody asked for (an idle keep-alive socket): the connection is out of step.
@@ -115,7 +149,7 @@ export class UpstreamPool {
           },
         },
       }),
-    };
+    });
     const gone = (err?: NodeJS.ErrnoException) => {
       const i = this.idle.indexOf(conn);
       if (i >= 0) this.idle.splice(i, 1);
@@ -135,6 +169,18 @@ export class UpstreamPool {
     conn.socket.on('timeout', () => conn.onTimeout?.());
     return conn;
   }
+}
+
+function readBuffer(conn: Pick<Conn, 'big' | 'small' | 'promptBytes'>): Buffer {
+  if (conn.promptBytes >= FAST_AFTER_BYTES) return (conn.big ??= Buffer.allocUnsafe(READ_SIZE));
+  // A slow client: let the big buffer go (an in-flight write may still hold it).
+  conn.big = undefined;
+  return (conn.small ??= Buffer.allocUnsafe(SLOW_READ_SIZE));
+}
+
+/** Notes how long the client took for a body write of `bytes`. */
+function notePace(conn: Pick<Conn, 'promptBytes'>, bytes: number, ms: number): void {
+  conn.promptBytes = ms < SLOW_WRITE_MS ? conn.promptBytes + bytes : 0;
 }
 
 export interface RelayRequest {
@@ -207,7 +253,13 @@ export function relay(
         conn.socket.setTimeout(0); // from here on the client's idleness governs
         handlers.onHead(head);
       },
-      onBody: handlers.onBody,
+      onBody: (bytes, done) => {
+        const started = performance.now();
+        handlers.onBody(bytes, (err) => {
+          notePace(conn, bytes.length, performance.now() - started);
+          done(err);
+        });
+      },
       onEnd: (reusable) => {
         if (finished) return;
         finished = true;
