@@ -356,6 +356,24 @@ describe('garbage and truncated TLS on the public port', () => {
     await stillServes(env);
   });
 
+  it('Slowloris: a client dribbling header lines gets 408 at timeouts.headersMs, not later', async () => {
+    const socket = await tlsConnect(env.proxy.port, env.ca);
+    const started = Date.now();
+    const answer = readToClose(socket, HEADERS_MS * 10);
+    socket.write('GET /v2/ HTTP/1.1\r\nHost: localhost\r\n');
+    // One more header line every 200 ms: the socket is never idle, the head never ends.
+    let n = 0;
+    const drip = setInterval(() => {
+      if (!socket.destroyed) socket.write(`X-Drip-${n++}: x\r\n`);
+    }, 200);
+    const response = await answer;
+    clearInterval(drip);
+    expect(statusOf(response)).toBe(408);
+    expect(Date.now() - started).toBeLessThan(HEADERS_MS * 3);
+    expect(env.backend.requests.filter((r) => r.rawHeaders.includes('X-Drip-0'))).toEqual([]);
+    expect(env.proxy.child.exitCode).toBeNull();
+  });
+
   it('a ClientHello cut in the middle, then silence: closed after timeouts.headersMs', async () => {
     const hello = await clientHello(env.ca);
     const socket = await tcpConnect(env.proxy.port);

@@ -135,6 +135,9 @@ export function createPublicServer(
       // No deadline for a whole request: multi-GB layer pushes take as long as they take.
       requestTimeout: 0,
       headersTimeout: config.timeouts.headersMs,
+      // How often headersTimeout is checked (Node: every 30 s, so a Slowloris client
+      // dribbling header lines kept its socket up to 30 s past the limit).
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, config.timeouts.headersMs / 4)),
       // Node's default is 120 s: a ClientHello cut short would hold its socket that long.
       handshakeTimeout: config.timeouts.headersMs,
       keepAliveTimeout: config.timeouts.keepAliveMs,
