@@ -27,6 +27,7 @@ import {
   type Registry,
 } from './helpers/processes.js';
 import { readUntil, tlsConnect, waitForClose } from './helpers/raw-tls.js';
+import { pushBlobDirect } from './helpers/registry-api.js';
 import { getSlowly, putSlowly, repeatedBlob, startUpload } from './helpers/slow-transfer.js';
 
 const MIB = 1 << 20;
@@ -53,15 +54,6 @@ function exited(proxy: Proxy): Promise<{ code: number | null; at: number }> {
 async function blobInRegistry(registry: Registry, repo: string, digest: string) {
   const res = await fetch(`${registry.url}/v2/${repo}/blobs/${digest}`, { method: 'HEAD' });
   return { status: res.status, length: Number(res.headers.get('content-length')) };
-}
-
-/** Uploads `data` straight to the registry in one PUT. */
-async function pushBlob(registry: Registry, repo: string, data: Buffer, digest: string) {
-  const start = await fetch(`${registry.url}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
-  const url = new URL(start.headers.get('location') ?? '', registry.url);
-  url.searchParams.set('digest', digest);
-  const put = await fetch(url, { method: 'PUT', body: data });
-  expect(put.status).toBe(201);
 }
 
 describe('SIGTERM', () => {
@@ -213,8 +205,11 @@ describe.each([
       registries.push(registry);
     }
     const [a, b] = registries as [Registry, Registry];
-    await pushBlob(a, 'hup/big', Buffer.concat(Array(big.mib).fill(big.chunk)), big.digest);
-    await pushBlob(b, 'hup/small', small, smallDigest);
+    await pushBlobDirect(a.url, 'hup/big', {
+      data: Buffer.concat(Array(big.mib).fill(big.chunk)),
+      digest: big.digest,
+    });
+    await pushBlobDirect(b.url, 'hup/small', { data: small, digest: smallDigest });
     writeFileSync(file, `backend: ${a.url}\n`);
     proxy = await startProxy({
       tlsDir: join(tmp.path, 'tls'),
