@@ -30,10 +30,9 @@ import {
 } from './registry-error.js';
 import type { PathVerdict } from './path-allowlist.js';
 import { requestProblem } from './request-checks.js';
-import { verdictBody } from '../health/report.js';
 import type { Verdict } from '../health/probe.js';
 import { classifyOperation, type Operation } from '../metrics/operation.js';
-import { installerScript } from '../trust/installer-script.js';
+import { defaultHost, serveCACertificate, serveHealth, serveInstaller } from './own-endpoints.js';
 import { relay, type UpstreamPool } from './relay.js';
 import { rewriteAuthenticate, rewriteLocation, type RewriteContext } from './rewrite.js';
 
@@ -442,92 +441,11 @@ function publicAddressFromTrustedProxy(req: IncomingMessage, rewrite: RewriteCon
   rewrite.publicPort = Number(port) || (req.headers['x-forwarded-proto'] === 'http' ? 80 : 443);
 }
 
-/** Answers with a small complete body; returns the body bytes sent. */
-function sendSmall(
-  res: ServerResponse,
-  status: number,
-  headers: Record<string, string>,
-  body: string,
-): number {
-  const head = res.req.method === 'HEAD';
-  res.writeHead(status, { ...headers, 'content-length': String(Buffer.byteLength(body)) });
-  res.end(head ? undefined : body);
-  return head ? 0 : Buffer.byteLength(body);
-}
-
-function serveCACertificate(
-  res: ServerResponse,
-  pem: string,
-  ownHeaders: Record<string, string>,
-): number {
-  return sendSmall(
-    res,
-    200,
-    {
-      ...ownHeaders,
-      'content-type': 'application/x-pem-file',
-      'content-disposition': 'inline; filename="ca.crt"',
-      'cache-control': 'no-cache',
-    },
-    pem,
-  );
-}
-
-/** The backend verdict as a simple balancer reads it: 200 healthy, 503 not, with the reason. */
-function serveHealth(
-  res: ServerResponse,
-  verdict: Verdict,
-  ownHeaders: Record<string, string>,
-): number {
-  return sendSmall(
-    res,
-    verdict.healthy ? 200 : 503,
-    { ...ownHeaders, 'content-type': 'application/json', 'cache-control': 'no-store' },
-    `${JSON.stringify(verdictBody(verdict))}\n`,
-  );
-}
-
 /** host[:port] or [v6][:port] → the name or address alone. */
 function hostOnly(host: string): string {
   const v6 = /^\[([^\]]+)\]/.exec(host);
   if (v6) return v6[1] as string;
   return host.replace(/:\d+$/, '');
-}
-
-/** The fingerprint-checking installer, defaulting to the host:port this client used. */
-function serveInstaller(
-  req: IncomingMessage,
-  res: ServerResponse,
-  ownHeaders: Record<string, string>,
-): number {
-  const port = req.socket.localPort ?? 443;
-  const host = req.headers.host ?? defaultHost(req.socket.localAddress, port);
-  let script: string;
-  try {
-    script = installerScript(/:\d+$/.test(host) ? host : `${host}:${port}`);
-  } catch {
-    sendRegistryError(
-      res,
-      { status: 400, code: 'UNSUPPORTED', message: 'the Host header is not a host[:port]' },
-      ownHeaders,
-    );
-    return 0;
-  }
-  return sendSmall(
-    res,
-    200,
-    {
-      ...ownHeaders,
-      'content-type': 'text/x-shellscript; charset=utf-8',
-      'cache-control': 'no-cache',
-    },
-    script,
-  );
-}
-
-function defaultHost(address: string | undefined, port: number | undefined): string {
-  const host = address?.includes(':') ? `[${address}]` : (address ?? 'localhost');
-  return `${host}:${port ?? 443}`;
 }
 
 function errorKind(err: NodeJS.ErrnoException): string {
