@@ -21,8 +21,7 @@ import { monitorBackend } from './health/monitor.js';
 import { drainingVerdict } from './health/report.js';
 import type { Logger } from './log.js';
 import { clusterMetricsSource } from './metrics/cluster.js';
-import { certificateSource } from './pki/source.js';
-import { startAdmin, type RunningProxy } from './serve.js';
+import { loadCertificates, startAdmin, type RunningProxy } from './serve.js';
 
 /** Session-ticket keys travel to workers in their environment (readable by the same user only; not RTP_*, which is configuration). */
 export const TICKET_KEYS_ENV = 'REGISTRY_TLS_PROXY_TICKET_KEYS';
@@ -207,12 +206,4 @@ export async function runPrimary(
       for (const w of previous) void stop(w, next.timeouts.drainMs);
     },
   };
-}
-
-async function loadCertificates(config: Config, logger: Logger): Promise<void> {
-  const material = await certificateSource(config, logger).load();
-  if (material.created.ca) logger.info({ dir: config.tls.dir }, 'created a new CA');
-  if (material.created.server) {
-    logger.info({ reason: material.created.reason }, 'issued a new server certificate');
-  }
 }

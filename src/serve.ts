@@ -162,11 +162,7 @@ async function startGeneration(
 ): Promise<{ generation: Generation; material: TLSMaterial }> {
   const source = certificateSource(config, logger);
   const load = () => source.load();
-  const material = await load();
-  if (material.created.ca) logger.info({ dir: resolve(config.tls.dir) }, 'created a new CA');
-  if (material.created.server) {
-    logger.info({ reason: material.created.reason }, 'issued a new server certificate');
-  }
+  const material = await loadCertificates(config, logger, source);
   // Until the first probe ends, /readyz says "starting" (503): never ready on a guess.
   // A cluster's workers probe for their public health path; the primary logs changes.
   const health = monitorBackend(config, logger, role.kind === 'single');
@@ -185,6 +181,23 @@ async function startGeneration(
     watch: source.watch,
   });
   return { generation: { config, pub, health, renewal }, material };
+}
+
+/**
+ * The first load of the certificates (creating the CA and the server certificate when
+ * missing), saying what it created. A cluster primary calls it once before forking.
+ */
+export async function loadCertificates(
+  config: Config,
+  logger: Logger,
+  source = certificateSource(config, logger),
+): Promise<TLSMaterial> {
+  const material = await source.load();
+  if (material.created.ca) logger.info({ dir: resolve(config.tls.dir) }, 'created a new CA');
+  if (material.created.server) {
+    logger.info({ reason: material.created.reason }, 'issued a new server certificate');
+  }
+  return material;
 }
 
 /** Drains a generation's public server and stops its timers; resolves with the requests cut. */
