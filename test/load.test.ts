@@ -9,10 +9,12 @@ import { Agent, request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from './helpers/fake-backend.js';
+import { httpsGet } from './helpers/https.js';
 import { blobOf, plainRequest, pushBlobDirect } from './helpers/registry-api.js';
 import {
   createRegistry,
   startProxy,
+  rssMiB,
   tempDir,
   type Proxy,
   type Registry,
@@ -69,9 +71,6 @@ describe('load: aborted transfers and many connections', () => {
   });
 
   const openFDs = () => readdirSync(`/proc/${proxy.child.pid}/fd`).length;
-  const rssMiB = () =>
-    Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proxy.child.pid}/status`, 'utf8'))?.[1]) /
-    1024;
   const upstreamSockets = async (state: 'active' | 'idle') => {
     const { body: text } = await plainRequest(`http://127.0.0.1:${proxy.adminPort}/metrics`, 'GET');
     const match = new RegExp(`^rtp_upstream_sockets\\{state="${state}"\\} (\\d+)`, 'm').exec(text);
@@ -99,10 +98,13 @@ describe('load: aborted transfers and many connections', () => {
 
   /** A push whose client dies after 1 of the 8 MiB it announced. */
   const abortedPush = async () => {
-    const started = await secure(`${proxy.origin}/v2/${REPO}/blobs/uploads/`, 'POST');
+    const started = await httpsGet(`${proxy.origin}/v2/${REPO}/blobs/uploads/`, {
+      ca,
+      method: 'POST',
+    });
     if (started.status !== 202) throw new Error(`upload start answered ${started.status}`);
     await new Promise<void>((resolve) => {
-      const req = httpsRequest(new URL(started.location, proxy.origin), {
+      const req = httpsRequest(new URL(String(started.headers.location), proxy.origin), {
         ca,
         agent: false,
         method: 'PATCH',
@@ -116,18 +118,6 @@ describe('load: aborted transfers and many connections', () => {
     });
   };
 
-  const secure = (url: string, method: string) =>
-    new Promise<{ status: number; location: string }>((resolve, reject) => {
-      const req = httpsRequest(url, { ca, agent: false, method }, (res) => {
-        res.resume();
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, location: res.headers.location ?? '' }),
-        );
-      });
-      req.on('error', reject);
-      req.end();
-    });
-
   it(
     '1,000 aborted pulls and pushes leave no descriptors, backend sockets or memory behind',
     {
@@ -140,7 +130,11 @@ describe('load: aborted transfers and many connections', () => {
       console.log(`warm-up: 100 aborted transfers in ${Date.now() - t} ms`);
       await waitFor(async () => (await upstreamSockets('active')) === 0, 10_000);
       await new Promise((r) => setTimeout(r, 1000));
-      const baseline = { fds: openFDs(), idle: await upstreamSockets('idle'), rss: rssMiB() };
+      const baseline = {
+        fds: openFDs(),
+        idle: await upstreamSockets('idle'),
+        rss: rssMiB(proxy.child.pid!),
+      };
 
       const rounds: Array<{ fds: number; active: number; idle: number; rss: number }> = [];
       for (let round = 0; round < 2; round++) {
@@ -156,7 +150,7 @@ describe('load: aborted transfers and many connections', () => {
           fds: openFDs(),
           active: await upstreamSockets('active'),
           idle: await upstreamSockets('idle'),
-          rss: rssMiB(),
+          rss: rssMiB(proxy.child.pid!),
         });
         expect(settled, JSON.stringify({ baseline, rounds })).toBe(true);
       }

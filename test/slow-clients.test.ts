@@ -6,10 +6,10 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useRegistryBehindProxy } from './helpers/fixture.js';
 import { httpsGet } from './helpers/https.js';
+import { rssMiB } from './helpers/processes.js';
 import { blobOf, pushBlobDirect } from './helpers/registry-api.js';
 
 const REPO = 'slow/app';
@@ -36,9 +36,7 @@ describe('slow clients (slowhttptest)', () => {
   /** Runs slowhttptest with `args` while the normal client probes; returns what both saw. */
   async function attack(args: string[]): Promise<Run> {
     const { proxy, ca } = env;
-    const rss = () =>
-      Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proxy.child.pid}/status`, 'utf8'))?.[1]) /
-      1024;
+    const rss = () => rssMiB(proxy.child.pid!);
     const startRSSMiB = rss();
     let peakRSSMiB = startRSSMiB;
     const probes: number[] = [];

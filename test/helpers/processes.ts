@@ -91,6 +91,12 @@ export async function tearDown(...steps: Array<() => unknown>): Promise<void> {
   if (errors.length > 0) throw errors[0];
 }
 
+/** A process's resident memory in MiB (VmRSS). */
+export function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]) / 1024;
+}
+
 /** Whether a process with this pid exists (EPERM: it does, but is not ours to signal). */
 export function isAlive(pid: number): boolean {
   try {
