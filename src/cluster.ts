@@ -32,6 +32,18 @@ export const CONFIG_ENV = 'REGISTRY_TLS_PROXY_CONFIG';
  * signals the whole process group, and a second signal means "exit at once".
  */
 export const DRAIN_MESSAGE = 'registry-tls-proxy:drain';
+/**
+ * A drained worker's "may I exit?", and the primary's yes. Node's primary hands a
+ * connection to a worker with a message and forgets it until the worker answers; a
+ * worker that exits with such a message unread leaves the client hanging on a
+ * connection nobody serves. The worker closed its server before asking, so the
+ * primary has stopped choosing it; any hand-over sent before the question is read
+ * (and refused, so the primary gives it to another worker) before the answer.
+ */
+export const EXIT_REQUEST = 'registry-tls-proxy:may-exit';
+const EXIT_GRANTED = 'registry-tls-proxy:exit';
+/** How long a worker waits for that answer (its primary may be gone). */
+const EXIT_ANSWER_MS = 2000;
 const RESTART_DELAY_MS = 1000;
 /** A worker gets the drain deadline plus this to exit before SIGKILL. */
 const STOP_GRACE_MS = 10_000;
@@ -48,6 +60,28 @@ export function workerTicketKeys(): Buffer {
     throw new RTPError('CLUSTER_KEYS', `a cluster worker started without ${TICKET_KEYS_ENV}`);
   }
   return Buffer.from(hex, 'hex');
+}
+
+/** In a worker that has drained: resolves once no connection can still be on its way to it. */
+export function leaveCluster(): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.connected || !process.send) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      process.off('message', onMessage);
+      process.off('disconnect', done);
+      resolve();
+    };
+    const onMessage = (message: unknown) => {
+      if (message === EXIT_GRANTED) done();
+    };
+    const timer = setTimeout(done, EXIT_ANSWER_MS);
+    process.on('message', onMessage);
+    process.once('disconnect', done);
+    process.send(EXIT_REQUEST, undefined, {}, (err) => {
+      if (err) done();
+    });
+  });
 }
 
 /** In a worker: the configuration its primary validated. */
@@ -82,6 +116,9 @@ export async function runPrimary(
     });
     set.add(worker);
     worker.once('listening', () => listened.add(worker));
+    worker.on('message', (message) => {
+      if (message === EXIT_REQUEST && worker.isConnected()) worker.send(EXIT_GRANTED);
+    });
     worker.on('exit', (code, signal) => {
       set.delete(worker);
       if (stopping || set !== serving || stops.has(worker)) return;

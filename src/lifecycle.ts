@@ -7,9 +7,10 @@
  *    connection, or log every problem and keep serving the previous configuration.
  * A cluster worker drains when its primary asks (cluster.ts) and ignores SIGHUP.
  * Handlers are installed before start-up, so a SIGTERM during it drains once started
- * instead of killing the process with the signal's default action.
+ * instead of killing the process with the signal's default action, and a SIGHUP
+ * reloads once started instead of being lost.
  */
-import { workerCount, DRAIN_MESSAGE } from './cluster.js';
+import { workerCount, DRAIN_MESSAGE, leaveCluster } from './cluster.js';
 import { changedKeys } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { ConfigError, RTPError } from './errors.js';
@@ -34,17 +35,23 @@ export function superviseSignals(opts: {
   let current = opts.config;
   let running: RunningProxy | undefined;
   let stopRequested = false;
+  /** A SIGHUP that came while starting: reload once started (the file may have changed since it was read). */
+  let reloadRequested = false;
+  let reload = () => {};
   let resolveExit: (code: number) => void = () => {};
   const exit = new Promise<number>((resolve) => (resolveExit = resolve));
 
   const drain = () => {
-    running?.drain().then(
-      () => resolveExit(0),
-      (err: unknown) => {
-        logger.error({ err }, 'drain failed');
-        resolveExit(1);
-      },
-    );
+    running
+      ?.drain()
+      .then(() => (role === 'worker' ? leaveCluster() : undefined))
+      .then(
+        () => resolveExit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'drain failed');
+          resolveExit(1);
+        },
+      );
   };
   const stop = (why: string) => {
     if (stopRequested) {
@@ -72,8 +79,13 @@ export function superviseSignals(opts: {
     let reloading = false;
     let again = false;
     const reloadOnce = async () => {
-      if (!running || stopRequested) {
-        logger.warn(stopRequested ? 'SIGHUP ignored: draining' : 'SIGHUP ignored: still starting');
+      if (!running) {
+        logger.info('SIGHUP while starting: reloading once started');
+        reloadRequested = true;
+        return;
+      }
+      if (stopRequested) {
+        logger.warn('SIGHUP ignored: draining');
         return;
       }
       try {
@@ -104,7 +116,7 @@ export function superviseSignals(opts: {
         );
       }
     };
-    process.on('SIGHUP', () => {
+    reload = () => {
       // One reload at a time; SIGHUPs meanwhile make one more afterwards.
       if (reloading) {
         again = true;
@@ -119,13 +131,16 @@ export function superviseSignals(opts: {
       })()
         .catch((err: unknown) => logger.error({ err }, 'reload failed unexpectedly'))
         .finally(() => (reloading = false));
-    });
+    };
+    process.on('SIGHUP', reload);
   }
 
   return {
     run(proxy) {
       running = proxy;
-      if (stopRequested) drain(); // a signal came while starting
+      // A signal came while starting.
+      if (stopRequested) drain();
+      else if (reloadRequested) reload();
       return exit;
     },
   };

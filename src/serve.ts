@@ -88,7 +88,8 @@ export async function serve(
           { inFlight, deadline, drainMs },
           `draining: ${inFlight} requests in flight, deadline ${deadline}`,
         );
-        const [cut] = await Promise.all([retire(current, drainMs), ...retiring]);
+        // Connections the listener accepted before it closed still arrive, and are answered.
+        const [cut] = await Promise.all([retire(current, drainMs, listener.sniffing), ...retiring]);
         if (cut) {
           logger.warn(
             { cut, drainMs },
@@ -201,8 +202,12 @@ export async function loadCertificates(
 }
 
 /** Drains a generation's public server and stops its timers; resolves with the requests cut. */
-async function retire(generation: Generation, deadlineMs: number): Promise<number> {
-  const { cut } = await generation.pub.drain(deadlineMs);
+async function retire(
+  generation: Generation,
+  deadlineMs: number,
+  pending?: () => number,
+): Promise<number> {
+  const { cut } = await generation.pub.drain(deadlineMs, pending);
   generation.renewal.stop();
   generation.health.stop();
   return cut;

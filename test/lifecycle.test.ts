@@ -1,12 +1,15 @@
 /**
  * Signals as an orchestrator sends them, against the real registry:
  *  - SIGTERM drains: a layer push in flight completes, new connections are refused,
- *    idle keep-alive connections close, /readyz says "draining", exit 0;
+ *    idle keep-alive connections close, /readyz says "draining", exit 0; a connection
+ *    opened just before gets its first request answered;
  *    what outlasts timeouts.drainMs is cut at the deadline (and logged);
  *  - the same in a cluster, with no worker left behind;
  *  - SIGHUP re-reads the configuration: a valid one takes effect while a download
  *    that started before it finishes byte-identical; an invalid one is logged with
- *    every problem and the old configuration keeps serving.
+ *    every problem and the old configuration keeps serving;
+ *  - reloads one after another under a stream of new connections answer every
+ *    request (a cluster's old workers used to reset or strand a few per reload).
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -157,6 +160,33 @@ describe('SIGTERM', () => {
     expect((await blobInRegistry(registry, 'drain/cut', blob.digest)).status).toBe(404);
   });
 
+  it('answers the first request of a connection opened just before SIGTERM; closes a silent one after a short grace', async () => {
+    const proxy = await startProxy({
+      backend: registry.url,
+      tlsDir: join(tmp.path, `tls-${proxies.length}`),
+    });
+    proxies.push(proxy);
+    const ca = readCA(proxy);
+    // Handshaken, request not sent yet: a client between connecting and asking.
+    const fresh = await tlsConnect(proxy.port, ca);
+    const silent = await tlsConnect(proxy.port, ca);
+    const exit = exited(proxy);
+    proxy.child.kill('SIGTERM');
+    await waitForOutput(proxy.child, proxy.output, /"msg":"draining: 0 requests in flight/);
+    const signalledAt = Date.now();
+    await new Promise((r) => setTimeout(r, 300));
+    fresh.write('GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    const answer = await readUntil(fresh, /\r\n\r\n\{\}$/);
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    expect(answer).toMatch(/\r\nconnection: close\r\n/i);
+    expect(await waitForClose(fresh, 2000)).toBeLessThan(2000);
+    // The one that never asks does not hold the drain until the deadline (25 s).
+    await waitForClose(silent, 5000);
+    const { code, at } = await exit;
+    expect(code).toBe(0);
+    expect(at - signalledAt).toBeLessThan(4000);
+  });
+
   it('drains a cluster (workers: 2): the push completes, then the primary and every worker exit', async () => {
     const { proxy, ca, blob, url } = await proxyWithUpload(
       { RTP_WORKERS: '2', RTP_TIMEOUTS_DRAIN_MS: '30000' },
@@ -279,5 +309,40 @@ describe.each([
     expect(isAlive(pid)).toBe(true);
     expect(proxy.child.pid).toBe(pid);
     expect(proxy.child.exitCode).toBeNull();
+  });
+
+  it('answers every request on new connections while reloads follow one another', async () => {
+    const b = registries[1] as Registry;
+    writeFileSync(file, `backend: ${b.url}\n`);
+    const url = `${proxy.origin}/v2/hup/small/blobs/${smallDigest}`;
+    const reloads = () =>
+      proxy.logLines().filter((l) => /^reloaded configuration/.test(String(l['msg']))).length;
+    const reload = async () => {
+      const before = reloads();
+      proxy.child.kill('SIGHUP');
+      expect(await waitFor(() => reloads() > before, 20_000)).toBe(true);
+    };
+    await reload(); // registry b, whichever test ran before
+    const outcomes = new Map<string, number>();
+    let running = true;
+    // Eight clients, each a new TLS connection per request, as pulls of many layers make.
+    const clients = Array.from({ length: 8 }, async () => {
+      while (running) {
+        const outcome = await httpsGet(url, { ca, timeoutMs: 5000 }).then(
+          (res) => (res.status === 200 && res.body === small.toString() ? 'ok' : `${res.status}`),
+          (err: NodeJS.ErrnoException) => err.code ?? err.message,
+        );
+        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+      }
+    });
+    for (let i = 0; i < 10; i++) {
+      await reload();
+      await new Promise((r) => setTimeout(r, 100 + i * 20)); // land the next one at another moment
+    }
+    await new Promise((r) => setTimeout(r, 2500)); // the last old workers drain meanwhile
+    running = false;
+    await Promise.all(clients);
+    expect(outcomes.get('ok')).toBeGreaterThan(100);
+    expect([...outcomes.keys()]).toEqual(['ok']); // no reset, no hang, no error status
   });
 });

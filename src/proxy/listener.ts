@@ -17,11 +17,13 @@ export interface PublicListener {
    * primary stops handing this worker connections). Open connections are not touched.
    */
   stopAccepting(): void;
+  /** Accepted connections not yet handed to a server (their first byte has not arrived). */
+  sniffing(): number;
 }
 
 export function createPublicListener(listen: string, initial: SniffOptions): PublicListener {
   let target = initial;
-  const server = createSniffingServer(() => target);
+  const { server, sniffing } = createSniffingServer(() => target);
   const { host, port } = parseHostPort(listen) ?? { host: '0.0.0.0', port: 5443 };
   return {
     route(next) {
@@ -31,6 +33,7 @@ export function createPublicListener(listen: string, initial: SniffOptions): Pub
     stopAccepting() {
       if (server.listening) server.close();
     },
+    sniffing,
   };
 }
 

@@ -3,7 +3,7 @@
  * HTTPS server whose handler proxies to the backend.
  */
 import { X509Certificate } from 'node:crypto';
-import { Agent, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Agent } from 'node:http';
 import { createServer as createHTTPSServer, type Server as HTTPSServer } from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -18,14 +18,13 @@ import { secureContextOptions, serverTLSOptions } from '../tls/context.js';
 import { classifyTLSFailure } from '../tls/failures.js';
 import type { SniffOptions } from '../tls/sniff.js';
 import { drainingVerdict } from '../health/report.js';
+import { trackForDrain } from './drain.js';
 import { createRequestHandler } from './handler.js';
 import { pathAllowlist } from './path-allowlist.js';
 import { trustedPeerMatcher } from './trusted-proxies.js';
 import { UpstreamPool } from './relay.js';
 import { rawRegistryError } from './registry-error.js';
 
-/** How often a drain closes connections whose last response has just finished. */
-const DRAIN_SWEEP_MS = 100;
 /** Distinct Host values remembered; a client sending random ones only empties the cache. */
 const COVERAGE_CACHE_MAX = 1024;
 /** Idle keep-alive sockets kept per backend; more than any realistic burst of parallel layer transfers. */
@@ -48,12 +47,13 @@ export interface PublicServer {
   /** Requests being answered now. */
   inFlight(): number;
   /**
-   * Finishes the requests in flight, each answered with `Connection: close`, and closes
-   * idle keep-alive connections; after `deadlineMs` cuts what is left. Resolves with how
-   * many requests were cut. Stop the listener first (it may hand over new connections
-   * until then). Calling it again returns the first drain.
+   * Finishes the requests in flight, each answered with `Connection: close`, closes
+   * idle keep-alive connections, gives connections that have not sent a request yet a
+   * short grace (drain.ts); after `deadlineMs` cuts what is left. Resolves with how many
+   * requests were cut. Stop the listener first; `pending` counts the connections it
+   * accepted that may still arrive. Calling it again returns the first drain.
    */
-  drain(deadlineMs: number): Promise<{ cut: number }>;
+  drain(deadlineMs: number, pending?: () => number): Promise<{ cut: number }>;
 }
 
 export interface PublicServerOptions {
@@ -151,20 +151,7 @@ export function createPublicServer(
   https.emit('listening');
   // Idle (no bytes moving) limit on client connections; see handler.ts for the per-phase switch.
   https.timeout = config.timeouts.clientIdleMs;
-  /** Responses not yet finished or abandoned: what a drain waits for. */
-  const active = new Set<ServerResponse>();
-  let draining = false;
-  let drained: Promise<{ cut: number }> | undefined;
-  let onQuiet: (() => void) | undefined;
-  // Before the handler, which may answer at once: during a drain every answer says close.
-  https.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
-    active.add(res);
-    if (draining) res.setHeader('connection', 'close');
-    res.once('close', () => {
-      active.delete(res);
-      if (active.size === 0) onQuiet?.();
-    });
-  });
+  const drainer = trackForDrain(https);
   https.on('secureConnection', () => metrics.handshakes.inc());
   https.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
     const failure = classifyTLSFailure(
@@ -232,35 +219,23 @@ export function createPublicServer(
       coverage.clear();
       https.setSecureContext(secureContextOptions(next, config.tls.clientAuth));
     },
-    inFlight: () => active.size,
-    drain(deadlineMs) {
-      drained ??= new Promise((resolve) => {
-        draining = true;
-        for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
-        // A response that finishes leaves its connection idle: close those as they appear.
-        https.closeIdleConnections();
-        const sweep = setInterval(() => https.closeIdleConnections(), DRAIN_SWEEP_MS);
-        const finish = (cut: number) => {
-          clearInterval(sweep);
-          clearTimeout(deadline);
-          onQuiet = undefined;
-          https.closeAllConnections();
+    inFlight: drainer.inFlight,
+    drain(deadlineMs, pending) {
+      return drainer.drain(
+        deadlineMs,
+        () => {
           https.close(() => {}); // stops the connection checker (never listened: nothing else to close)
           agent.destroy();
           pool.destroy();
-          resolve({ cut });
-        };
-        const deadline = setTimeout(() => finish(active.size), deadlineMs);
-        onQuiet = () => finish(0);
-        if (active.size === 0) finish(0);
-      });
-      return drained;
+        },
+        pending,
+      );
     },
   };
 
   /** The public health path answers 503 "draining" once a drain begins, so balancers move on. */
   function drainAware(verdict: () => Verdict): () => Verdict {
-    return () => (draining ? drainingVerdict(verdict()) : verdict());
+    return () => (drainer.draining() ? drainingVerdict(verdict()) : verdict());
   }
 }
 

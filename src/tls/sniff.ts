@@ -17,15 +17,30 @@ export interface SniffOptions {
   onPlainHTTP?: (socket: Socket) => void;
 }
 
+export interface SniffingServer {
+  server: Server;
+  /** Connections accepted whose first byte has not arrived yet (a drain waits a little for them). */
+  sniffing(): number;
+}
+
 /**
  * `route` is asked per connection: a SIGHUP reload points the listening socket at a
  * new HTTPS server (new configuration) while the old one finishes its requests.
  */
-export function createSniffingServer(route: () => SniffOptions): Server {
-  return createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
+export function createSniffingServer(route: () => SniffOptions): SniffingServer {
+  let sniffing = 0;
+  const server = createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
+    sniffing++;
+    let sniffed = false;
+    const done = () => {
+      if (!sniffed) sniffing--;
+      sniffed = true;
+    };
+    socket.once('close', done);
     socket.on('error', () => socket.destroy());
     socket.setTimeout(FIRST_BYTE_TIMEOUT_MS, () => socket.destroy());
     socket.once('readable', () => {
+      done();
       const head: Buffer | null = socket.read(1);
       if (head === null) {
         socket.destroy();
@@ -48,6 +63,7 @@ export function createSniffingServer(route: () => SniffOptions): Server {
       answerPlainHTTP(socket);
     });
   });
+  return { server, sniffing: () => sniffing };
 }
 
 function answerPlainHTTP(socket: Socket): void {

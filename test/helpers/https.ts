@@ -16,6 +16,8 @@ export function httpsGet(
     headers?: OutgoingHttpHeaders;
     body?: Buffer | string;
     servername?: string;
+    /** Fail with "no answer within N ms" instead of waiting for ever. */
+    timeoutMs?: number;
   },
 ): Promise<Response> {
   return new Promise((resolve, reject) => {
@@ -37,6 +39,11 @@ export function httpsGet(
       },
     );
     req.on('error', reject);
+    if (opts.timeoutMs !== undefined) {
+      req.setTimeout(opts.timeoutMs, () =>
+        req.destroy(new Error(`no answer within ${opts.timeoutMs} ms`)),
+      );
+    }
     req.end(opts.body);
   });
 }
