@@ -6,7 +6,8 @@
  *    what outlasts timeouts.drainMs is cut at the deadline (and logged);
  *  - the same in a cluster, with no worker left behind;
  *  - SIGHUP re-reads the configuration: a valid one takes effect while a download
- *    that started before it finishes byte-identical; an invalid one is logged with
+ *    that started before it finishes byte-identical, a name added to tls.names is in
+ *    the next handshake's certificate; an invalid one is logged with
  *    every problem and the old configuration keeps serving;
  *  - reloads one after another under a stream of new connections answer every
  *    request (a cluster's old workers used to reset or strand a few per reload).
@@ -285,6 +286,32 @@ describe.each([
       expect(after).toHaveLength(2);
       expect(after.some((p) => before.includes(p))).toBe(false);
     }
+  });
+
+  it('serves a name added to tls.names from the next handshake on, under the same CA', async () => {
+    const b = registries[1] as Registry;
+    const asNewName = () =>
+      httpsGet(`${proxy.origin}/v2/`, {
+        ca,
+        servername: 'registry.hup.test',
+        timeoutMs: 5000,
+      }).then(
+        (res) => res.status,
+        (err: NodeJS.ErrnoException) => err.code ?? err.message,
+      );
+    expect(await asNewName()).toBe('ERR_TLS_CERT_ALTNAME_INVALID');
+    const issued = () =>
+      proxy.logLines().filter((l) => l['msg'] === 'issued a new server certificate').length;
+    const before = issued();
+    writeFileSync(file, `backend: ${b.url}\ntls:\n  names: [registry.hup.test]\n`);
+    proxy.child.kill('SIGHUP');
+    await waitForOutput(
+      proxy.child,
+      proxy.output,
+      /"msg":"reloaded configuration: [^"]*tls\.names[^"]*changed"/,
+    );
+    expect(issued()).toBe(before + 1);
+    expect(await asNewName()).toBe(200); // `ca` is the CA read at start: clients keep their trust
   });
 
   it('rejects an invalid configuration, logging every problem, and keeps serving the previous one', async () => {
