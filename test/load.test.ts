@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from './helpers/fake-backend.js';
 import { httpsGet } from './helpers/https.js';
+import { ociManifest } from './helpers/oci.js';
 import { blobOf, plainRequest, pushBlobDirect } from './helpers/registry-api.js';
 import {
   createRegistry,
@@ -33,24 +34,9 @@ describe('load: aborted transfers and many connections', () => {
   const big = blobOf(randomBytes(8 * MiB));
   const small = blobOf(randomBytes(MiB));
   const config = blobOf(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux' })));
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: {
-        mediaType: 'application/vnd.oci.image.config.v1+json',
-        digest: config.digest,
-        size: config.data.length,
-      },
-      layers: [
-        {
-          mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
-          digest: small.digest,
-          size: small.data.length,
-        },
-      ],
-    }),
-  );
+  const manifest = ociManifest({ digest: config.digest, size: config.data.length }, [
+    { digest: small.digest, size: small.data.length },
+  ]);
 
   beforeAll(async () => {
     registry = await createRegistry({ auth: { kind: 'none' } }, tmp.path);

@@ -18,6 +18,25 @@ function sha256(data: Buffer): string {
   return 'sha256:' + createHash('sha256').update(data).digest('hex');
 }
 
+/** An OCI image manifest (gzip'd tar layers) naming these blobs. */
+export function ociManifest(
+  config: { digest: string; size: number },
+  layers: ReadonlyArray<{ digest: string; size: number }>,
+): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+      layers: layers.map((l) => ({
+        mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+        digest: l.digest,
+        size: l.size,
+      })),
+    }),
+  );
+}
+
 /** Writes an image whose layers hold random files of the given sizes (bytes). */
 export function buildOCIImage(dir: string, tag: string, layerSizes: number[]): OCIImage {
   const layout = join(dir, 'layout');
@@ -44,22 +63,7 @@ export function buildOCIImage(dir: string, tag: string, layerSizes: number[]): O
       rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffID) },
     }),
   );
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: {
-        mediaType: 'application/vnd.oci.image.config.v1+json',
-        digest: writeBlob(config),
-        size: config.length,
-      },
-      layers: layers.map((l) => ({
-        mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
-        digest: l.digest,
-        size: l.size,
-      })),
-    }),
-  );
+  const manifest = ociManifest({ digest: writeBlob(config), size: config.length }, layers);
   const manifestDigest = writeBlob(manifest);
   writeFileSync(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   writeFileSync(
