@@ -147,7 +147,7 @@ export function createPublicServer(
   // Node 20's https.Server starts tracking its connections on 'listening' (the list behind
   // closeIdleConnections/closeAllConnections, and the checker that enforces headersTimeout).
   // This one never listens itself (sniff.ts hands it sockets), so it would track nothing:
-  // a drain could not close an idle keep-alive connection. Start the tracking by hand.
+  // no headersTimeout (Slowloris), no closeAllConnections at a drain's end. Start it by hand.
   https.emit('listening');
   // Idle (no bytes moving) limit on client connections; see handler.ts for the per-phase switch.
   https.timeout = config.timeouts.clientIdleMs;
