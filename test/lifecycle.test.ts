@@ -9,11 +9,14 @@
  *    that started before it finishes byte-identical, a name added to tls.names is in
  *    the next handshake's certificate; an invalid one is logged with
  *    every problem and the old configuration keeps serving;
- *  - reloads one after another under a stream of new connections answer every
- *    request (a cluster's old workers used to reset or strand a few per reload).
+ *  - reloads one after another under a stream of new connections, and under
+ *    keep-alive clients pushing back to back, answer every request (a cluster's old
+ *    workers used to reset or strand a few per reload; a drain used to close a
+ *    keep-alive connection while the client's next request was on its way).
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { Agent } from 'node:https';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -255,6 +258,15 @@ describe.each([
     tmp.remove();
   });
 
+  const reloads = () =>
+    proxy.logLines().filter((l) => /^reloaded configuration/.test(String(l['msg']))).length;
+  /** SIGHUP, and wait until the proxy says it reloaded. */
+  const reload = async () => {
+    const before = reloads();
+    proxy.child.kill('SIGHUP');
+    expect(await waitFor(() => reloads() > before, 20_000)).toBe(true);
+  };
+
   it('applies a changed backend while a download begun before it finishes byte-identical', async () => {
     const b = registries[1] as Registry;
     const pid = proxy.child.pid;
@@ -350,13 +362,6 @@ describe.each([
     const b = registries[1] as Registry;
     writeFileSync(file, `backend: ${b.url}\n`);
     const url = `${proxy.origin}/v2/hup/small/blobs/${smallDigest}`;
-    const reloads = () =>
-      proxy.logLines().filter((l) => /^reloaded configuration/.test(String(l['msg']))).length;
-    const reload = async () => {
-      const before = reloads();
-      proxy.child.kill('SIGHUP');
-      expect(await waitFor(() => reloads() > before, 20_000)).toBe(true);
-    };
     await reload(); // registry b, whichever test ran before
     const outcomes = new Map<string, number>();
     let running = true;
@@ -379,5 +384,67 @@ describe.each([
     await Promise.all(clients);
     expect(outcomes.get('ok')).toBeGreaterThan(100);
     expect([...outcomes.keys()]).toEqual(['ok']); // no reset, no hang, no error status
+  });
+
+  it('answers every request of keep-alive clients pushing back to back while reloads follow one another', async () => {
+    const layer = Buffer.from('a layer pushed again and again\n');
+    const digest = `sha256:${createHash('sha256').update(layer).digest('hex')}`;
+    const outcomes = new Map<string, number>();
+    let running = true;
+    // Eight clients, each one keep-alive connection at a time, pushing as docker and skopeo
+    // do: POST, then PUT with the bytes, at once. Neither Go nor Node retries a POST or a
+    // PUT whose reused connection closes under it, so each such close is a failed push.
+    const clients = Array.from({ length: 8 }, async () => {
+      const agent = new Agent({ keepAlive: true, maxSockets: 1, ca });
+      let connections = 0;
+      const createConnection = agent.createConnection.bind(agent);
+      agent.createConnection = (...args: Parameters<typeof createConnection>) => {
+        connections++;
+        return createConnection(...args);
+      };
+      let pushes = 0;
+      const step = async () => {
+        const post = await httpsGet(`${proxy.origin}/v2/hup/push/blobs/uploads/`, {
+          ca,
+          agent,
+          method: 'POST',
+          timeoutMs: 5000,
+        });
+        if (post.status !== 202) return `POST ${post.status}`;
+        const put = new URL(String(post.headers.location));
+        put.searchParams.set('digest', digest);
+        const done = await httpsGet(put.href, {
+          ca,
+          agent,
+          method: 'PUT',
+          body: layer,
+          headers: { 'content-type': 'application/octet-stream' },
+          timeoutMs: 5000,
+        });
+        return done.status === 201 ? 'ok' : `PUT ${done.status}`;
+      };
+      while (running) {
+        const outcome = await step().catch((err: NodeJS.ErrnoException) => err.code ?? err.message);
+        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+        pushes++;
+      }
+      agent.destroy();
+      return { pushes, connections };
+    });
+    for (let i = 0; i < 10; i++) {
+      await reload();
+      await new Promise((r) => setTimeout(r, 100 + i * 20));
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    running = false;
+    const usage = await Promise.all(clients);
+    expect([...outcomes.keys()]).toEqual(['ok']); // no reset, no hang, no error status
+    for (const { pushes, connections } of usage) {
+      expect(pushes).toBeGreaterThan(20);
+      // The reloads did end the clients' connections (new ones were opened), and each
+      // connection carried many requests: the case of a keep-alive connection in use.
+      expect(connections).toBeGreaterThan(1);
+      expect(connections).toBeLessThan(pushes);
+    }
   });
 });

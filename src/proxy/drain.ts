@@ -7,9 +7,13 @@
  * workers connections until they stop accepting, and those clients saw ECONNRESET.
  *
  * So connections are told apart:
- *  - served and idle (a keep-alive connection between requests): closed at once and
- *    whenever one appears, as nginx does; clients retry a request on a reused
- *    connection that closes;
+ *  - served and idle (a keep-alive connection between requests): closed once it has
+ *    been quiet for SERVED_QUIET_MS, at once if it already was. nginx closes them all at
+ *    once, but a client in the middle of a sequence (a push: POST, PATCH, PUT back to
+ *    back) may have its next request on the wire by then, and nobody retries a PATCH or
+ *    PUT on a reused connection (Go's transport, Node's agent): it failed. A connection
+ *    that asks again within the quiet time is answered with `Connection: close` instead,
+ *    which ends it without that race;
  *  - fresh (handshaking, or handshaken and no request yet): get FRESH_GRACE_MS to send
  *    their first request, which is answered with `Connection: close`;
  *  - busy (a response in flight): finish, with `Connection: close`.
@@ -22,6 +26,11 @@ import type { TLSSocket } from 'node:tls';
 
 /** How long a fresh connection may take to send its first request once a drain began. */
 export const FRESH_GRACE_MS = 2000;
+/**
+ * How long a served keep-alive connection must have been idle before a drain closes it:
+ * long enough that a client in a sequence of requests has sent its next one.
+ */
+export const SERVED_QUIET_MS = 500;
 /** How often a drain looks for connections to close and checks whether it is done. */
 const DRAIN_SWEEP_MS = 50;
 
@@ -32,6 +41,8 @@ interface ConnectionState {
   busy: number;
   /** When it finished its handshake. */
   since: number;
+  /** When its last response ended (served connections). */
+  idleSince: number;
 }
 
 export interface Drainer {
@@ -60,7 +71,8 @@ export function trackForDrain(https: HTTPSServer): Drainer {
     socket.once('close', () => raw.delete(socket));
   });
   https.on('secureConnection', (socket: TLSSocket) => {
-    connections.set(socket, { served: false, busy: 0, since: Date.now() });
+    const now = Date.now();
+    connections.set(socket, { served: false, busy: 0, since: now, idleSince: now });
     socket.once('close', () => connections.delete(socket));
   });
   // Before the request handler, which may answer at once: during a drain every answer says close.
@@ -74,7 +86,7 @@ export function trackForDrain(https: HTTPSServer): Drainer {
     }
     res.once('close', () => {
       active.delete(res);
-      if (state) state.busy--;
+      if (state && --state.busy === 0) state.idleSince = Date.now();
     });
   });
 
@@ -91,9 +103,10 @@ export function trackForDrain(https: HTTPSServer): Drainer {
           const graceOver = now - started >= FRESH_GRACE_MS;
           for (const [socket, state] of connections) {
             if (state.busy > 0) continue;
-            if (state.served || now - Math.max(state.since, started) >= FRESH_GRACE_MS) {
-              socket.destroy();
-            }
+            const quiet = state.served
+              ? now - state.idleSince >= SERVED_QUIET_MS
+              : now - Math.max(state.since, started) >= FRESH_GRACE_MS;
+            if (quiet) socket.destroy();
           }
           const waiting = connections.size > 0 || (!graceOver && (raw.size > 0 || pending() > 0));
           if (active.size === 0 && !waiting) finish(0);

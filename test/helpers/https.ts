@@ -1,5 +1,5 @@
 /** An HTTPS client that trusts exactly the proxy's CA (strict verification, no fallbacks). */
-import { request as httpsRequest } from 'node:https';
+import { request as httpsRequest, type Agent } from 'node:https';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
 export interface Response {
@@ -18,6 +18,8 @@ export function httpsGet(
     servername?: string;
     /** Fail with "no answer within N ms" instead of waiting for ever. */
     timeoutMs?: number;
+    /** A keep-alive agent to reuse connections; by default each request has its own. */
+    agent?: Agent;
   },
 ): Promise<Response> {
   return new Promise((resolve, reject) => {
@@ -27,7 +29,7 @@ export function httpsGet(
         method: opts.method ?? 'GET',
         ca: opts.ca,
         headers: opts.headers ?? {},
-        agent: false,
+        agent: opts.agent ?? false,
         ...(opts.servername !== undefined ? { servername: opts.servername } : {}),
       },
       (res) => {
