@@ -5,7 +5,9 @@
  * that abort or read slowly. Blob GETs and upload PATCH/PUTs take this path.
  */
 import { createHash } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useFakeBackendBehindProxy, waitFor } from './helpers/fake-backend.js';
 import { httpsGet } from './helpers/https.js';
@@ -15,6 +17,7 @@ const blob = (name: string) => `/v2/fast/app/blobs/sha256:${name}`;
 const MiB = 1 << 20;
 
 describe('the fast path for blob bodies', () => {
+  let connections = 0;
   const closed = new Set<string>();
   /** Bytes the backend has handed to its socket, per slow stream. */
   const written = new Map<string, number>();
@@ -113,8 +116,27 @@ describe('the fast path for blob bodies', () => {
       res.writeHead(404, { 'content-length': '0' });
       res.end();
     },
-    // Idle keep-alive connections are closed quickly: the proxy must not trip over them.
-    { configure: (server) => (server.keepAliveTimeout = 150) },
+    // Idle keep-alive connections are closed after 150 ms, unannounced (no Keep-Alive:
+    // timeout=N, as Go servers with an IdleTimeout do), so the proxy keeps them in its pool
+    // right up to the close and must not trip over them.
+    {
+      configure: (server) => {
+        server.keepAliveTimeout = 0;
+        const idle = new Map<Socket, NodeJS.Timeout>();
+        server.on('connection', () => connections++);
+        server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+          const socket = req.socket;
+          clearTimeout(idle.get(socket));
+          res.on('finish', () =>
+            idle.set(
+              socket,
+              setTimeout(() => socket.destroy(), 150),
+            ),
+          );
+          socket.once('close', () => clearTimeout(idle.get(socket)));
+        });
+      },
+    },
   );
   let proxy: Proxy;
   let ca: string;
@@ -287,11 +309,13 @@ describe('the fast path for blob bodies', () => {
 
   it('reuses keep-alive connections, and one the backend closed while idle costs no request', async () => {
     const results: number[] = [];
+    const before = connections;
     for (let i = 0; i < 40; i++) {
       // Around the backend's 150 ms idle limit, so some reuses meet a closing socket.
       await new Promise((r) => setTimeout(r, 120 + (i % 5) * 10));
       results.push((await fetchBlob(blob(`small-${i}`))).status);
     }
     expect(results.every((s) => s === 200)).toBe(true);
+    expect(connections - before).toBeLessThan(40); // some requests did reuse a connection
   });
 });

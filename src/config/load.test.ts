@@ -90,6 +90,7 @@ describe('environment overrides by path', () => {
     ['RTP_TLS_CLIENT_AUTH', 'false', 'tls.clientAuth', false],
     ['RTP_TIMEOUTS_CLIENT_IDLE_MS', '5000', 'timeouts.clientIdleMs', 5000],
     ['RTP_TIMEOUTS_BACKEND_IDLE_MS', '600000', 'timeouts.backendIdleMs', 600_000],
+    ['RTP_TIMEOUTS_BACKEND_KEEP_ALIVE_MS', '0', 'timeouts.backendKeepAliveMs', 0],
     ['RTP_TIMEOUTS_DRAIN_MS', '1500', 'timeouts.drainMs', 1500],
     ['RTP_TIMEOUTS_DRAINMS', '0', 'timeouts.drainMs', 0],
     ['RTP_ADMIN_LISTEN', '', 'admin.listen', ''],

@@ -68,6 +68,11 @@ export interface Config {
     keepAliveMs: number;
     /** Give up on the backend (504) when it sends nothing for this long. */
     backendIdleMs: number;
+    /**
+     * Keep an idle connection to the backend for reuse this long (0 = never reuse). Below
+     * the backend's own keep-alive timeout, so that it never closes one as we reuse it.
+     */
+    backendKeepAliveMs: number;
     /** On SIGTERM/SIGINT (and for the old workers of a SIGHUP reload): let requests in flight finish this long, then cut them. */
     drainMs: number;
   };
@@ -113,6 +118,9 @@ export const DEFAULTS: Config = {
     headersMs: 60_000,
     keepAliveMs: 30_000,
     backendIdleMs: 300_000,
+    // Below the shortest keep-alive timeout common in front of registries (Node's 5 s;
+    // nginx 75 s, load balancers 60 s); a backend's Keep-Alive: timeout=N lowers it.
+    backendKeepAliveMs: 4_000,
     // Kubernetes sends SIGKILL 30 s after SIGTERM (terminationGracePeriodSeconds):
     // 25 s of draining leaves 5 s to log the cut requests and exit on our own terms.
     drainMs: 25_000,
@@ -246,6 +254,7 @@ export const FIELDS: Readonly<Record<string, FieldSpec>> = {
   'timeouts.headersMs': int(1000, 600_000),
   'timeouts.keepAliveMs': int(100, 3_600_000),
   'timeouts.backendIdleMs': int(1000, 86_400_000),
+  'timeouts.backendKeepAliveMs': int(0, 3_600_000),
   'timeouts.drainMs': int(0, 86_400_000),
   'log.level': string((v) =>
     (LOG_LEVELS as readonly string[]).includes(v)

@@ -3,8 +3,8 @@
  * load balancers' probes (of /readyz, the public health path) read a cached
  * answer and never hammer the registry. Transitions are logged once.
  */
-import { Agent } from 'node:http';
 import type { Config } from '../config/schema.js';
+import { backendAgent } from '../proxy/backend-keepalive.js';
 import type { Logger } from '../log.js';
 import { probeBackend, type ProbeOptions, type Verdict } from './probe.js';
 
@@ -86,7 +86,7 @@ export function monitorBackend(
     backend: new URL(config.backend),
     timeoutMs: config.health.timeout,
     allowAnonymous: config.health.allowAnonymous,
-    agent: new Agent({ keepAlive: true, maxSockets: 1 }),
+    agent: backendAgent(config.timeouts.backendKeepAliveMs, { maxSockets: 1 }),
     intervalMs: config.health.interval,
     logger,
     logTransitions,

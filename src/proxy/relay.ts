@@ -16,6 +16,7 @@
  * requests), where its generality costs little.
  */
 import { connect, type Socket } from 'node:net';
+import { keepAliveLimitMs } from './backend-keepalive.js';
 
 /** One read from a backend socket; 64 KiB is libuv's usual read, 256 KiB halves the reads. */
 const READ_SIZE = 256 * 1024;
@@ -55,7 +56,7 @@ interface Conn {
   sink: ((bytes: Buffer) => boolean) | undefined;
   /** Called when the socket ends or fails while an exchange owns it. */
   onGone: ((err: NodeJS.ErrnoException) => void) | undefined;
-  /** Called when the socket has been idle past its timeout while an exchange owns it. */
+  /** Called when the socket has been idle past its timeout (owned: a silent backend; pooled: closes it). */
   onTimeout: (() => void) | undefined;
   reused: boolean;
   /** The buffers reads go to: the big one while the client keeps up, else the small one. */
@@ -70,10 +71,16 @@ export class UpstreamPool {
   private activeCount = 0;
   private closed = false;
 
+  /**
+   * `idleMs`: how long an idle connection is kept (0 = never), below the backend's own
+   * keep-alive timeout, so the backend never closes one just as an upload is sent on it
+   * (that upload would fail, and cannot be retried).
+   */
   constructor(
     private readonly host: string,
     private readonly port: number,
     private readonly maxIdle: number,
+    private readonly idleMs: number,
   ) {}
 
   stats(): { active: number; idle: number } {
@@ -93,18 +100,30 @@ export class UpstreamPool {
     return this.create();
   }
 
-  /** Back to the pool if it can carry another exchange, else closed. */
-  release(conn: Conn, reusable: boolean): void {
+  /**
+   * Back to the pool if it can carry another exchange, else closed. `keepAliveHint` is the
+   * backend's `Keep-Alive` response header, whose `timeout=N` shortens the idle time.
+   */
+  release(conn: Conn, reusable: boolean, keepAliveHint?: string | string[]): void {
     this.activeCount--;
     conn.sink = undefined;
     conn.onGone = undefined;
-    conn.onTimeout = undefined;
-    conn.socket.setTimeout(0);
     conn.promptBytes = 0; // the next client starts with small reads
-    if (!reusable || this.closed || conn.socket.destroyed || this.idle.length >= this.maxIdle) {
+    const idleMs = Math.min(this.idleMs, keepAliveLimitMs(keepAliveHint));
+    if (
+      !reusable ||
+      idleMs <= 0 ||
+      this.closed ||
+      conn.socket.destroyed ||
+      this.idle.length >= this.maxIdle
+    ) {
+      conn.onTimeout = undefined;
+      conn.socket.setTimeout(0);
       conn.socket.destroy();
       return;
     }
+    conn.onTimeout = () => conn.socket.destroy(); // idle too long: 'close' takes it out of the pool
+    conn.socket.setTimeout(idleMs);
     conn.socket.resume();
     this.idle.push(conn);
   }
@@ -247,9 +266,11 @@ export function relay(
 
   const start = () => {
     let requestSent = false;
+    let keepAliveHint: string | string[] | undefined;
     const reader = new ResponseReader(req.method === 'HEAD', {
       onHead: (head) => {
         headSeen = true;
+        keepAliveHint = head.headers['keep-alive'];
         conn.socket.setTimeout(0); // from here on the client's idleness governs
         handlers.onHead(head);
       },
@@ -264,7 +285,7 @@ export function relay(
         if (finished) return;
         finished = true;
         // A backend that answered before reading the whole request body cannot take another.
-        pool.release(conn, reusable && requestSent);
+        pool.release(conn, reusable && requestSent, keepAliveHint);
         handlers.onEnd();
       },
       onError: fail,

@@ -3,7 +3,7 @@
  * HTTPS server whose handler proxies to the backend.
  */
 import { X509Certificate } from 'node:crypto';
-import { Agent } from 'node:http';
+import type { Agent } from 'node:http';
 import { createServer as createHTTPSServer, type Server as HTTPSServer } from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -18,6 +18,7 @@ import { secureContextOptions, serverTLSOptions } from '../tls/context.js';
 import { classifyTLSFailure } from '../tls/failures.js';
 import type { SniffOptions } from '../tls/sniff.js';
 import { drainingVerdict } from '../health/report.js';
+import { backendAgent } from './backend-keepalive.js';
 import { trackForDrain } from './drain.js';
 import { createRequestHandler } from './handler.js';
 import { pathAllowlist } from './path-allowlist.js';
@@ -71,8 +72,7 @@ export function createPublicServer(
   let leaf = new X509Certificate(material.serverCertPEM);
   /** Host → whether the served certificate covers it. */
   const coverage = new Map<string, boolean>();
-  const agent = new Agent({
-    keepAlive: true,
+  const agent = backendAgent(config.timeouts.backendKeepAliveMs, {
     maxFreeSockets: UPSTREAM_MAX_FREE_SOCKETS,
     scheduling: 'lifo',
   });
@@ -81,6 +81,7 @@ export function createPublicServer(
     backend.hostname.replace(/^\[|\]$/g, ''),
     Number(backend.port || 80),
     RELAY_MAX_IDLE_SOCKETS,
+    config.timeouts.backendKeepAliveMs,
   );
   const metrics = createMetrics({
     upstream: () => {
