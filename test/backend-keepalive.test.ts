@@ -6,45 +6,27 @@
  * announces `Keep-Alive: timeout=3`: the proxy closes a second earlier), on both paths
  * (the relay: manifests and blobs; http-proxy: the rest).
  */
-import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from './helpers/fake-backend.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useFakeBackendBehindProxy, waitFor } from './helpers/fake-backend.js';
+import { useRegistryBehindProxy } from './helpers/fixture.js';
 import { httpsGet } from './helpers/https.js';
+import type { Proxy } from './helpers/processes.js';
 import { plainRequest } from './helpers/registry-api.js';
-import {
-  createRegistry,
-  freePort,
-  readCA,
-  startProxy,
-  tempDir,
-  type Proxy,
-  type Registry,
-} from './helpers/processes.js';
 
 /** Paths served by each way to the backend (handler.ts RELAYED). */
 const PATHS = { relay: '/v2/ka/app/manifests/latest', httpProxy: '/v2/_catalog' };
 
 describe('idle connections to the registry', () => {
-  const tmp = tempDir('backend-keepalive');
-  let registry: Registry;
+  const env = useRegistryBehindProxy(
+    'backend-keepalive',
+    { auth: { kind: 'none' } },
+    { RTP_TIMEOUTS_BACKEND_KEEP_ALIVE_MS: '1500' },
+  );
   let proxy: Proxy;
   let ca: string;
-  beforeAll(async () => {
-    registry = await createRegistry({ auth: { kind: 'none' } }, tmp.path);
-    await registry.start();
-    proxy = await startProxy({
-      backend: registry.url,
-      tlsDir: join(tmp.path, 'tls'),
-      env: { RTP_TIMEOUTS_BACKEND_KEEP_ALIVE_MS: '1500' },
-    });
-    ca = readCA(proxy);
-  });
-  afterAll(async () => {
-    await proxy?.stop();
-    await registry?.stop();
-    tmp.remove();
+  beforeAll(() => {
+    ({ proxy, ca } = env);
   });
 
   const idleSockets = async () => {
@@ -72,46 +54,37 @@ describe('idle connections to the registry', () => {
 });
 
 describe('idle connections to a backend announcing Keep-Alive: timeout=3', () => {
-  const tmp = tempDir('backend-keepalive-hint');
-  let backend: Server;
-  let proxy: Proxy;
-  let ca: string;
   /** Per backend connection: the path it served last, when it answered, how it ended. */
   const served = new Map<Socket, { path: string; answeredAt: number; ended?: string }>();
-  beforeAll(async () => {
-    backend = createServer((req, res) => {
+  // The proxy keeps the default backendKeepAliveMs (4 s), longer than the backend's 3 s.
+  const env = useFakeBackendBehindProxy(
+    'backend-keepalive-hint',
+    (req, res) => {
       const entry = { path: req.url ?? '', answeredAt: 0 };
       served.set(req.socket, entry);
       res.on('finish', () => (entry.answeredAt = Date.now()));
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': '2' });
       res.end('{}');
-    });
-    backend.keepAliveTimeout = 3000; // Node announces it: Keep-Alive: timeout=3
-    backend.on('connection', (socket: Socket) => {
-      // 'end' first: the proxy closed it; 'close' alone: the backend's own timer did.
-      socket.once('end', () => {
-        const entry = served.get(socket);
-        if (entry) entry.ended ??= `by the proxy after ${Date.now() - entry.answeredAt} ms`;
-      });
-      socket.once('close', () => {
-        const entry = served.get(socket);
-        if (entry) entry.ended ??= `by the backend after ${Date.now() - entry.answeredAt} ms`;
-      });
-    });
-    const port = await freePort();
-    await new Promise<void>((r) => backend.listen(port, '127.0.0.1', r));
-    // The default backendKeepAliveMs (4 s) is longer than the backend's 3 s.
-    proxy = await startProxy({
-      backend: `http://127.0.0.1:${port}`,
-      tlsDir: join(tmp.path, 'tls'),
-    });
-    ca = readCA(proxy);
-  });
-  afterAll(async () => {
-    await proxy?.stop();
-    backend?.closeAllConnections();
-    await new Promise((r) => backend?.close(r));
-    tmp.remove();
+    },
+    {
+      configure: (backend) => {
+        backend.keepAliveTimeout = 3000; // Node announces it: Keep-Alive: timeout=3
+        backend.on('connection', (socket: Socket) => {
+          // 'end' first: the proxy closed it; 'close' alone: the backend's own timer did.
+          const ended = (by: string) => () => {
+            const entry = served.get(socket);
+            if (entry) entry.ended ??= `by the ${by} after ${Date.now() - entry.answeredAt} ms`;
+          };
+          socket.once('end', ended('proxy'));
+          socket.once('close', ended('backend'));
+        });
+      },
+    },
+  );
+  let proxy: Proxy;
+  let ca: string;
+  beforeAll(() => {
+    ({ proxy, ca } = env);
   });
 
   it.each(Object.entries(PATHS))('are closed by the proxy a second early (%s)', async (_, path) => {
