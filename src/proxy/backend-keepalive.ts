@@ -10,7 +10,8 @@ import { Agent, type AgentOptions } from 'node:http';
 
 /** The idle limit a backend's `Keep-Alive` header allows; Infinity when it names none. */
 export function keepAliveLimitMs(hint: string | string[] | undefined): number {
-  const seconds = /(?:^|[,\s])timeout\s*=\s*(\d+)/i.exec(String(hint ?? ''))?.[1];
+  if (hint === undefined) return Infinity; // the registry's answers: every relayed response
+  const seconds = /(?:^|[,\s])timeout\s*=\s*(\d+)/i.exec(String(hint))?.[1];
   return seconds === undefined ? Infinity : Number(seconds) * 1000 - 1000;
 }
 

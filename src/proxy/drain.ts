@@ -39,9 +39,7 @@ interface ConnectionState {
   served: boolean;
   /** Responses on it not yet finished. */
   busy: number;
-  /** When it finished its handshake. */
-  since: number;
-  /** When its last response ended (served connections). */
+  /** When it became idle: its handshake finished, or (served) its last response ended. */
   idleSince: number;
 }
 
@@ -71,8 +69,7 @@ export function trackForDrain(https: HTTPSServer): Drainer {
     socket.once('close', () => raw.delete(socket));
   });
   https.on('secureConnection', (socket: TLSSocket) => {
-    const now = Date.now();
-    connections.set(socket, { served: false, busy: 0, since: now, idleSince: now });
+    connections.set(socket, { served: false, busy: 0, idleSince: Date.now() });
     socket.once('close', () => connections.delete(socket));
   });
   // Before the request handler, which may answer at once: during a drain every answer says close.
@@ -105,7 +102,7 @@ export function trackForDrain(https: HTTPSServer): Drainer {
             if (state.busy > 0) continue;
             const quiet = state.served
               ? now - state.idleSince >= SERVED_QUIET_MS
-              : now - Math.max(state.since, started) >= FRESH_GRACE_MS;
+              : now - Math.max(state.idleSince, started) >= FRESH_GRACE_MS;
             if (quiet) socket.destroy();
           }
           const waiting = connections.size > 0 || (!graceOver && (raw.size > 0 || pending() > 0));
