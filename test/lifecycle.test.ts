@@ -266,6 +266,28 @@ describe.each([
     proxy.child.kill('SIGHUP');
     expect(await waitFor(() => reloads() > before, 20_000)).toBe(true);
   };
+  /**
+   * Runs eight `client`s while ten reloads follow one another, then `settleMs` more (the
+   * last old workers drain meanwhile); each client loops while `more()` and `record`s
+   * every outcome ('ok', a status, an error code). Resolves with the tally and their results.
+   */
+  const whileReloading = async <T>(
+    settleMs: number,
+    client: (more: () => boolean, record: (outcome: string) => void) => Promise<T>,
+  ) => {
+    const outcomes = new Map<string, number>();
+    const record = (outcome: string) => outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    let running = true;
+    const clients = Array.from({ length: 8 }, () => client(() => running, record));
+    for (let i = 0; i < 10; i++) {
+      await reload();
+      await new Promise((r) => setTimeout(r, 100 + i * 20)); // land the next one at another moment
+    }
+    await new Promise((r) => setTimeout(r, settleMs));
+    running = false;
+    return { outcomes, results: await Promise.all(clients) };
+  };
+  const errorCode = (err: NodeJS.ErrnoException) => err.code ?? err.message;
 
   it('applies a changed backend while a download begun before it finishes byte-identical', async () => {
     const b = registries[1] as Registry;
@@ -363,25 +385,16 @@ describe.each([
     writeFileSync(file, `backend: ${b.url}\n`);
     const url = `${proxy.origin}/v2/hup/small/blobs/${smallDigest}`;
     await reload(); // registry b, whichever test ran before
-    const outcomes = new Map<string, number>();
-    let running = true;
     // Eight clients, each a new TLS connection per request, as pulls of many layers make.
-    const clients = Array.from({ length: 8 }, async () => {
-      while (running) {
+    const { outcomes } = await whileReloading(2500, async (more, record) => {
+      while (more()) {
         const outcome = await httpsGet(url, { ca, timeoutMs: 5000 }).then(
           (res) => (res.status === 200 && res.body === small.toString() ? 'ok' : `${res.status}`),
-          (err: NodeJS.ErrnoException) => err.code ?? err.message,
+          errorCode,
         );
-        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+        record(outcome);
       }
     });
-    for (let i = 0; i < 10; i++) {
-      await reload();
-      await new Promise((r) => setTimeout(r, 100 + i * 20)); // land the next one at another moment
-    }
-    await new Promise((r) => setTimeout(r, 2500)); // the last old workers drain meanwhile
-    running = false;
-    await Promise.all(clients);
     expect(outcomes.get('ok')).toBeGreaterThan(100);
     expect([...outcomes.keys()]).toEqual(['ok']); // no reset, no hang, no error status
   });
@@ -389,12 +402,10 @@ describe.each([
   it('answers every request of keep-alive clients pushing back to back while reloads follow one another', async () => {
     const layer = Buffer.from('a layer pushed again and again\n');
     const digest = `sha256:${createHash('sha256').update(layer).digest('hex')}`;
-    const outcomes = new Map<string, number>();
-    let running = true;
     // Eight clients, each one keep-alive connection at a time, pushing as docker and skopeo
     // do: POST, then PUT with the bytes, at once. Neither Go nor Node retries a POST or a
     // PUT whose reused connection closes under it, so each such close is a failed push.
-    const clients = Array.from({ length: 8 }, async () => {
+    const { outcomes, results } = await whileReloading(1000, async (more, record) => {
       const agent = new Agent({ keepAlive: true, maxSockets: 1, ca });
       let connections = 0;
       const createConnection = agent.createConnection.bind(agent);
@@ -423,23 +434,15 @@ describe.each([
         });
         return done.status === 201 ? 'ok' : `PUT ${done.status}`;
       };
-      while (running) {
-        const outcome = await step().catch((err: NodeJS.ErrnoException) => err.code ?? err.message);
-        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+      while (more()) {
+        record(await step().catch(errorCode));
         pushes++;
       }
       agent.destroy();
       return { pushes, connections };
     });
-    for (let i = 0; i < 10; i++) {
-      await reload();
-      await new Promise((r) => setTimeout(r, 100 + i * 20));
-    }
-    await new Promise((r) => setTimeout(r, 1000));
-    running = false;
-    const usage = await Promise.all(clients);
     expect([...outcomes.keys()]).toEqual(['ok']); // no reset, no hang, no error status
-    for (const { pushes, connections } of usage) {
+    for (const { pushes, connections } of results) {
       expect(pushes).toBeGreaterThan(20);
       // The reloads did end the clients' connections (new ones were opened), and each
       // connection carried many requests: the case of a keep-alive connection in use.
