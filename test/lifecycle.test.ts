@@ -95,7 +95,8 @@ describe('SIGTERM', () => {
 
   it('lets a 200 MiB layer push finish, refuses new connections, closes idle ones, then exits 0', async () => {
     const { proxy, ca, blob, url } = await proxyWithUpload(
-      { RTP_TIMEOUTS_DRAIN_MS: '30000' },
+      // The registry is open to anonymous users: allowed, so /readyz is 200 until the drain.
+      { RTP_TIMEOUTS_DRAIN_MS: '30000', RTP_HEALTH_ALLOW_ANONYMOUS: 'true' },
       'drain/big',
       200,
     );
