@@ -8,7 +8,8 @@
  */
 import type { Socket } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useFakeBackendBehindProxy, waitFor } from './helpers/fake-backend.js';
+import { eventually } from './helpers/eventually.js';
+import { useFakeBackendBehindProxy } from './helpers/fake-backend.js';
 import { useRegistryBehindProxy } from './helpers/fixture.js';
 import { httpsGet } from './helpers/https.js';
 import type { Proxy } from './helpers/processes.js';
@@ -44,7 +45,7 @@ describe('idle connections to the registry', () => {
     expect(await statuses()).toEqual([404, 200]); // no such manifest; an empty catalog
     const answeredAt = Date.now();
     expect(await idleSockets()).toBe(2); // one per path, kept for the next request
-    expect(await waitFor(async () => (await idleSockets()) === 0, 5000)).toBe(true);
+    await eventually('the idle backend sockets to close', async () => (await idleSockets()) === 0);
     const closedAfter = Date.now() - answeredAt;
     expect(closedAfter).toBeGreaterThanOrEqual(1400);
     expect(closedAfter).toBeLessThan(3500);
@@ -90,9 +91,12 @@ describe('idle connections to a backend announcing Keep-Alive: timeout=3', () =>
   it.each(Object.entries(PATHS))('are closed by the proxy a second early (%s)', async (_, path) => {
     expect((await httpsGet(proxy.origin + path, { ca })).status).toBe(200);
     const entry = () => [...served.values()].find((e) => e.path === path);
-    expect(await waitFor(() => entry()?.ended !== undefined, 5000)).toBe(true);
-    const ended = /^by the (proxy|backend) after (\d+) ms$/.exec(entry()?.ended ?? '');
-    expect(ended?.[1], entry()?.ended).toBe('proxy');
+    const how = await eventually(
+      `the backend connection that served ${path} to end`,
+      () => entry()?.ended,
+    );
+    const ended = /^by the (proxy|backend) after (\d+) ms$/.exec(how);
+    expect(ended?.[1], how).toBe('proxy');
     expect(Number(ended?.[2])).toBeGreaterThanOrEqual(1800);
     expect(Number(ended?.[2])).toBeLessThan(2900);
   });

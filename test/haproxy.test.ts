@@ -11,6 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from './helpers/eventually.js';
 import { startHAProxy, type HAProxy, type ServerState } from './helpers/haproxy.js';
 import { httpsGet } from './helpers/https.js';
 import { buildOCIImage, readBlob, type OCIImage } from './helpers/oci.js';
@@ -221,16 +222,17 @@ interface Readyz {
 }
 
 /** Polls the proxy's /readyz (admin listener) until `want`; rejects at the deadline with the last answer. */
-async function waitForReadyz(proxy: Proxy, want: (r: Readyz) => boolean): Promise<Readyz> {
-  const deadline = Date.now() + DEADLINE_MS;
-  for (;;) {
-    const r = await readyz(proxy.adminPort);
-    if (want(r)) return r;
-    if (Date.now() > deadline) {
-      throw new Error(`/readyz of ${proxy.origin} never as wanted; last: ${JSON.stringify(r)}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+function waitForReadyz(proxy: Proxy, want: (r: Readyz) => boolean): Promise<Readyz> {
+  return eventually(
+    `/readyz of ${proxy.origin} as wanted`,
+    async () => {
+      const r = await readyz(proxy.adminPort);
+      // Thrown, so that the timeout names the last answer.
+      if (!want(r)) throw new Error(JSON.stringify(r));
+      return r;
+    },
+    { timeoutMs: DEADLINE_MS, intervalMs: 200 },
+  );
 }
 
 function readyz(adminPort: number): Promise<Readyz> {

@@ -6,6 +6,7 @@
  */
 import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
+import { eventually } from './helpers/eventually.js';
 import { useRegistryBehindProxy } from './helpers/fixture.js';
 import { httpsGet } from './helpers/https.js';
 import { runCLI, waitForOutput, type Proxy } from './helpers/processes.js';
@@ -31,13 +32,39 @@ function readyz(proxy: Proxy): Promise<Readiness> {
 }
 
 /** Polls /readyz until `until` holds (verdicts change at the next probe, every second here). */
-async function readyzUntil(proxy: Proxy, until: (r: Readiness) => boolean): Promise<Readiness> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const r = await readyz(proxy);
-    if (until(r) || Date.now() > deadline) return r;
-    await new Promise((done) => setTimeout(done, 200));
-  }
+function readyzUntil(
+  proxy: Proxy,
+  what: string,
+  until: (r: Readiness) => boolean,
+): Promise<Readiness> {
+  return eventually(
+    `/readyz to say ${what}`,
+    async () => {
+      const r = await readyz(proxy);
+      if (!until(r)) throw new Error(JSON.stringify(r)); // the timeout names the last answer
+      return r;
+    },
+    { timeoutMs: 15_000, intervalMs: 200 },
+  );
+}
+
+/**
+ * Waits until /readyz shows `count` probes after this call (each probe stamps its own
+ * checkedAt); resolves with the verdict of each.
+ */
+async function nextProbes(proxy: Proxy, count: number): Promise<string[]> {
+  const since = (await readyz(proxy)).body.checkedAt;
+  const verdicts = new Map<string, string>();
+  await eventually(
+    `${count} more probes of the backend`,
+    async () => {
+      const { body } = await readyz(proxy);
+      if (body.checkedAt !== since) verdicts.set(body.checkedAt, body.verdict);
+      return verdicts.size >= count;
+    },
+    { timeoutMs: 15_000, intervalMs: 200 },
+  );
+  return [...verdicts.values()];
 }
 
 const FAST_PROBES = { RTP_HEALTH_INTERVAL: '1s', RTP_HEALTH_TIMEOUT: '500ms' };
@@ -50,7 +77,11 @@ describe('a secured registry (htpasswd)', () => {
   );
 
   it('is ready: /readyz 200 with the reason, the public path 200, /v2/ through the proxy 401', async () => {
-    const r = await readyzUntil(env.proxy, (x) => x.body.verdict !== undefined && x.status === 200);
+    const r = await readyzUntil(
+      env.proxy,
+      '200 with a verdict',
+      (x) => x.body.verdict !== undefined && x.status === 200,
+    );
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ status: 'ok', verdict: 'healthy' });
     expect(r.body.reason).toMatch(/requires authentication \(401 with a Basic challenge\)/);
@@ -81,7 +112,7 @@ describe('a secured registry (htpasswd)', () => {
 
   it('goes not ready when the registry dies, and ready again when it returns; each transition logged once', async () => {
     await env.registry.stop();
-    const down = await readyzUntil(env.proxy, (x) => x.status === 503);
+    const down = await readyzUntil(env.proxy, '503', (x) => x.status === 503);
     expect(down.status).toBe(503);
     expect(down.body).toMatchObject({ status: 'unavailable', verdict: 'down' });
     expect(down.body.reason).toMatch(/connection refused/);
@@ -102,10 +133,10 @@ describe('a secured registry (htpasswd)', () => {
     expect(check.stdout).toMatch(/^fail +backend .*connection refused/m);
     expect(check.stdout).toMatch(/^UNHEALTHY/m);
 
-    // Several probe intervals pass while it is down: still one line about it.
-    await new Promise((done) => setTimeout(done, 3000));
+    // Several probes find it down meanwhile: still one line about it.
+    expect(await nextProbes(env.proxy, 3)).toEqual(['down', 'down', 'down']);
     await env.registry.start();
-    const up = await readyzUntil(env.proxy, (x) => x.status === 200);
+    const up = await readyzUntil(env.proxy, '200', (x) => x.status === 200);
     expect(up.body.verdict).toBe('healthy');
     await waitForOutput(
       env.proxy.child,
@@ -122,7 +153,7 @@ describe('a registry open to anonymous users', () => {
   const env = useRegistryBehindProxy('health-open', { auth: { kind: 'none' } }, FAST_PROBES);
 
   it('is not ready, with the reason and what to do, said once', async () => {
-    const r = await readyzUntil(env.proxy, (x) => x.body.verdict === 'open');
+    const r = await readyzUntil(env.proxy, 'open', (x) => x.body.verdict === 'open');
     expect(r.status).toBe(503);
     expect(r.body.reason).toMatch(/open to anonymous pulls and pushes/);
     expect(r.body.reason).toMatch(/health\.allowAnonymous/);
@@ -131,7 +162,7 @@ describe('a registry open to anonymous users', () => {
     // /v2/ through the proxy: 200, which a balancer expecting 401 counts as down.
     expect((await httpsGet(`${env.proxy.origin}/v2/`, { ca: env.ca })).status).toBe(200);
 
-    await new Promise((done) => setTimeout(done, 2500));
+    expect(await nextProbes(env.proxy, 2)).toEqual(['open', 'open']); // each finds it open again
     const said = env.proxy
       .logLines()
       .filter((l) => String(l['msg']).startsWith('backend is open to anonymous'));
@@ -169,7 +200,7 @@ describe('an anonymous registry allowed by health.allowAnonymous', () => {
   );
 
   it('is ready', async () => {
-    const r = await readyzUntil(env.proxy, (x) => x.status === 200);
+    const r = await readyzUntil(env.proxy, '200', (x) => x.status === 200);
     expect(r.status).toBe(200);
     expect(r.body.reason).toMatch(/allowed by health\.allowAnonymous/);
   });

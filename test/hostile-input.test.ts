@@ -9,7 +9,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { connect as tlsConnectRaw, type TLSSocket } from 'node:tls';
 import { describe, expect, it } from 'vitest';
-import { waitFor } from './helpers/fake-backend.js';
+import { eventually } from './helpers/eventually.js';
 import { httpsGet } from './helpers/https.js';
 import { exchangeRaw, readToClose, statusOf, tlsConnect } from './helpers/raw-tls.js';
 import {
@@ -22,15 +22,35 @@ const HEADERS_MS = 1000;
 const sendRaw = (env: RecordingBackendBehindProxy, raw: string) =>
   exchangeRaw(env.proxy.port, env.ca, raw);
 
-/** What reached the backend while `action` ran (and shortly after), as latin1 text. */
+let markers = 0;
+/**
+ * Sends an ordinary request through the proxy and waits for its answer, which comes
+ * from the backend: whatever an earlier probe made the proxy send has reached the
+ * backend by then. Returns where the marker's bytes start and end in `bytes()`.
+ */
+async function sendMarker(env: RecordingBackendBehindProxy): Promise<[number, number]> {
+  const path = `/v2/?marker=${++markers}`;
+  const res = await httpsGet(`${env.proxy.origin}${path}`, { ca: env.ca });
+  expect(res.status, `the marker request ${path}`).toBe(200);
+  const bytes = env.backend.bytes();
+  const start = bytes.indexOf(`GET ${path} HTTP/1.1\r\n`);
+  expect(start, `the backend received ${path}`).toBeGreaterThanOrEqual(0);
+  return [start, bytes.indexOf('\r\n\r\n', start) + 4];
+}
+
+/**
+ * What reached the backend while `action` ran, up to a marker request sent after it
+ * (the marker left out), as latin1 text.
+ */
 async function receivedDuring(
   env: RecordingBackendBehindProxy,
   action: () => Promise<unknown>,
 ): Promise<string> {
   const before = env.backend.bytes().length;
   await action();
-  await new Promise((r) => setTimeout(r, 150));
-  return env.backend.bytes().slice(before);
+  const [start, end] = await sendMarker(env);
+  const bytes = env.backend.bytes();
+  return bytes.slice(before, start) + bytes.slice(end);
 }
 
 /** The proxy process is alive and proxies a normal request to the backend. */
@@ -253,10 +273,12 @@ describe('request smuggling probes are refused and never reach the backend', () 
       const socket = await tlsConnect(env.proxy.port, env.ca);
       const response = readToClose(socket);
       socket.write(chunked({ ...target, path }, good));
-      expect(await waitFor(() => env.backend.bytes().includes(path))).toBe(true);
+      await eventually(`the backend to receive the head of ${path}`, () =>
+        env.backend.bytes().includes(path),
+      );
       socket.write(bad);
       expectRegistryError(await response, 400);
-      await new Promise((r) => setTimeout(r, 150));
+      await sendMarker(env); // what the proxy sent after the bad chunk has arrived by now
       const seen = env.backend.requests.filter((r) => r.url === path);
       expect(seen).toHaveLength(1);
       expect(seen[0]?.complete).toBe(false);

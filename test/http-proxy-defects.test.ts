@@ -13,6 +13,7 @@ import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from './helpers/eventually.js';
 import { httpsGet } from './helpers/https.js';
 import { freePort, startProxy, tempDir, type Proxy } from './helpers/processes.js';
 import { readUntil, statusOf, tlsConnect } from './helpers/raw-tls.js';
@@ -111,15 +112,6 @@ describe('http-proxy 1.18.1 defects are guarded', () => {
     return Number(match?.[1] ?? NaN);
   };
 
-  const waitFor = async (cond: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> => {
-    const deadline = Date.now() + ms;
-    while (Date.now() < deadline) {
-      if (await cond()) return true;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return cond();
-  };
-
   it('a client abort mid-download aborts the upstream request (no leaked sockets)', async () => {
     const ids = Array.from({ length: 10 }, (_, i) => `pull-${i}`);
     await Promise.all(
@@ -143,8 +135,13 @@ describe('http-proxy 1.18.1 defects are guarded', () => {
           }),
       ),
     );
-    expect(await waitFor(() => ids.every((id) => closedStreams.has(id)))).toBe(true);
-    expect(await waitFor(async () => (await upstreamSockets('active')) === 0)).toBe(true);
+    await eventually('the backend to see every stream closed', () =>
+      ids.every((id) => closedStreams.has(id)),
+    );
+    await eventually(
+      'no active backend socket',
+      async () => (await upstreamSockets('active')) === 0,
+    );
   });
 
   it('a client abort mid-upload aborts the upstream request', async () => {
@@ -152,10 +149,13 @@ describe('http-proxy 1.18.1 defects are guarded', () => {
     const req = httpsRequest(`${proxy.origin}/upload/${id}`, { ca, method: 'PATCH', agent: false });
     req.on('error', () => undefined);
     req.write(Buffer.alloc(256 << 10));
-    expect(await waitFor(() => openStreams.has(id))).toBe(true);
+    await eventually('the backend to see the upload begin', () => openStreams.has(id));
     req.destroy();
-    expect(await waitFor(() => closedStreams.has(id))).toBe(true);
-    expect(await waitFor(async () => (await upstreamSockets('active')) === 0)).toBe(true);
+    await eventually('the backend to see the upload closed', () => closedStreams.has(id));
+    await eventually(
+      'no active backend socket',
+      async () => (await upstreamSockets('active')) === 0,
+    );
   });
 
   it('a Trailer request header cannot crash the process', async () => {

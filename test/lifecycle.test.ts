@@ -20,7 +20,7 @@ import { Agent } from 'node:https';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from './helpers/fake-backend.js';
+import { eventually } from './helpers/eventually.js';
 import { httpsGet } from './helpers/https.js';
 import {
   childPids,
@@ -95,7 +95,8 @@ describe('SIGTERM', () => {
 
   it('lets a 200 MiB layer push finish, refuses new connections, closes idle ones, then exits 0', async () => {
     const { proxy, ca, blob, url } = await proxyWithUpload(
-      { RTP_TIMEOUTS_DRAIN_MS: '30000' },
+      // The registry is open to anonymous users: allowed, so /readyz is 200 until the drain.
+      { RTP_TIMEOUTS_DRAIN_MS: '30000', RTP_HEALTH_ALLOW_ANONYMOUS: 'true' },
       'drain/big',
       200,
     );
@@ -103,10 +104,13 @@ describe('SIGTERM', () => {
     const idle = await tlsConnect(proxy.port, ca);
     idle.write('GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
     expect(await readUntil(idle, /\r\n\r\n\{\}$/)).toMatch(/^HTTP\/1\.1 200/);
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${proxy.adminPort}/readyz`)).ok);
+    await eventually(
+      '/readyz to answer 200',
+      async () => (await fetch(`http://127.0.0.1:${proxy.adminPort}/readyz`)).ok,
+    );
 
     const upload = putSlowly(url, ca, blob, 15); // ≥ 3 s for 200 MiB
-    expect(await waitFor(() => upload.sent() >= 30, 10_000)).toBe(true);
+    await eventually('30 MiB of the push sent', () => upload.sent() >= 30, { timeoutMs: 10_000 });
     const exit = exited(proxy);
     proxy.child.kill('SIGTERM');
     await waitForOutput(proxy.child, proxy.output, /"msg":"draining: 1 requests in flight/);
@@ -145,7 +149,7 @@ describe('SIGTERM', () => {
       (r) => `answered ${r.status}`,
       (err: NodeJS.ErrnoException) => `cut: ${err.code}`,
     );
-    expect(await waitFor(() => upload.sent() >= 3, 10_000)).toBe(true);
+    await eventually('3 MiB of the push sent', () => upload.sent() >= 3, { timeoutMs: 10_000 });
     const exit = exited(proxy);
     const signalledAt = Date.now();
     proxy.child.kill('SIGTERM');
@@ -201,15 +205,18 @@ describe('SIGTERM', () => {
     const workers = childPids(proxy.child.pid!);
     expect(workers).toHaveLength(2);
     const upload = putSlowly(url, ca, blob, 40); // ≥ 2.5 s
-    expect(await waitFor(() => upload.sent() >= 10, 10_000)).toBe(true);
+    await eventually('10 MiB of the push sent', () => upload.sent() >= 10, { timeoutMs: 10_000 });
     const exit = exited(proxy);
     proxy.child.kill('SIGTERM');
     await waitForOutput(proxy.child, proxy.output, /"msg":"draining: 1 requests in flight/);
-    expect(await waitFor(async () => (await tryConnect(proxy.port)) === 'ECONNREFUSED')).toBe(true);
+    await eventually(
+      'the public port to refuse connections',
+      async () => (await tryConnect(proxy.port)) === 'ECONNREFUSED',
+    );
     expect(upload.sent()).toBeLessThan(64);
     expect((await upload.done).status).toBe(201);
     expect((await exit).code).toBe(0);
-    expect(await waitFor(() => workers.every((pid) => !isAlive(pid)))).toBe(true);
+    await eventually('every worker to exit', () => workers.every((pid) => !isAlive(pid)));
     expect(await blobInRegistry(registry, 'drain/cluster', blob.digest)).toEqual({
       status: 200,
       length: 64 * MIB,
@@ -264,7 +271,9 @@ describe.each([
   const reload = async () => {
     const before = reloads();
     proxy.child.kill('SIGHUP');
-    expect(await waitFor(() => reloads() > before, 20_000)).toBe(true);
+    await eventually('the proxy to log the reload', () => reloads() > before, {
+      timeoutMs: 20_000,
+    });
   };
   /**
    * Runs eight `client`s while ten reloads follow one another, then `settleMs` more (the
@@ -296,7 +305,9 @@ describe.each([
     expect((await httpsGet(smallURL, { ca })).status).toBe(404); // not on registry a
     const before = childPids(proxy.child.pid!);
     const download = getSlowly(`${proxy.origin}/v2/hup/big/blobs/${big.digest}`, ca, 60); // ≥ 3 s
-    expect(await waitFor(() => download.received() >= 4 * MIB, 10_000)).toBe(true);
+    await eventually('4 MiB of the download received', () => download.received() >= 4 * MIB, {
+      timeoutMs: 10_000,
+    });
 
     writeFileSync(file, `backend: ${b.url}\n`);
     proxy.child.kill('SIGHUP');
@@ -315,7 +326,7 @@ describe.each([
     if (workers === '2') {
       // A fresh set of workers took over; the old set drained and exited.
       expect(before).toHaveLength(2);
-      expect(await waitFor(() => before.every((p) => !isAlive(p)))).toBe(true);
+      await eventually('the old workers to exit', () => before.every((p) => !isAlive(p)));
       const after = childPids(pid!);
       expect(after).toHaveLength(2);
       expect(after.some((p) => before.includes(p))).toBe(false);

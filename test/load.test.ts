@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { Agent, request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from './helpers/fake-backend.js';
+import { eventually } from './helpers/eventually.js';
 import { httpsGet } from './helpers/https.js';
 import { ociManifest } from './helpers/oci.js';
 import { blobOf, plainRequest, pushBlobDirect } from './helpers/registry-api.js';
@@ -114,7 +114,11 @@ describe('load: aborted transfers and many connections', () => {
       let t = Date.now();
       await inParallel(100, PARALLEL, (i) => (i % 2 ? abortedPull() : abortedPush()));
       console.log(`warm-up: 100 aborted transfers in ${Date.now() - t} ms`);
-      await waitFor(async () => (await upstreamSockets('active')) === 0, 10_000);
+      await eventually(
+        'no active backend socket after the warm-up',
+        async () => (await upstreamSockets('active')) === 0,
+        { timeoutMs: 10_000 },
+      );
       await new Promise((r) => setTimeout(r, 1000));
       const baseline = {
         fds: openFDs(),
@@ -130,20 +134,23 @@ describe('load: aborted transfers and many connections', () => {
         // Within seconds every aborted exchange has let go of its sockets. The keep-alive
         // pool to the registry may hold more idle sockets than at the baseline (bounded
         // below), and each is a descriptor: count only descriptors the pool does not explain.
-        const unexplained = async () => openFDs() - (await upstreamSockets('idle'));
-        const settled = await waitFor(
-          async () =>
-            (await unexplained()) <= baseline.fds - baseline.idle + 2 &&
-            (await upstreamSockets('active')) === 0,
-          10_000,
+        const settled = await eventually(
+          `round ${round}: descriptors back to ${JSON.stringify(baseline)}, no active backend socket`,
+          async () => {
+            const now = {
+              fds: openFDs(),
+              active: await upstreamSockets('active'),
+              idle: await upstreamSockets('idle'),
+            };
+            const unexplained = now.fds - now.idle;
+            if (unexplained > baseline.fds - baseline.idle + 2 || now.active !== 0) {
+              throw new Error(`not yet: ${JSON.stringify(now)}`);
+            }
+            return now;
+          },
+          { timeoutMs: 10_000 },
         );
-        rounds.push({
-          fds: openFDs(),
-          active: await upstreamSockets('active'),
-          idle: await upstreamSockets('idle'),
-          rss: rssMiB(proxy.child.pid!),
-        });
-        expect(settled, JSON.stringify({ baseline, rounds })).toBe(true);
+        rounds.push({ ...settled, rss: rssMiB(proxy.child.pid!) });
       }
       console.log('aborted transfers:', JSON.stringify({ baseline, rounds }));
       for (const r of rounds) {

@@ -14,8 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useRegistryBehindProxy } from './helpers/fixture.js';
 import { buildOCIImage } from './helpers/oci.js';
 import { ROOT } from './helpers/processes.js';
+import { eventually } from './helpers/eventually.js';
 import {
-  eventually,
   promtool,
   sampleSum,
   scrapeUntil,
@@ -107,10 +107,11 @@ describe('monitoring/: alert rules and dashboard against a real proxy', () => {
       ruleFiles: [ALERTS_FILE],
     });
     const server = prometheus;
-    await eventually('Prometheus to scrape the proxy', async () => {
-      const r = await server.query(`rtp_tls_handshake_failures_total{job="${JOB}"}`);
-      return r.length > 0 ? true : undefined;
-    });
+    await eventually(
+      'Prometheus to scrape the proxy',
+      async () => (await server.query(`rtp_tls_handshake_failures_total{job="${JOB}"}`)).length > 0,
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
 
     const image = buildOCIImage(join(tmp, 'image'), 'v1', [200_000, 50_000]);
     const blobs = join(tmp, 'image', 'layout', 'blobs', 'sha256');
@@ -153,6 +154,7 @@ describe('monitoring/: alert rules and dashboard against a real proxy', () => {
 
     scrape = await scrapeUntil(
       metricsURL,
+      'an untrusted_ca handshake failure',
       (s) => sampleSum(s, 'rtp_tls_handshake_failures_total', { reason: 'untrusted_ca' }) >= 1,
     );
   });
@@ -289,14 +291,15 @@ describe('monitoring/: alert rules and dashboard against a real proxy', () => {
 
   it('fires only the untrusted-client alert in a real Prometheus, and runs every dashboard query', async () => {
     const server = prometheus as PrometheusServer;
-    await eventually('RegistryTLSProxyUntrustedClients to fire', async () => {
-      const alerts = await server.alerts();
-      return alerts.some(
-        (a) => a.labels['alertname'] === 'RegistryTLSProxyUntrustedClients' && a.state === 'firing',
-      )
-        ? true
-        : undefined;
-    });
+    await eventually(
+      'RegistryTLSProxyUntrustedClients to fire',
+      async () =>
+        (await server.alerts()).some(
+          (a) =>
+            a.labels['alertname'] === 'RegistryTLSProxyUntrustedClients' && a.state === 'firing',
+        ),
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
     const active = (await server.alerts()).map((a) => `${a.labels['alertname']} ${a.state}`);
     expect(active).toEqual(['RegistryTLSProxyUntrustedClients firing']);
 

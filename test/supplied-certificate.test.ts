@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from './helpers/eventually.js';
 import {
   CLI,
   createRegistry,
@@ -220,14 +221,18 @@ describe('a supplied certificate', () => {
         // The leaf lives 20 days: inside a 25-day warning window.
         RTP_TLS_CERT_WARN_BEFORE: '25d',
         RTP_TLS_CHECK_INTERVAL: '500ms',
+        RTP_LOG_LEVEL: 'debug', // repeats are logged at debug: proof the checks went on
       },
     });
     try {
-      await new Promise((r) => setTimeout(r, 2500)); // about five checks
-      const warnings = proxy.logLines().filter((l) => l['code'] === 'EXPIRING_SOON');
-      expect(warnings).toHaveLength(1);
-      expect(warnings[0]).toMatchObject({ level: 'warn' });
-      expect(String(warnings[0]?.['msg'])).toMatch(/expires on/);
+      const warnings = () => proxy.logLines().filter((l) => l['code'] === 'EXPIRING_SOON');
+      await eventually('four more checks after the first', () => warnings().length >= 5, {
+        timeoutMs: 10_000,
+      });
+      const levels = warnings().map((l) => l['level']);
+      expect(levels[0]).toBe('warn');
+      expect(levels.filter((l) => l !== 'debug')).toEqual(['warn']); // said once
+      expect(String(warnings()[0]?.['msg'])).toMatch(/expires on/);
     } finally {
       await proxy.stop();
     }
@@ -277,6 +282,7 @@ describe('a supplied certificate', () => {
         RTP_TLS_KEY: join(dir, 'key.pem'),
         RTP_TLS_CA: join(dir, 'ca.pem'),
         RTP_TLS_CHECK_INTERVAL: '500ms',
+        RTP_LOG_LEVEL: 'debug', // a repeated check failure is logged at debug
       },
     });
     try {
@@ -318,13 +324,16 @@ describe('a supplied certificate', () => {
       );
       expect(await servedSubject(proxy.port, rootTwo)).toBe('leaf-two');
       // Said once, not on every check (500 ms) while the bad file stays.
-      await new Promise((r) => setTimeout(r, 2000));
-      const failures = proxy
-        .logLines()
-        .filter(
-          (l) => l['msg'] === 'certificate check failed; still serving the current certificate',
-        );
-      expect(failures).toHaveLength(1);
+      const failures = () =>
+        proxy
+          .logLines()
+          .filter(
+            (l) => l['msg'] === 'certificate check failed; still serving the current certificate',
+          );
+      await eventually('three more checks of the bad file', () => failures().length >= 4, {
+        timeoutMs: 10_000,
+      });
+      expect(failures().filter((l) => l['level'] !== 'debug')).toHaveLength(1);
       expect(new X509Certificate(readFileSync(join(dir, 'cert.pem'))).subject).toContain(
         'leaf-two',
       );

@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from './helpers/eventually.js';
 import { freePort, startProxy, tempDir, type Proxy } from './helpers/processes.js';
 import { readUntil, statusOf, tlsConnect, waitForClose } from './helpers/raw-tls.js';
 
@@ -93,7 +94,10 @@ describe('idle timeouts', () => {
     const elapsed = await waitForClose(socket);
     expect(elapsed).toBeGreaterThanOrEqual(CLIENT_IDLE_MS - 100);
     expect(elapsed).toBeLessThan(CLIENT_IDLE_MS * 4);
-    await new Promise((r) => setTimeout(r, 200));
+    await eventually(
+      'the backend to see the upload end early',
+      () => received.get('/stalled')?.closedEarly,
+    );
     expect(received.get('/stalled')).toMatchObject({
       bytes: 4,
       complete: false,

@@ -9,6 +9,7 @@ import { request } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { eventually } from './helpers/eventually.js';
 import { useRegistryBehindProxy } from './helpers/fixture.js';
 import { httpsGet } from './helpers/https.js';
 
@@ -41,13 +42,15 @@ function run(command: string, args: string[], input = ''): Promise<string> {
 }
 
 /** Failures are counted when the server gives up on the connection: poll briefly. */
-async function settle(adminPort: number, series: string, atLeast: number): Promise<number> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const v = value(await scrape(adminPort), series);
-    if (v >= atLeast || Date.now() > deadline) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function settle(adminPort: number, series: string, atLeast: number): Promise<number> {
+  return eventually(
+    `${series} to reach ${atLeast}`,
+    async () => {
+      const v = value(await scrape(adminPort), series);
+      return v >= atLeast && v;
+    },
+    { intervalMs: 100 },
+  );
 }
 
 describe('TLS metrics', () => {

@@ -58,13 +58,3 @@ export function useFakeBackendBehindProxy(
     },
   };
 }
-
-/** Polls `cond` every 50 ms until it holds or `ms` pass; returns its last answer. */
-export async function waitFor(cond: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await cond()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return cond();
-}

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { eventually } from './eventually.js';
 import { freePort, stopProcess } from './processes.js';
 
 export interface HAProxyServer {
@@ -132,36 +133,35 @@ export async function startHAProxy(opts: {
     what: string,
     timeoutMs = 30_000,
   ): Promise<Map<string, ServerState>> => {
-    const deadline = Date.now() + timeoutMs;
     let last = new Map<string, ServerState>();
-    for (;;) {
-      last = await servers();
-      if (last.size === opts.servers.length && [...last.values()].every(want)) return last;
-      if (Date.now() > deadline) {
-        throw new Error(
-          `haproxy: servers not ${what} within ${timeoutMs} ms; last seen ${JSON.stringify(Object.fromEntries(last))}\nhaproxy output:\n${output()}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 200));
+    try {
+      return await eventually(
+        `haproxy's servers to be ${what}`,
+        async () => {
+          last = await servers();
+          return last.size === opts.servers.length && [...last.values()].every(want) && last;
+        },
+        { timeoutMs, intervalMs: 200 },
+      );
+    } catch (err) {
+      throw new Error(
+        `haproxy: servers not ${what} within ${timeoutMs} ms; last seen ${JSON.stringify(Object.fromEntries(last))}\nhaproxy output:\n${output()}`,
+        { cause: err },
+      );
     }
   };
 
   // haproxy -db prints nothing when it starts well: ready once the admin socket answers.
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (child.exitCode !== null) {
-      throw new Error(`haproxy exited (${child.exitCode}) at start:\n${output()}`);
-    }
-    try {
-      await servers();
-      break;
-    } catch (err) {
-      if (Date.now() > deadline) {
-        await stopProcess(child, 'SIGKILL');
-        throw new Error(`haproxy's admin socket did not answer: ${String(err)}\n${output()}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
+  const started = await eventually(
+    "haproxy's admin socket to answer",
+    async () => (child.exitCode !== null ? 'exited' : (await servers(), 'answering')),
+    { timeoutMs: 15_000, intervalMs: 100 },
+  ).catch(async (err: Error) => {
+    await stopProcess(child, 'SIGKILL');
+    throw new Error(`${err.message}\n${output()}`, { cause: err });
+  });
+  if (started === 'exited') {
+    throw new Error(`haproxy exited (${child.exitCode}) at start:\n${output()}`);
   }
 
   return {

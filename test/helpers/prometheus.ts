@@ -6,6 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { eventually } from './eventually.js';
 import { freePort, stopProcess, waitForOutput } from './processes.js';
 
 export interface Sample {
@@ -59,17 +60,20 @@ export async function fetchScrape(url: string): Promise<Scrape> {
 }
 
 /** Scrapes until `done` holds (counters such as handshake failures are counted asynchronously). */
-export async function scrapeUntil(
+export function scrapeUntil(
   url: string,
+  what: string,
   done: (scrape: Scrape) => boolean,
   timeoutMs = 10_000,
 ): Promise<Scrape> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const scrape = await fetchScrape(url);
-    if (done(scrape) || Date.now() > deadline) return scrape;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  return eventually(
+    `a scrape of ${url} with ${what}`,
+    async () => {
+      const scrape = await fetchScrape(url);
+      return done(scrape) && scrape;
+    },
+    { timeoutMs, intervalMs: 100 },
+  );
 }
 
 export function promtool(
@@ -150,20 +154,4 @@ export async function startPrometheus(opts: {
       await stopProcess(child);
     },
   };
-}
-
-/** Polls `check` until it returns a value other than undefined. */
-export async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }

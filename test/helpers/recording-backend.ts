@@ -13,7 +13,7 @@ import {
 import { connect, createServer as createTCPServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import { waitFor } from './fake-backend.js';
+import { eventually } from './eventually.js';
 import { freePort, startProxy, tempDir, type Proxy } from './processes.js';
 
 export interface ReceivedRequest {
@@ -132,9 +132,9 @@ export function useRecordingBackendBehindProxy(
     ca = readFileSync(proxy.caFile, 'utf8');
     // The start-up probe (GET /v2/) lands before any test takes its snapshot.
     const seen = backend.requests;
-    if (!(await waitFor(() => seen.some((r) => r.url === '/v2/' && r.complete)))) {
-      throw new Error('the proxy never probed the backend at start-up');
-    }
+    await eventually("the proxy's start-up probe (GET /v2/) to reach the backend", () =>
+      seen.some((r) => r.url === '/v2/' && r.complete),
+    );
   });
   afterAll(async () => {
     await proxy?.stop();
