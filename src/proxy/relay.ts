@@ -237,20 +237,25 @@ export function relay(
   let conn = pool.acquire();
   let finished = false;
   let headSeen = false;
-  let bodyStarted = false;
   let retried = false;
 
   const fail = (err: NodeJS.ErrnoException) => {
     if (finished) return;
-    // A reused keep-alive socket the backend had already closed: once more on a new one,
-    // when nothing of the request body was consumed yet. Not after a timeout: a backend
-    // that is alive but silent would make the client wait twice as long for its 504.
+    // A reused keep-alive socket the backend had already closed: once more on a new one.
+    // Only a GET or HEAD: the usual race (the backend closes as our request goes out)
+    // leaves the request written, so "nothing was written" would rarely allow a retry,
+    // and the backend may have acted on what it read. GET and HEAD are safe to repeat
+    // (RFC 9110 §9.2.1; Caddy retries only these by default). A body-less PUT is an
+    // upload's completion: idempotent on paper, but a second one after the registry
+    // completed the first answers 404 BLOB_UPLOAD_UNKNOWN to a push that worked. Not after a
+    // timeout: a backend that is alive but silent would make the client wait twice as
+    // long for its 504.
     if (
       !headSeen &&
       conn.reused &&
       !retried &&
-      !bodyStarted &&
       !req.body &&
+      (req.method === 'GET' || req.method === 'HEAD') &&
       err.code !== 'RTP_BACKEND_TIMEOUT'
     ) {
       retried = true;
@@ -306,7 +311,6 @@ export function relay(
       requestSent = true;
       return;
     }
-    bodyStarted = true;
     const { stream, length } = req.body;
     const chunked = length === undefined;
     const socket = conn.socket;
