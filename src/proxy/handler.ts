@@ -20,6 +20,8 @@ import type { Socket } from 'node:net';
 import httpProxy from 'http-proxy';
 import type { Logger } from '../log.js';
 import type { ProxyMetrics } from '../metrics/registry.js';
+import { parseHostHeader } from '../net/address.js';
+import { backendTimeout, connectionFailure } from '../net/errno.js';
 import { firstValue, prepareRequestHeaders, stripHopByHop } from './headers.js';
 import {
   API_VERSION,
@@ -81,7 +83,6 @@ const exchanges = new WeakMap<ServerResponse, Exchange>();
  * (a request hidden in its body) is never served; the connection closes after the 400.
  */
 const refusedConnections = new WeakSet<Socket>();
-const HOST_HEADER = /^(?:[a-zA-Z0-9.-]+|\[[0-9a-fA-F:.]+\])(?::\d{1,5})?$/;
 
 export function createRequestHandler(opts: HandlerOptions) {
   /** Headers on every response of ours: HSTS. */
@@ -114,13 +115,9 @@ export function createRequestHandler(opts: HandlerOptions) {
       return;
     }
     // Waiting for the backend's answer: its silence counts, not the client's.
-    proxyReq.setTimeout(opts.backendIdleMs, () => {
-      const err: NodeJS.ErrnoException = new Error(
-        `backend sent nothing for ${opts.backendIdleMs} ms`,
-      );
-      err.code = 'RTP_BACKEND_TIMEOUT';
-      proxyReq.destroy(err);
-    });
+    proxyReq.setTimeout(opts.backendIdleMs, () =>
+      proxyReq.destroy(backendTimeout(opts.backendIdleMs)),
+    );
   });
 
   proxy.on('proxyRes', (proxyRes, req, res) => {
@@ -252,9 +249,9 @@ export function createRequestHandler(opts: HandlerOptions) {
   function onUpstreamError(err: NodeJS.ErrnoException, req: IncomingMessage, res: ServerResponse) {
     const ex = exchanges.get(res);
     if (ex?.error === 'client aborted') return;
-    const spec = upstreamFailure(err);
-    if (ex) ex.error = spec.detail?.['reason'] as string;
-    opts.metrics.upstreamErrors.inc({ kind: errorKind(err) });
+    const failure = connectionFailure(err);
+    if (ex) ex.error = failure.reason;
+    opts.metrics.upstreamErrors.inc({ kind: failure.label });
     opts.logger.warn(
       {
         backend: backendLabel,
@@ -264,7 +261,7 @@ export function createRequestHandler(opts: HandlerOptions) {
       },
       'backend request failed',
     );
-    fail(res, spec);
+    fail(res, upstreamFailure(failure));
   }
 
   return function handleRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -357,7 +354,8 @@ export function createRequestHandler(opts: HandlerOptions) {
       }
       logRequest(opts, req, res, ex);
     });
-    if (!HOST_HEADER.test(host)) {
+    const hostHeader = parseHostHeader(host);
+    if (!hostHeader) {
       ex.error = 'bad host header';
       fail(res, {
         status: 400,
@@ -366,7 +364,7 @@ export function createRequestHandler(opts: HandlerOptions) {
       });
       return;
     }
-    if (!opts.coversHost(hostOnly(host))) opts.metrics.hostNotCovered.inc();
+    if (!opts.coversHost(hostHeader.host)) opts.metrics.hostNotCovered.inc();
     const body = requestBody(req);
     prepareRequestHeaders(req.headers, {
       clientAddress: socket.remoteAddress,
@@ -435,30 +433,12 @@ const PATH_NOT_ALLOWED: RegistryErrorSpec = {
  */
 function publicAddressFromTrustedProxy(req: IncomingMessage, rewrite: RewriteContext): void {
   const host = firstValue(req.headers['x-forwarded-host']);
-  if (!host || host === rewrite.publicHost || !HOST_HEADER.test(host)) return;
+  if (!host || host === rewrite.publicHost) return;
+  const parsed = parseHostHeader(host);
+  if (!parsed) return;
   rewrite.publicHost = host;
-  const port = /:(\d+)$/.exec(host)?.[1] ?? firstValue(req.headers['x-forwarded-port']);
+  const port = parsed.port ?? firstValue(req.headers['x-forwarded-port']);
   rewrite.publicPort = Number(port) || (req.headers['x-forwarded-proto'] === 'http' ? 80 : 443);
-}
-
-/** host[:port] or [v6][:port] → the name or address alone. */
-function hostOnly(host: string): string {
-  const v6 = /^\[([^\]]+)\]/.exec(host);
-  if (v6) return v6[1] as string;
-  return host.replace(/:\d+$/, '');
-}
-
-function errorKind(err: NodeJS.ErrnoException): string {
-  switch (err.code) {
-    case 'ECONNREFUSED':
-      return 'refused';
-    case 'ECONNRESET':
-      return 'reset';
-    case 'RTP_BACKEND_TIMEOUT':
-      return 'timeout';
-    default:
-      return 'other';
-  }
 }
 
 const requestLoggers = new WeakMap<Logger, Logger>();

@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { verdictBody } from '../health/report.js';
+import { formatHostPort, withDefaultPort } from '../net/address.js';
 import type { Verdict } from '../health/probe.js';
 import { installerScript } from '../trust/installer-script.js';
 import { sendRegistryError } from './registry-error.js';
@@ -64,7 +65,7 @@ export function serveInstaller(
   const host = req.headers.host ?? defaultHost(req.socket.localAddress, port);
   let script: string;
   try {
-    script = installerScript(/:\d+$/.test(host) ? host : `${host}:${port}`);
+    script = installerScript(withDefaultPort(host, port));
   } catch {
     sendRegistryError(
       res,
@@ -85,7 +86,7 @@ export function serveInstaller(
   );
 }
 
+/** The Host a request without one meant: the address it came in on. */
 export function defaultHost(address: string | undefined, port: number | undefined): string {
-  const host = address?.includes(':') ? `[${address}]` : (address ?? 'localhost');
-  return `${host}:${port ?? 443}`;
+  return formatHostPort(address ?? 'localhost', port ?? 443);
 }

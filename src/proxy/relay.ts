@@ -16,7 +16,8 @@
  * requests), where its generality costs little.
  */
 import { connect, type Socket } from 'node:net';
-import { keepAliveLimitMs } from './backend-keepalive.js';
+import { keepAliveLimitMs } from '../net/backend-keepalive.js';
+import { BACKEND_TIMEOUT, backendTimeout } from '../net/errno.js';
 
 /** One read from a backend socket; 64 KiB is libuv's usual read, 256 KiB halves the reads. */
 const READ_SIZE = 256 * 1024;
@@ -256,7 +257,7 @@ export function relay(
       !retried &&
       !req.body &&
       (req.method === 'GET' || req.method === 'HEAD') &&
-      err.code !== 'RTP_BACKEND_TIMEOUT'
+      err.code !== BACKEND_TIMEOUT
     ) {
       retried = true;
       pool.discard(conn);
@@ -298,13 +299,7 @@ export function relay(
     });
     conn.sink = (bytes) => reader.feed(bytes);
     conn.onGone = (err) => (reader.eof() ? undefined : fail(err));
-    conn.onTimeout = () => {
-      const err: NodeJS.ErrnoException = new Error(
-        `backend sent nothing for ${req.backendIdleMs} ms`,
-      );
-      err.code = 'RTP_BACKEND_TIMEOUT';
-      fail(err);
-    };
+    conn.onTimeout = () => fail(backendTimeout(req.backendIdleMs));
     conn.socket.setTimeout(req.backendIdleMs);
     if (!req.body) {
       conn.socket.write(requestHead(req), 'latin1');

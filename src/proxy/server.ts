@@ -18,7 +18,8 @@ import { secureContextOptions, serverTLSOptions } from '../tls/context.js';
 import { classifyTLSFailure } from '../tls/failures.js';
 import type { SniffOptions } from '../tls/sniff.js';
 import { drainingVerdict } from '../health/report.js';
-import { backendAgent } from './backend-keepalive.js';
+import { unbracketHost } from '../net/address.js';
+import { backendAgent } from '../net/backend-keepalive.js';
 import { trackForDrain } from './drain.js';
 import { createRequestHandler } from './handler.js';
 import { pathAllowlist } from './path-allowlist.js';
@@ -78,7 +79,7 @@ export function createPublicServer(
   });
   const backend = new URL(config.backend);
   const pool = new UpstreamPool(
-    backend.hostname.replace(/^\[|\]$/g, ''),
+    unbracketHost(backend.hostname),
     Number(backend.port || 80),
     RELAY_MAX_IDLE_SOCKETS,
     config.timeouts.backendKeepAliveMs,
