@@ -23,6 +23,8 @@ describe('the fast path for blob bodies', () => {
   /** Bytes the backend has handed to its socket, per slow stream. */
   const written = new Map<string, number>();
   const uploads = new Map<string, { bytes: number; digest: string }>();
+  /** Upload completions (PUT) the backend received, per upload id. */
+  const completions = new Map<string, number>();
   const env = useFakeBackendBehindProxy(
     'fast-path',
     (req, res) => {
@@ -93,6 +95,12 @@ describe('the fast path for blob bodies', () => {
       }
       if (req.method === 'PATCH' || req.method === 'PUT') {
         const id = url.split('/uploads/')[1]?.split('?')[0] ?? '';
+        if (req.method === 'PUT') completions.set(id, (completions.get(id) ?? 0) + 1);
+        if (req.method === 'PUT' && id.startsWith('drop-on-reuse-') && perSocket.served > 1) {
+          // The registry has the request (it may well have completed the upload); the answer is lost.
+          req.socket.destroy();
+          return;
+        }
         const hash = createHash('sha256');
         let bytes = 0;
         req.on('data', (d: Buffer) => {
@@ -316,6 +324,22 @@ describe('the fast path for blob bodies', () => {
       expect(got.status).toBe(200);
       expect(got.bytes).toBe(2);
     }
+  });
+
+  it('sends a body-less upload completion (PUT) once: a reused connection that dies unanswered is a 502, not a second PUT', async () => {
+    const id = 'drop-on-reuse-put';
+    // A relayed GET leaves its connection in the pool; the PUT goes out on it at once.
+    expect((await fetchBlob(blob('small-before-put'))).status).toBe(200);
+    const put = await httpsGet(
+      `${proxy.origin}/v2/fast/app/blobs/uploads/${id}?digest=sha256:${'0'.repeat(64)}`,
+      { ca, method: 'PUT', headers: { 'content-length': '0' } },
+    );
+    expect(completions.get(id)).toBe(1);
+    expect(put.status).toBe(502);
+    expect(put.headers['content-type']).toMatch(/^application\/json/);
+    const body = JSON.parse(put.body) as { errors: Array<{ code: string; message: string }> };
+    expect(body.errors[0]?.code).toBe('UNAVAILABLE');
+    expect(body.errors[0]?.message).toMatch(/connection reset by the backend/);
   });
 
   it('reuses keep-alive connections, and one the backend closed while idle costs no request', async () => {

@@ -7,12 +7,12 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { ConfigError, type ConfigProblem } from '../errors.js';
+import { parseHostPort } from '../net/address.js';
 import {
   DEFAULTS,
   FIELDS,
   formatDuration,
   parseDuration,
-  parseHostPort,
   type Config,
   type FieldSpec,
 } from './schema.js';

@@ -3,8 +3,10 @@
  * `config/default.yaml` documents every key and a test keeps the two in step.
  */
 import { isIP } from 'node:net';
-import { checkAllowedPaths } from '../proxy/path-allowlist.js';
-import { checkTrustedProxies } from '../proxy/trusted-proxies.js';
+import { isDNSName, parseHostPort, parseNetwork } from '../net/address.js';
+import { isAmbiguousPath } from '../net/ambiguous-path.js';
+
+export { isDNSName, parseHostPort };
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -217,7 +219,7 @@ export const FIELDS: Readonly<Record<string, FieldSpec>> = {
       const bad = names.filter((n) => n.includes('%') || (!isIP(n) && !isDNSName(n)));
       return bad.length === 0
         ? undefined
-        : `${bad.map((b) => JSON.stringify(b)).join(', ')} ${bad.length === 1 ? 'is' : 'are'} neither a DNS name nor an IP address; list names like registry.example.com or addresses like 10.0.0.5`;
+        : `${listed(bad)} neither a DNS name nor an IP address; list names like registry.example.com or addresses like 10.0.0.5`;
     }) as FieldSpec['check'],
   },
   // Lifetimes as short as seconds exist for renewal tests; browsers cap leaves at 398 days.
@@ -263,18 +265,6 @@ export const FIELDS: Readonly<Record<string, FieldSpec>> = {
   ),
 };
 
-/** `host:port` or `[v6]:port`, split; undefined when malformed. */
-export function parseHostPort(value: string): { host: string; port: number } | undefined {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value);
-  if (!match) return undefined;
-  const host = match[1] ?? match[2] ?? '';
-  const port = Number(match[3]);
-  if (port > 65535) return undefined;
-  if (match[1] !== undefined && isIP(host) !== 6) return undefined;
-  if (match[2] !== undefined && host !== '' && !isIP(host) && !isDNSName(host)) return undefined;
-  return { host: host === '' ? '0.0.0.0' : host, port };
-}
-
 function checkHostPort(value: string): string | undefined {
   return parseHostPort(value)
     ? undefined
@@ -298,11 +288,27 @@ function checkBackendURL(value: string): string | undefined {
   return undefined;
 }
 
-/** A DNS name as it may appear in a dNSName SAN (a leading `*.` wildcard allowed). */
-export function isDNSName(value: string): boolean {
-  if (value.length === 0 || value.length > 253) return false;
-  const labels = (value.startsWith('*.') ? value.slice(2) : value).split('.');
-  // An all-digit last label is a mistyped IP address (10.0.0.256), not a name.
-  if (/^\d+$/.test(labels[labels.length - 1] ?? '')) return false;
-  return labels.every((l) => /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/.test(l));
+/** Every allowedPaths entry a plain path prefix, or what to write instead. */
+function checkAllowedPaths(prefixes: readonly string[]): string | undefined {
+  const bad = prefixes.filter((p) => !p.startsWith('/') || isAmbiguousPath(p));
+  if (bad.length === 0) return undefined;
+  return (
+    `${listed(bad)} not a plain path prefix; ` +
+    "write prefixes like /v2/ or /v2/library/ (starting with '/', no '%', '\\', ';', '//' or dot segments)"
+  );
+}
+
+/** Every trustedProxies entry an address or a network, or what to write instead. */
+function checkTrustedProxies(entries: readonly string[]): string | undefined {
+  const bad = entries.filter((e) => parseNetwork(e) === undefined);
+  if (bad.length === 0) return undefined;
+  return (
+    `${listed(bad)} not an IP address or CIDR network; ` +
+    'list the load balancers in front of this proxy like 10.0.0.7, 10.0.0.0/8, ::1 or fd00::/8'
+  );
+}
+
+/** `"a", "b" are` / `"a" is`: the bad entries, quoted, for a message. */
+function listed(bad: readonly string[]): string {
+  return `${bad.map((b) => JSON.stringify(b)).join(', ')} ${bad.length === 1 ? 'is' : 'are'}`;
 }

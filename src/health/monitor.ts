@@ -4,7 +4,7 @@
  * answer and never hammer the registry. Transitions are logged once.
  */
 import type { Config } from '../config/schema.js';
-import { backendAgent } from '../proxy/backend-keepalive.js';
+import { backendAgent } from '../net/backend-keepalive.js';
 import type { Logger } from '../log.js';
 import { probeBackend, type ProbeOptions, type Verdict } from './probe.js';
 

@@ -7,6 +7,7 @@
  * reason a human can act on.
  */
 import { request, type Agent } from 'node:http';
+import { CONNECTION_FAILURES, knownKind } from '../net/errno.js';
 
 export type VerdictStatus = 'healthy' | 'open' | 'down';
 
@@ -129,18 +130,8 @@ function verdictOf(
 }
 
 function describeError(err: NodeJS.ErrnoException): string {
-  switch (err.code) {
-    case 'ECONNREFUSED':
-      return 'connection refused (is the registry running and listening there?)';
-    case 'ECONNRESET':
-      return 'connection reset by the backend';
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return `cannot resolve the host name (${err.code})`;
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return 'no route to the backend';
-    default:
-      return err.message;
-  }
+  const kind = knownKind(err);
+  if (kind === undefined) return err.message;
+  const { reason, hint } = CONNECTION_FAILURES[kind];
+  return hint === undefined ? reason : `${reason} (${hint})`;
 }

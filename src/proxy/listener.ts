@@ -5,7 +5,7 @@
  * finishes its requests; a drain closes the socket first.
  */
 import type { AddressInfo, Server } from 'node:net';
-import { parseHostPort } from '../config/schema.js';
+import { parseHostPort } from '../net/address.js';
 import { createSniffingServer, type SniffOptions } from '../tls/sniff.js';
 
 export interface PublicListener {

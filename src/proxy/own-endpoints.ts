@@ -1,13 +1,73 @@
 /**
  * What the proxy answers itself on the public port, never asking the registry: the
  * CA bundle (`/ca.crt`), the fingerprint-checking installer (`/install-ca.sh`) and
- * the cached backend verdict for balancers (health.publicPath).
+ * the cached backend verdict for balancers (health.publicPath). They answer whatever
+ * allowedPaths says (a client fetches the CA before it can trust anything), and they
+ * pass only the framing checks of admit.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { verdictBody } from '../health/report.js';
 import type { Verdict } from '../health/probe.js';
+import { formatHostPort, withDefaultPort } from '../net/address.js';
 import { installerScript } from '../trust/installer-script.js';
 import { sendRegistryError } from './registry-error.js';
+
+export interface OwnEndpoint {
+  path: string;
+  /** Other methods on this path go to the registry like any request. */
+  methods: readonly string[];
+  /** Answers the request; returns the body bytes sent. */
+  serve(req: IncomingMessage, res: ServerResponse): number;
+}
+
+export interface OwnEndpointOptions {
+  /** The CA bundle served at GET /ca.crt (public information): during a rotation, both CAs. */
+  trustBundlePEM: () => string;
+  /** health.publicPath and the cached backend verdict; absent when turned off. */
+  health?: { path: string; verdict: () => Verdict } | undefined;
+  /** Headers on every response of ours (Strict-Transport-Security). */
+  ownHeaders: Readonly<Record<string, string>>;
+}
+
+const READ = ['GET', 'HEAD'] as const;
+
+/** The table, by path: one lookup per request. */
+export function ownEndpoints(opts: OwnEndpointOptions): ReadonlyMap<string, OwnEndpoint> {
+  const { ownHeaders } = opts;
+  const table: OwnEndpoint[] = [
+    {
+      path: '/ca.crt',
+      methods: READ,
+      serve: (_req, res) => serveCACertificate(res, opts.trustBundlePEM(), ownHeaders),
+    },
+    {
+      path: '/install-ca.sh',
+      methods: READ,
+      serve: (req, res) => serveInstaller(req, res, ownHeaders),
+    },
+  ];
+  const health = opts.health;
+  if (health) {
+    table.push({
+      path: health.path,
+      methods: READ,
+      serve: (_req, res) => serveHealth(res, health.verdict(), ownHeaders),
+    });
+  }
+  return new Map(table.map((endpoint) => [endpoint.path, endpoint]));
+}
+
+/** The endpoint that answers this request, if the proxy answers it itself. */
+export function findOwnEndpoint(
+  table: ReadonlyMap<string, OwnEndpoint>,
+  path: string,
+  method: string | undefined,
+): OwnEndpoint | undefined {
+  const endpoint = table.get(path);
+  return endpoint && method !== undefined && endpoint.methods.includes(method)
+    ? endpoint
+    : undefined;
+}
 
 /** Answers with a small complete body; returns the body bytes sent. */
 function sendSmall(
@@ -22,10 +82,10 @@ function sendSmall(
   return head ? 0 : Buffer.byteLength(body);
 }
 
-export function serveCACertificate(
+function serveCACertificate(
   res: ServerResponse,
   pem: string,
-  ownHeaders: Record<string, string>,
+  ownHeaders: Readonly<Record<string, string>>,
 ): number {
   return sendSmall(
     res,
@@ -41,10 +101,10 @@ export function serveCACertificate(
 }
 
 /** The backend verdict as a simple balancer reads it: 200 healthy, 503 not, with the reason. */
-export function serveHealth(
+function serveHealth(
   res: ServerResponse,
   verdict: Verdict,
-  ownHeaders: Record<string, string>,
+  ownHeaders: Readonly<Record<string, string>>,
 ): number {
   return sendSmall(
     res,
@@ -55,16 +115,16 @@ export function serveHealth(
 }
 
 /** The fingerprint-checking installer, defaulting to the host:port this client used. */
-export function serveInstaller(
+function serveInstaller(
   req: IncomingMessage,
   res: ServerResponse,
-  ownHeaders: Record<string, string>,
+  ownHeaders: Readonly<Record<string, string>>,
 ): number {
   const port = req.socket.localPort ?? 443;
   const host = req.headers.host ?? defaultHost(req.socket.localAddress, port);
   let script: string;
   try {
-    script = installerScript(/:\d+$/.test(host) ? host : `${host}:${port}`);
+    script = installerScript(withDefaultPort(host, port));
   } catch {
     sendRegistryError(
       res,
@@ -85,7 +145,7 @@ export function serveInstaller(
   );
 }
 
+/** The Host a request without one meant: the address it came in on. */
 export function defaultHost(address: string | undefined, port: number | undefined): string {
-  const host = address?.includes(':') ? `[${address}]` : (address ?? 'localhost');
-  return `${host}:${port ?? 443}`;
+  return formatHostPort(address ?? 'localhost', port ?? 443);
 }

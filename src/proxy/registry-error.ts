@@ -4,6 +4,7 @@
  * an HTML page breaks them with "invalid character '<'".
  */
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { ConnectionFailure } from '../net/errno.js';
 
 export const API_VERSION_HEADER = 'docker-distribution-api-version';
 export const API_VERSION = 'registry/2.0';
@@ -19,30 +20,16 @@ export interface RegistryErrorSpec {
 }
 
 /** Maps an upstream failure to what the client sees: 504 on timeout, 502 otherwise. */
-export function upstreamFailure(err: NodeJS.ErrnoException): RegistryErrorSpec {
-  if (err.code === 'RTP_BACKEND_TIMEOUT') {
-    return {
-      status: 504,
-      code: 'UNAVAILABLE',
-      message: 'the registry behind this proxy did not answer in time',
-      detail: { reason: 'backend timeout' },
-    };
-  }
-  const reason =
-    err.code === 'ECONNREFUSED'
-      ? 'connection refused'
-      : err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN'
-        ? 'backend name does not resolve'
-        : err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH'
-          ? 'backend unreachable'
-          : err.code === 'ECONNRESET'
-            ? 'connection reset by the backend'
-            : 'backend connection failed';
+export function upstreamFailure(failure: ConnectionFailure): RegistryErrorSpec {
+  const { status, reason } = failure;
   return {
-    status: 502,
+    status,
     code: 'UNAVAILABLE',
     // The backend's address stays in the proxy's log: clients need not learn the internal network.
-    message: `the registry behind this proxy is unavailable (${reason})`,
+    message:
+      status === 504
+        ? 'the registry behind this proxy did not answer in time'
+        : `the registry behind this proxy is unavailable (${reason})`,
     detail: { reason },
   };
 }

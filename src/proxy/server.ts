@@ -18,12 +18,13 @@ import { secureContextOptions, serverTLSOptions } from '../tls/context.js';
 import { classifyTLSFailure } from '../tls/failures.js';
 import type { SniffOptions } from '../tls/sniff.js';
 import { drainingVerdict } from '../health/report.js';
-import { backendAgent } from './backend-keepalive.js';
+import { unbracketHost } from '../net/address.js';
+import { backendAgent } from '../net/backend-keepalive.js';
 import { trackForDrain } from './drain.js';
 import { createRequestHandler } from './handler.js';
 import { pathAllowlist } from './path-allowlist.js';
 import { trustedPeerMatcher } from './trusted-proxies.js';
-import { UpstreamPool } from './relay.js';
+import { RelayPool } from './relay-pool.js';
 import { rawRegistryError } from './registry-error.js';
 
 /** Distinct Host values remembered; a client sending random ones only empties the cache. */
@@ -77,8 +78,8 @@ export function createPublicServer(
     scheduling: 'lifo',
   });
   const backend = new URL(config.backend);
-  const pool = new UpstreamPool(
-    backend.hostname.replace(/^\[|\]$/g, ''),
+  const pool = new RelayPool(
+    unbracketHost(backend.hostname),
     Number(backend.port || 80),
     RELAY_MAX_IDLE_SOCKETS,
     config.timeouts.backendKeepAliveMs,
@@ -96,9 +97,9 @@ export function createPublicServer(
   });
   initSeries(metrics, OPERATIONS);
   const hstsSeconds = Math.floor(config.tls.hstsMaxAge / 1000);
-  /** Headers on the responses server.ts writes itself (malformed requests). */
-  const ownHeaders: Record<string, string> =
-    hstsSeconds > 0 ? { 'Strict-Transport-Security': `max-age=${hstsSeconds}` } : {};
+  /** Headers on every response: the handler's, and those server.ts writes itself (malformed requests). */
+  const ownHeaders: Readonly<Record<string, string>> =
+    hstsSeconds > 0 ? { 'strict-transport-security': `max-age=${hstsSeconds}` } : {};
   const allowedPath = pathAllowlist(config.allowedPaths);
   const handler = createRequestHandler({
     backend,
@@ -124,7 +125,7 @@ export function createPublicServer(
     ...(options.verdict && config.health.publicPath !== ''
       ? { health: { path: config.health.publicPath, verdict: drainAware(options.verdict) } }
       : {}),
-    ...(hstsSeconds > 0 ? { hsts: `max-age=${hstsSeconds}` } : {}),
+    ownHeaders,
     ...(config.trustedProxies.length > 0
       ? { isTrustedProxy: trustedPeerMatcher(config.trustedProxies) }
       : {}),

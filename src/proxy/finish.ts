@@ -1,0 +1,44 @@
+/**
+ * finish: once a response is over (sent or cut), its log line and its metrics. The
+ * line's fields stay as operators know them: method, path (no query), status,
+ * bytesIn, bytesOut, durationMs, client and, when it did not end well, error.
+ */
+import type { Logger } from '../log.js';
+import type { ProxyMetrics } from '../metrics/registry.js';
+import type { Exchange } from './exchange.js';
+import { OUTCOME_WORDS } from './outcome.js';
+
+export function createFinish(logger: Logger, metrics: ProxyMetrics): (ex: Exchange) => void {
+  /**
+   * Request lines skip pino's redaction (it walked every key of every line: 10 µs of the
+   * ~100 µs a proxied manifest GET costs; 3.7 without). They hold only the fields built
+   * here — method, path without query, status, sizes, time, client address — and never
+   * a header, so there is nothing to redact.
+   */
+  const requestLog = logger.child({}, { redact: { paths: [], censor: '' } });
+  return function finish(ex: Exchange): void {
+    const { req, res, operation } = ex;
+    const status = res.headersSent ? res.statusCode : 0;
+    const seconds = Number(process.hrtime.bigint() - ex.started) / 1e9;
+    metrics.requests.inc({
+      operation,
+      status_class: status === 0 ? 'none' : `${Math.floor(status / 100)}xx`,
+    });
+    metrics.duration.observe({ operation }, seconds);
+    if (ex.bytesIn > 0) metrics.receivedBytes.inc({ operation }, ex.bytesIn);
+    if (ex.bytesOut > 0) metrics.sentBytes.inc({ operation }, ex.bytesOut);
+    requestLog.info(
+      {
+        method: req.method,
+        path: ex.path,
+        status,
+        bytesIn: ex.bytesIn,
+        bytesOut: ex.bytesOut,
+        durationMs: seconds * 1000,
+        client: req.socket.remoteAddress,
+        ...(ex.outcome ? { error: OUTCOME_WORDS[ex.outcome] } : {}),
+      },
+      'request',
+    );
+  };
+}

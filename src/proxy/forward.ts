@@ -1,0 +1,76 @@
+/**
+ * forward: the request as the backend gets it (headers.ts: forwarding headers set,
+ * hop-by-hop removed; behind a trusted balancer, its public address for rewrites),
+ * sent through the transport that serves its operation. Which transport that is is
+ * decided here, and only here.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Operation } from '../metrics/operation.js';
+import { parseHostHeader } from '../net/address.js';
+import type { Exchange } from './exchange.js';
+import { firstValue, prepareRequestHeaders } from './headers.js';
+import type { RequestBody, Upstream } from './upstream.js';
+
+/**
+ * The hot paths of pushes and pulls take the relay: blob bodies (bytes are the cost)
+ * and the version check, manifest and blob GET/HEAD (requests are). Measured per manifest GET against a
+ * fast backend: 146 µs of proxy CPU through the relay, 175 through http-proxy.
+ * Everything else (upload start, manifest PUT, tokens, catalog, deletes) takes
+ * http-proxy, where its generality costs little.
+ */
+const RELAYED: ReadonlySet<Operation> = new Set<Operation>([
+  'ping', // GET /v2/: every client's first request on every connection
+  'blob_get',
+  'blob_head',
+  'manifest_get',
+  'manifest_head',
+  'upload_chunk',
+  'upload_complete',
+]);
+
+export interface ForwardOptions {
+  relay: Upstream;
+  httpProxy: Upstream;
+  /** Whether a peer is a trusted proxy (trustedProxies); absent when none is. */
+  isTrustedProxy?: ((address: string) => boolean) | undefined;
+}
+
+export function createForward(opts: ForwardOptions): (ex: Exchange) => void {
+  const { relay, httpProxy, isTrustedProxy } = opts;
+  return function forward(ex: Exchange): void {
+    const req = ex.req;
+    ex.watchClient();
+    const body = requestBody(req);
+    prepareRequestHeaders(req.headers, {
+      clientAddress: req.socket.remoteAddress,
+      host: ex.publicHost,
+      port: ex.publicPort,
+      isTrustedProxy,
+    });
+    if (isTrustedProxy) publicAddressFromTrustedProxy(req, ex);
+    ex.watchRequestBody(body !== undefined);
+    (RELAYED.has(ex.operation) ? relay : httpProxy).send(ex, body);
+  };
+}
+
+/** The request's body framing as the client sent it (read before hop-by-hop headers go). */
+function requestBody(req: IncomingMessage): RequestBody | undefined {
+  if (/chunked/i.test(req.headers['transfer-encoding'] ?? '')) return { length: undefined };
+  const length = Number(req.headers['content-length'] ?? 0);
+  return length > 0 ? { length } : undefined;
+}
+
+/**
+ * Behind a trusted balancer, the address clients use is its X-Forwarded-Host (the
+ * registry builds its URLs from it too): Location rewrites must point there, not at
+ * this proxy's Host, or a push would leave the balancer mid-upload.
+ */
+function publicAddressFromTrustedProxy(req: IncomingMessage, ex: Exchange): void {
+  const host = firstValue(req.headers['x-forwarded-host']);
+  if (!host || host === ex.publicHost) return;
+  const parsed = parseHostHeader(host);
+  if (!parsed) return;
+  ex.publicHost = host;
+  const port = parsed.port ?? firstValue(req.headers['x-forwarded-port']);
+  ex.publicPort = Number(port) || (req.headers['x-forwarded-proto'] === 'http' ? 80 : 443);
+}

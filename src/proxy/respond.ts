@@ -1,0 +1,98 @@
+/**
+ * respond: what the client is told. The backend's head as the client gets it
+ * (hop-by-hop headers gone, Location and WWW-Authenticate realms pointed at the
+ * public address, the API-version header on /v2/ answers, HSTS), and the proxy's
+ * own registry-style errors when the backend fails or sends what Node refuses.
+ */
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Logger } from '../log.js';
+import type { ProxyMetrics } from '../metrics/registry.js';
+import { connectionFailure } from '../net/errno.js';
+import type { Exchange, ExchangeStages } from './exchange.js';
+import { stripHopByHop } from './headers.js';
+import {
+  API_VERSION,
+  API_VERSION_HEADER,
+  sendRegistryError,
+  upstreamFailure,
+  type RegistryErrorSpec,
+} from './registry-error.js';
+import { rewriteAuthenticate, rewriteLocation, type RewriteContext } from './rewrite.js';
+
+export interface RespondOptions {
+  backend: URL;
+  logger: Logger;
+  metrics: ProxyMetrics;
+  /** Headers on every response of ours and every response passed on (Strict-Transport-Security). */
+  ownHeaders: Readonly<Record<string, string>>;
+}
+
+export type Respond = Pick<ExchangeStages, 'answerHead' | 'backendFailed'> & {
+  /** A registry-style error of the proxy's own, with the own headers. */
+  error(res: ServerResponse, spec: RegistryErrorSpec): void;
+};
+
+const INVALID_RESPONSE: RegistryErrorSpec = {
+  status: 502,
+  code: 'UNAVAILABLE',
+  message: 'the registry behind this proxy sent an invalid response',
+};
+
+export function createRespond(opts: RespondOptions): Respond {
+  const { logger, metrics, ownHeaders } = opts;
+  const ownNames = Object.keys(ownHeaders);
+  const error = (res: ServerResponse, spec: RegistryErrorSpec) =>
+    sendRegistryError(res, spec, ownHeaders);
+  return {
+    error,
+    answerHead(ex, status, message, headers) {
+      clientHeaders(headers, ex, ex.isV2);
+      for (const name of ownNames) headers[name] = ownHeaders[name];
+      try {
+        ex.res.writeHead(status, message, headers);
+        return true;
+      } catch (err) {
+        // Invalid characters from the backend: answer 502 in its place.
+        logger.warn(
+          { err, path: ex.path },
+          'backend sent response headers Node refuses to send on',
+        );
+        ex.outcome = 'backend_invalid';
+        error(ex.res, INVALID_RESPONSE);
+        return false;
+      }
+    },
+    backendFailed(ex: Exchange, err: NodeJS.ErrnoException) {
+      const failure = connectionFailure(err);
+      ex.outcome = `backend_${failure.kind}`;
+      metrics.upstreamErrors.inc({ kind: failure.label });
+      logger.warn(
+        {
+          backend: opts.backend.origin,
+          err: { code: err.code, message: err.message },
+          path: ex.path,
+          method: ex.req.method,
+        },
+        'backend request failed',
+      );
+      error(ex.res, upstreamFailure(failure));
+    },
+  };
+}
+
+/** The backend's head as the client gets it: hop-by-hop gone, URLs rewritten (in place). */
+function clientHeaders(headers: OutgoingHttpHeaders, rewrite: RewriteContext, isV2: boolean): void {
+  stripHopByHop(headers);
+  const location = headers['location'];
+  if (typeof location === 'string') headers['location'] = rewriteLocation(location, rewrite);
+  // Node joins repeated challenges into one string (RFC 9110 §11.6.1 allows a list).
+  const challenge = headers['www-authenticate'];
+  if (typeof challenge === 'string') {
+    headers['www-authenticate'] = rewriteAuthenticate(challenge, rewrite);
+  } else if (Array.isArray(challenge)) {
+    headers['www-authenticate'] = challenge.map((c) => rewriteAuthenticate(String(c), rewrite));
+  }
+  if (isV2 && headers[API_VERSION_HEADER] === undefined) {
+    headers[API_VERSION_HEADER] = API_VERSION;
+  }
+}
