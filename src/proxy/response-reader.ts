@@ -106,7 +106,12 @@ export class ResponseReader {
       return undefined;
     }
     if (head.status >= 100 && head.status < 200) return rest; // 100 Continue, 103: not for the client
-    this.framing = framingOf(head, this.headRequest);
+    const framing = framingOf(head, this.headRequest);
+    if (framing === 'bad length') {
+      this.fail('the backend sent an invalid or conflicting Content-Length');
+      return undefined;
+    }
+    this.framing = framing;
     const connection = head.headers['connection'];
     this.keepAlive = !(typeof connection === 'string' && /\bclose\b/i.test(connection));
     this.events.onHead(head);
@@ -152,8 +157,8 @@ export class ResponseReader {
         if (line !== '') this.fail('the backend sent a malformed chunked body');
         f.state = 'size';
       } else if (f.state === 'size') {
-        const size = parseInt(line.split(';', 1)[0] ?? '', 16);
-        if (!Number.isFinite(size) || size < 0) {
+        const size = chunkSize(line);
+        if (size === undefined) {
           this.fail('the backend sent a malformed chunk size');
         } else if (size === 0) {
           f.state = 'trailers';
@@ -222,8 +227,10 @@ export function parseHead(text: string): ResponseHead | undefined {
   const headers: Record<string, string | string[]> = {};
   for (const line of lines.slice(1)) {
     const colon = line.indexOf(':');
-    if (colon <= 0) return undefined;
-    const name = line.slice(0, colon).trim().toLowerCase();
+    // A name is a token, nothing around it: "Content-Length : 5" or a folded line
+    // (leading whitespace) is refused, as RFC 9112 §5.1 and §5.2 ask, not guessed at.
+    const name = line.slice(0, colon).toLowerCase();
+    if (colon <= 0 || !TOKEN.test(name)) return undefined;
     const value = line.slice(colon + 1).trim();
     const prev = headers[name];
     if (prev === undefined) headers[name] = value;
@@ -233,15 +240,34 @@ export function parseHead(text: string): ResponseHead | undefined {
   return { status: Number(status[1]), statusMessage: status[2] ?? '', headers };
 }
 
-function framingOf(head: ResponseHead, headRequest: boolean): Framing {
+function framingOf(head: ResponseHead, headRequest: boolean): Framing | 'bad length' {
   if (headRequest || head.status === 204 || head.status === 304) return { kind: 'none' };
   const te = head.headers['transfer-encoding'];
   if (typeof te === 'string' && /chunked\s*$/i.test(te)) {
     return { kind: 'chunked', state: 'size', remaining: 0, line: '' };
   }
   const length = head.headers['content-length'];
-  if (typeof length === 'string' && /^\d+$/.test(length)) {
-    return { kind: 'length', remaining: Number(length) };
-  }
-  return { kind: 'close' };
+  if (length === undefined) return { kind: 'close' };
+  // Repeated headers arrive joined ("5, 5"): equal values are one length (RFC 9112 §6.3),
+  // different ones leave the body's end unknown, so the answer is refused.
+  const values = new Set(
+    String(length)
+      .split(',')
+      .map((v) => v.trim()),
+  );
+  const only = values.size === 1 ? [...values][0] : undefined;
+  if (only === undefined || !/^\d{1,15}$/.test(only)) return 'bad length';
+  return { kind: 'length', remaining: Number(only) };
+}
+
+/** RFC 9110 §5.6.2 token characters. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+
+/**
+ * A chunk-size line's size: hex digits only (no sign, no "0x", no trailing garbage,
+ * which parseInt would accept), at most 15 of them so the size stays an exact number.
+ */
+function chunkSize(line: string): number | undefined {
+  const digits = (line.split(';', 1)[0] ?? '').replace(/[ \t]+$/, '');
+  return /^[0-9a-fA-F]{1,15}$/.test(digits) ? parseInt(digits, 16) : undefined;
 }
