@@ -10,7 +10,8 @@ import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
-import { parseHostPort, type Config } from './config/schema.js';
+import type { Config } from './config/schema.js';
+import { formatHostPort, parseHostPort, unbracketHost } from './net/address.js';
 import { RTPError } from './errors.js';
 import { probeBackend, PROBE_PATH } from './health/probe.js';
 import { inspectSuppliedCertificate } from './pki/inspect.js';
@@ -201,7 +202,7 @@ async function checkPublicPort(config: Config, url: string, add: Add): Promise<v
     }
   }
   const target = new URL(PROBE_PATH, url);
-  const host = target.hostname.replace(/^\[|\]$/g, '');
+  const host = unbracketHost(target.hostname);
   try {
     const status = await new Promise<number>((resolveStatus, reject) => {
       const req = httpsRequest(
@@ -249,7 +250,7 @@ export function defaultURL(listen: string): string {
   const parsed = parseHostPort(listen);
   if (!parsed) throw new RTPError('USAGE', `listen ${listen} is not host:port; pass --url`);
   const host = parsed.host === '0.0.0.0' ? '127.0.0.1' : parsed.host === '::' ? '::1' : parsed.host;
-  return `https://${host.includes(':') ? `[${host}]` : host}:${parsed.port}`;
+  return `https://${formatHostPort(host, parsed.port)}`;
 }
 
 function day(d: Date): string {
