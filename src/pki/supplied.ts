@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { PKIError } from '../errors.js';
 import { createRepeatGate, type Logger } from '../log.js';
-import { inspectSuppliedCertificate, type Finding } from './inspect.js';
+import type { Finding } from './finding.js';
+import { inspectSuppliedCertificate } from './inspect.js';
 import { pemBundle, type TLSMaterial } from './store.js';
 
 function readFile(path: string, key: string): string {
