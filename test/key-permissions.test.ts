@@ -3,11 +3,12 @@
  * TLS directory others can write or a key others can read, and says which file,
  * its mode and the chmod that fixes it — every problem at once.
  */
-import { execFileSync } from 'node:child_process';
-import { chmodSync, statSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCLI, startProxy, tempDir } from './helpers/processes.js';
+import { writeAtomically } from './helpers/atomic-writer.js';
+import { CLI, runCLI, startProxy, tempDir } from './helpers/processes.js';
 
 const tmp = tempDir('key-permissions');
 afterAll(() => tmp.remove());
@@ -26,6 +27,24 @@ const env = {
 async function startsAndStops(extraEnv: Record<string, string> = {}): Promise<void> {
   const proxy = await startProxy({ backend, tlsDir, env: { RTP_ADMIN_LISTEN: '', ...extraEnv } });
   expect(await proxy.stop()).toBe(0);
+}
+
+/** A self-signed certificate for localhost and its key, in a directory of their own. */
+function selfSigned(name: string): { cert: string; key: string } {
+  const dir = join(tmp.path, name);
+  mkdirSync(dir);
+  const key = join(dir, 'tls.key');
+  const cert = join(dir, 'tls.crt');
+  execFileSync(
+    'openssl',
+    [
+      ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'],
+      ...['-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost'],
+      ...['-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
+    ],
+    { stdio: 'ignore' },
+  );
+  return { cert, key };
 }
 
 describe('key file permissions', () => {
@@ -74,17 +93,7 @@ describe('key file permissions', () => {
   });
 
   it('refuses a supplied tls.key readable by others, and accepts it group-readable', async () => {
-    const key = join(tmp.path, 'supplied.key');
-    const cert = join(tmp.path, 'supplied.crt');
-    execFileSync(
-      'openssl',
-      [
-        ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'],
-        ...['-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost'],
-        ...['-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
-      ],
-      { stdio: 'ignore' },
-    );
+    const { cert, key } = selfSigned('supplied');
     chmodSync(key, 0o644);
     const supplied = { RTP_TLS_CERT: cert, RTP_TLS_KEY: key };
     const result = runCLI(['serve'], { ...env, ...supplied });
@@ -94,5 +103,59 @@ describe('key file permissions', () => {
     );
     chmodSync(key, 0o640);
     await startsAndStops(supplied);
+  });
+
+  it('names defaultMode, not chmod, for a key in a Kubernetes Secret volume (mode 0644 by default)', () => {
+    const { cert, key } = selfSigned('for-secret');
+    const mount = join(tmp.path, 'secret');
+    writeAtomically(mount, {
+      'tls.crt': { data: readFileSync(cert), mode: 0o644 },
+      'tls.key': { data: readFileSync(key), mode: 0o644 },
+    });
+    const file = join(mount, 'tls.key');
+    const result = runCLI(['serve'], {
+      ...env,
+      RTP_TLS_CERT: join(mount, 'tls.crt'),
+      RTP_TLS_KEY: file,
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain(
+      `tls.key ${file} is a private key readable by others (mode 0644); fix: the key is in a Kubernetes Secret volume, where chmod cannot change it: set defaultMode: 0440 on the Secret volume and the pod's securityContext.fsGroup to the group the proxy runs as (1000 in the image), or defaultMode: 0400 if it runs as root`,
+    );
+    expect(result.stderr).not.toMatch(/chmod o-rwx/);
+  });
+
+  it('says chmod cannot help when the key is on a read-only file system', () => {
+    const { cert, key } = selfSigned('read-only');
+    chmodSync(key, 0o644);
+    const dir = join(key, '..');
+    // Read-only in a mount namespace of the proxy's own: nothing is left mounted afterwards.
+    const result = spawnSync(
+      'unshare',
+      [
+        ...[
+          '--mount',
+          'sh',
+          '-c',
+          'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"',
+        ],
+        ...[dir, process.execPath, CLI, 'serve'],
+      ],
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: {
+          PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+          ...env,
+          RTP_TLS_CERT: cert,
+          RTP_TLS_KEY: key,
+        },
+      },
+    );
+    expect(result.status, result.stderr).toBe(1);
+    expect(result.stderr).toContain(
+      `tls.key ${key} is a private key readable by others (mode 0644); fix: the file system is read-only, so chmod cannot change it: make the key private where it comes from (a Kubernetes Secret volume: set defaultMode: 0440`,
+    );
+    expect(result.stderr).not.toMatch(/chmod o-rwx/);
   });
 });

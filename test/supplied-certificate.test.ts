@@ -2,19 +2,21 @@
  * Bring your own certificate: chains built with openssl, served only when
  * complete, replaced files reloaded, a bad replacement never served.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from './helpers/eventually.js';
+import { byoChain } from './helpers/byo-chain.js';
 import {
   CLI,
   createRegistry,
   startProxy,
   tempDir,
   waitForOutput,
+  type Proxy,
   type Registry,
 } from './helpers/processes.js';
 import { skopeo } from './helpers/skopeo.js';
@@ -22,105 +24,7 @@ import { skopeo } from './helpers/skopeo.js';
 const tmp = tempDir('byo');
 const d = (name: string) => join(tmp.path, name);
 
-function openssl(args: string[]): void {
-  execFileSync('openssl', args, { stdio: 'ignore' });
-}
-
-/** root → intermediate → leaf (SANs 127.0.0.1, localhost), each 'name' a set of files in tmp. */
-function buildChain(tag: string): void {
-  writeFileSync(
-    d('ca.ext'),
-    'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n',
-  );
-  writeFileSync(
-    d('leaf.ext'),
-    'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n',
-  );
-  const key = (n: string) =>
-    openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', d(n)]);
-  key('root.key');
-  openssl([
-    'req',
-    '-x509',
-    '-new',
-    '-key',
-    d('root.key'),
-    '-subj',
-    '/CN=BYO Root',
-    '-days',
-    '30',
-    '-out',
-    d('root.crt'),
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign',
-  ]);
-  key('int.key');
-  openssl([
-    'req',
-    '-new',
-    '-key',
-    d('int.key'),
-    '-subj',
-    '/CN=BYO Intermediate',
-    '-out',
-    d('int.csr'),
-  ]);
-  openssl([
-    'x509',
-    '-req',
-    '-in',
-    d('int.csr'),
-    '-CA',
-    d('root.crt'),
-    '-CAkey',
-    d('root.key'),
-    '-CAcreateserial',
-    '-days',
-    '30',
-    '-extfile',
-    d('ca.ext'),
-    '-out',
-    d('int.crt'),
-  ]);
-  issueLeaf(tag, 20);
-}
-
-/** A leaf signed by the current intermediate, valid for `days` from now (negative: expired). */
-function issueLeaf(tag: string, days: number): void {
-  openssl([
-    'genpkey',
-    '-algorithm',
-    'EC',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-out',
-    d(`${tag}.key`),
-  ]);
-  openssl(['req', '-new', '-key', d(`${tag}.key`), '-subj', `/CN=${tag}`, '-out', d('leaf.csr')]);
-  openssl([
-    'x509',
-    '-req',
-    '-in',
-    d('leaf.csr'),
-    '-CA',
-    d('int.crt'),
-    '-CAkey',
-    d('int.key'),
-    '-CAcreateserial',
-    '-days',
-    String(days),
-    '-extfile',
-    d('leaf.ext'),
-    '-out',
-    d(`${tag}.crt`),
-  ]);
-  writeFileSync(
-    d(`${tag}-fullchain.crt`),
-    readFileSync(d(`${tag}.crt`), 'utf8') + readFileSync(d('int.crt'), 'utf8'),
-  );
-}
+const { build: buildChain, issueLeaf } = byoChain(tmp.path);
 
 /** `serve` with a supplied certificate that must be refused: exit 1, stderr naming the problem. */
 function serveRefused(env: Record<string, string>) {
@@ -160,6 +64,25 @@ describe('a supplied certificate', () => {
     await registry?.stop();
     tmp.remove();
   });
+
+  /** A proxy serving leaf-one from cert.pem and key.pem in a directory of their own; checkInterval 1h. */
+  async function proxyOnLeafOne(name: string): Promise<{ dir: string; proxy: Proxy }> {
+    const dir = d(name);
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'cert.pem'), readFileSync(d('leaf-one-fullchain.crt')));
+    writeFileSync(join(dir, 'key.pem'), readFileSync(d('leaf-one.key')), { mode: 0o600 });
+    const proxy = await startProxy({
+      backend: registry.url,
+      tlsDir: d(`tls-${name}`),
+      env: {
+        RTP_TLS_CERT: join(dir, 'cert.pem'),
+        RTP_TLS_KEY: join(dir, 'key.pem'),
+        RTP_TLS_CA: d('root.crt'),
+        RTP_TLS_CHECK_INTERVAL: '1h',
+      },
+    });
+    return { dir, proxy };
+  }
 
   it('is refused at start-up when only the leaf is given, naming the fix', () => {
     const result = serveRefused({
@@ -239,20 +162,7 @@ describe('a supplied certificate', () => {
   });
 
   it('notices a replaced certificate at once, without waiting for the next check', async () => {
-    const dir = d('watched');
-    mkdirSync(dir);
-    writeFileSync(join(dir, 'cert.pem'), readFileSync(d('leaf-one-fullchain.crt')));
-    writeFileSync(join(dir, 'key.pem'), readFileSync(d('leaf-one.key')), { mode: 0o600 });
-    const proxy = await startProxy({
-      backend: registry.url,
-      tlsDir: d('tls-watched'),
-      env: {
-        RTP_TLS_CERT: join(dir, 'cert.pem'),
-        RTP_TLS_KEY: join(dir, 'key.pem'),
-        RTP_TLS_CA: d('root.crt'),
-        RTP_TLS_CHECK_INTERVAL: '1h',
-      },
-    });
+    const { dir, proxy } = await proxyOnLeafOne('watched');
     try {
       const root = readFileSync(d('root.crt'), 'utf8');
       expect(await servedSubject(proxy.port, root)).toBe('leaf-one');
@@ -263,6 +173,23 @@ describe('a supplied certificate', () => {
       renameSync(join(dir, 'cert.new'), join(dir, 'cert.pem'));
       await waitForOutput(proxy.child, proxy.output, /swapped in a new server certificate/, 10_000);
       expect(await servedSubject(proxy.port, root)).toBe('leaf-watched');
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('never serves a half-written pair: keeps the old one until the new key arrives too', async () => {
+    const { dir, proxy } = await proxyOnLeafOne('half-written');
+    try {
+      const root = readFileSync(d('root.crt'), 'utf8');
+      issueLeaf('leaf-half', 20);
+      // Written in place, one file after the other, as `cp` does: first the certificate.
+      writeFileSync(join(dir, 'cert.pem'), readFileSync(d('leaf-half-fullchain.crt')));
+      await waitForOutput(proxy.child, proxy.output, /KEY_MISMATCH/, 10_000);
+      expect(await servedSubject(proxy.port, root)).toBe('leaf-one');
+      writeFileSync(join(dir, 'key.pem'), readFileSync(d('leaf-half.key')));
+      await waitForOutput(proxy.child, proxy.output, /swapped in a new server certificate/, 5000);
+      expect(await servedSubject(proxy.port, root)).toBe('leaf-half');
     } finally {
       await proxy.stop();
     }

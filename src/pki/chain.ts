@@ -8,7 +8,7 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import forge from 'node-forge';
-import type { Finding } from './inspect.js';
+import type { Finding } from './finding.js';
 
 /** A certificate and where it came from, e.g. "tls.cert /etc/rtp/fullchain.pem". */
 export interface SourcedCertificate {

@@ -9,13 +9,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  FINDING_CODES,
-  inspectSuppliedCertificate,
-  matchesDNSName,
-  type Finding,
-  type Inspection,
-} from './inspect.js';
+import { FINDING_CODES, type Finding } from './finding.js';
+import { inspectSuppliedCertificate, matchesDNSName, type Inspection } from './inspect.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const NAMES = ['registry.example.com', '10.0.0.5'];

@@ -22,6 +22,7 @@ import {
   walkChain,
   type SourcedCertificate,
 } from './chain.js';
+import type { Finding, FindingCode } from './finding.js';
 import { canonicalIP, type SANs } from './sans.js';
 import { certificateSANs } from './store.js';
 
@@ -34,12 +35,6 @@ export interface SuppliedCertificate {
   certFile: string;
   keyFile: string;
   caFile?: string;
-}
-
-export interface Finding {
-  severity: 'error' | 'warning';
-  code: string;
-  message: string;
 }
 
 export interface InspectOptions {
@@ -66,22 +61,6 @@ export interface Inspection {
       }
     | undefined;
 }
-
-/** Every code a {@link Finding} can carry. */
-export const FINDING_CODES = [
-  'PARSE_ERROR',
-  'KEY_MISMATCH',
-  'CHAIN_INCOMPLETE',
-  'CHAIN_ORDER',
-  'CHAIN_EXTRA',
-  'NAME_NOT_COVERED',
-  'NOT_SERVER_AUTH',
-  'LEAF_IS_CA',
-  'EXPIRED',
-  'NOT_YET_VALID',
-  'EXPIRING_SOON',
-] as const;
-export type FindingCode = (typeof FINDING_CODES)[number];
 
 const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 const ANY_EXTENDED_KEY_USAGE = '2.5.29.37.0';

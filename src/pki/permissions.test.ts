@@ -2,6 +2,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { writeAtomically } from '../../test/helpers/atomic-writer.js';
 import { DEFAULTS, type Config } from '../config/schema.js';
 import { assertPrivateKeys, permissionProblems } from './permissions.js';
 
@@ -77,4 +78,22 @@ describe('permissionProblems', () => {
     chmodSync(key, 0o640);
     expect(permissionProblems(config({ dir, cert: '/etc/x/fullchain.pem', key }))).toEqual([]);
   });
+  it.each([
+    ['through the tls.key link', 'tls.key'],
+    ['through ..data itself', '..data/tls.key'],
+  ])(
+    'names the Secret volume’s defaultMode for a key in the kubelet’s layout (%s)',
+    (_how, path) => {
+      const mount = join(root, `secret-${n++}`);
+      writeAtomically(mount, { 'tls.key': { data: 'key', mode: 0o644 } });
+      const problems = permissionProblems(
+        config({ cert: '/etc/x/fullchain.pem', key: join(mount, path) }),
+      );
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toMatch(
+        /Kubernetes Secret volume, where chmod cannot change it: set defaultMode: 0440 .*fsGroup.*defaultMode: 0400/,
+      );
+      expect(problems[0]).not.toMatch(/chmod o-rwx/);
+    },
+  );
 });

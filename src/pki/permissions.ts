@@ -8,14 +8,16 @@
  * (Debian's ssl-cert group, certbot deployments with 0640 keys), and the files the
  * proxy writes itself are 0600 in a 0700 directory anyway (store.ts).
  */
-import { statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { accessSync, constants, readlinkSync, statSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { PKIError } from '../errors.js';
 import { FILES } from './store.js';
 
 const OTHERS_WRITE = 0o002;
 const OTHERS_READ_WRITE = 0o006;
+/** The symlink the kubelet swaps on every update of a Secret volume (atomic_writer.go). */
+const KUBELET_DATA_DIR = '..data';
 
 /** Keys in tls.dir, when present: the CA, the server key, and a rotation's next and previous CA. */
 const DIR_KEYS = [FILES.caKey, FILES.serverKey, FILES.nextCAKey, FILES.previousCAKey];
@@ -42,7 +44,7 @@ export function permissionProblems(config: Config): string[] {
       const file = join(dir, name);
       const keyMode = modeOf(file);
       if (keyMode !== undefined && keyMode & OTHERS_READ_WRITE) {
-        problems.push(`${keyProblem(file, keyMode)}; fix: chmod 600 ${file}`);
+        problems.push(`${keyProblem(file, keyMode)}; fix: ${keyFix(file, `chmod 600 ${file}`)}`);
       }
     }
   }
@@ -50,9 +52,8 @@ export function permissionProblems(config: Config): string[] {
     const file = resolve(config.tls.key);
     const mode = modeOf(file);
     if (mode !== undefined && mode & OTHERS_READ_WRITE) {
-      problems.push(
-        `tls.key ${keyProblem(file, mode)}; fix: chmod o-rwx ${file} (a group such as ssl-cert may keep reading it)`,
-      );
+      const chmod = `chmod o-rwx ${file} (a group such as ssl-cert may keep reading it)`;
+      problems.push(`tls.key ${keyProblem(file, mode)}; fix: ${keyFix(file, chmod)}`);
     }
   }
   return problems;
@@ -73,6 +74,44 @@ function keyProblem(file: string, mode: number): string {
     .filter(Boolean)
     .join(' and ');
   return `${file} is a private key ${what} by others (mode ${octal(mode)})`;
+}
+
+/**
+ * The modes of a Kubernetes Secret volume are the volume's `defaultMode` (0644
+ * unless set), and the volume is read-only: there, and on any read-only file
+ * system, chmod fails, so the fix named is the one that works.
+ * https://kubernetes.io/docs/concepts/configuration/secret/#using-secrets-as-files-from-a-pod
+ */
+const SECRET_VOLUME_FIX =
+  "set defaultMode: 0440 on the Secret volume and the pod's securityContext.fsGroup to the group the proxy runs as (1000 in the image), or defaultMode: 0400 if it runs as root";
+
+function keyFix(file: string, chmod: string): string {
+  if (inKubeletVolume(file)) {
+    return `the key is in a Kubernetes Secret volume, where chmod cannot change it: ${SECRET_VOLUME_FIX}`;
+  }
+  if (onReadOnlyFileSystem(file)) {
+    return `the file system is read-only, so chmod cannot change it: make the key private where it comes from (a Kubernetes Secret volume: ${SECRET_VOLUME_FIX})`;
+  }
+  return chmod;
+}
+
+/** The kubelet's layout: the key is `..data/NAME`, or a link into it (tls.key -> ..data/tls.key). */
+function inKubeletVolume(file: string): boolean {
+  if (file.split(sep).includes(KUBELET_DATA_DIR)) return true;
+  try {
+    return readlinkSync(file).split(sep)[0] === KUBELET_DATA_DIR;
+  } catch {
+    return false; // not a link
+  }
+}
+
+function onReadOnlyFileSystem(file: string): boolean {
+  try {
+    accessSync(file, constants.W_OK);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EROFS';
+  }
 }
 
 /** The permission bits of `path` (following symbolic links, as certbot's live/ files are), or undefined when absent. */

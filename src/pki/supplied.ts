@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { PKIError } from '../errors.js';
 import { createRepeatGate, type Logger } from '../log.js';
-import { inspectSuppliedCertificate, type Finding } from './inspect.js';
+import type { Finding } from './finding.js';
+import { inspectSuppliedCertificate } from './inspect.js';
 import { pemBundle, type TLSMaterial } from './store.js';
 
 function readFile(path: string, key: string): string {
@@ -48,13 +49,18 @@ export function loadSuppliedTLS(
   now = new Date(),
 ): TLSMaterial & { warnings: Finding[] } {
   const { cert, key, ca } = config.tls;
+  // Each file is read once: what is served is exactly the pair that was inspected,
+  // even when the files are replaced meanwhile (a second read could get a new key).
+  const certPEM = readFile(cert, 'tls.cert');
+  const keyPEM = readFile(key, 'tls.key');
+  const caPEM = ca !== '' ? readFile(ca, 'tls.ca') : undefined;
   const inspection = inspectSuppliedCertificate(
     {
-      certPEM: readFile(cert, 'tls.cert'),
-      keyPEM: readFile(key, 'tls.key'),
+      certPEM,
+      keyPEM,
       certFile: cert,
       keyFile: key,
-      ...(ca !== '' ? { caPEM: readFile(ca, 'tls.ca'), caFile: ca } : {}),
+      ...(caPEM !== undefined ? { caPEM, caFile: ca } : {}),
     },
     { names: config.tls.names, now, warnBeforeMs: config.tls.certWarnBefore },
   );
@@ -67,7 +73,7 @@ export function loadSuppliedTLS(
   }
   // /ca.crt serves what clients should trust: tls.ca when given, else the top of the chain.
   const chain = splitPEM(inspection.chainPEM);
-  const trust = ca !== '' ? splitPEM(readFile(ca, 'tls.ca')) : chain.slice(-1);
+  const trust = caPEM !== undefined ? splitPEM(caPEM) : chain.slice(-1);
   const trustPEM = pemBundle(trust);
   const top = new X509Certificate(trustPEM);
   return {
@@ -78,7 +84,7 @@ export function loadSuppliedTLS(
     caNotAfter: new Date(top.validTo),
     serverCertPEM: chain[0] ?? '',
     servedChainPEM: inspection.chainPEM,
-    serverKeyPEM: readFile(key, 'tls.key'),
+    serverKeyPEM: keyPEM,
     serverNotAfter: inspection.leaf.notAfter,
     sans: inspection.leaf.sans,
     created: { ca: false, server: false },
