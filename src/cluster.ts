@@ -17,11 +17,10 @@ import { availableParallelism } from 'node:os';
 import { deepFreeze } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { RTPError } from './errors.js';
-import { monitorBackend } from './health/monitor.js';
-import { drainingVerdict } from './health/report.js';
 import type { Logger } from './log.js';
-import { clusterMetricsSource } from './metrics/cluster.js';
-import { loadCertificates, startAdmin, type RunningProxy } from './serve.js';
+import { workersMetricsSum } from './metrics/cluster.js';
+import { loadCertificates } from './runtime-generations.js';
+import { startRuntime, type Generation, type RunningProxy, type ServingPart } from './runtime.js';
 
 /** Session-ticket keys travel to workers in their environment (readable by the same user only; not RTP_*, which is configuration). */
 export const TICKET_KEYS_ENV = 'REGISTRY_TLS_PROXY_TICKET_KEYS';
@@ -93,41 +92,59 @@ export function workerConfig(): Config {
   return deepFreeze(JSON.parse(json) as Config);
 }
 
+/** The workers serving one configuration. */
+interface WorkerSet extends Generation {
+  readonly workers: Set<Worker>;
+}
+
 export async function runPrimary(
   config: Config,
   logger: Logger,
-  count: number,
+  count = workerCount(config),
 ): Promise<RunningProxy> {
-  // Certificates first, once: workers then find them instead of all waiting on the lock.
-  await loadCertificates(config, logger);
+  const part = aSetOfWorkers(logger);
+  const { running } = await startRuntime({ config, logger, part, role: 'primary' });
+  logger.info({ workers: count }, `${count} workers serve the public port`);
+  return {
+    drain: () => running.drain(),
+    async reload(next) {
+      await running.reload(next);
+      const n = workerCount(next);
+      logger.info({ workers: n }, `${n} workers with the new configuration serve the public port`);
+    },
+  };
+}
+
+/** The serving part of a cluster's primary: a set of workers per configuration. */
+function aSetOfWorkers(logger: Logger): ServingPart<WorkerSet> {
   const ticketKeys = randomBytes(48).toString('hex');
-  let current = config;
+  let current: WorkerSet | undefined;
   let stopping = false;
-  /** The workers serving the current configuration (replaced when they die). */
-  let serving = new Set<Worker>();
   const stops = new Map<Worker, Promise<void>>();
   /** Workers that have listened, hence have their drain-message listener. */
   const listened = new WeakSet<Worker>();
+  const metrics = workersMetricsSum((worker) => current?.workers.has(worker) ?? false);
 
-  const fork = (cfg: Config, set: Set<Worker>): Worker => {
+  const fork = (set: WorkerSet): Worker => {
     const worker = cluster.fork({
       [TICKET_KEYS_ENV]: ticketKeys,
-      [CONFIG_ENV]: JSON.stringify(cfg),
+      [CONFIG_ENV]: JSON.stringify(set.config),
     });
-    set.add(worker);
+    set.workers.add(worker);
+    metrics.watch(worker);
     worker.once('listening', () => listened.add(worker));
     worker.on('message', (message) => {
       if (message === EXIT_REQUEST && worker.isConnected()) worker.send(EXIT_GRANTED);
     });
     worker.on('exit', (code, signal) => {
-      set.delete(worker);
-      if (stopping || set !== serving || stops.has(worker)) return;
+      set.workers.delete(worker);
+      if (stopping || set !== current || stops.has(worker)) return;
       logger.error(
         { worker: worker.id, pid: worker.process.pid, code, signal },
         `a worker exited unexpectedly; starting another in ${RESTART_DELAY_MS} ms`,
       );
       setTimeout(() => {
-        if (!stopping && set === serving) fork(current, set);
+        if (!stopping && set === current) fork(set);
       }, RESTART_DELAY_MS).unref();
     });
     return worker;
@@ -154,93 +171,52 @@ export async function runPrimary(
     return stopped;
   };
 
-  /** Forks `n` workers for `cfg`; resolves once all listen, rejects (stopping them) if one exits first. */
-  const startWorkers = (cfg: Config, n: number): Promise<Set<Worker>> => {
-    const set = new Set<Worker>();
-    return new Promise<Set<Worker>>((resolve, reject) => {
+  /** Forks `n` workers for `config`; resolves once all listen, rejects (stopping them) if one exits first. */
+  const startWorkers = (config: Config, n: number): Promise<WorkerSet> => {
+    const set: WorkerSet = {
+      config,
+      workers: new Set(),
+      // The workers log their own drain and what it cut.
+      retire: async (drainMs) => {
+        await Promise.all([...set.workers].map((w) => stop(w, drainMs)));
+        return 0;
+      },
+    };
+    return new Promise<WorkerSet>((resolve, reject) => {
       let listening = 0;
       let failed = false;
       for (let i = 0; i < n; i++) {
-        const worker = fork(cfg, set);
+        const worker = fork(set);
         worker.once('listening', () => {
           if (++listening === n && !failed) resolve(set);
         });
         worker.once('exit', () => {
           if (listening >= n || failed) return;
           failed = true;
-          for (const w of set) void stop(w, 0);
+          for (const w of set.workers) void stop(w, 0);
           reject(new RTPError('WORKER_FAILED', 'a worker failed to start; see its message above'));
         });
       }
     });
   };
 
-  // A worker that cannot start (bad port, bad certificate) says why and exits; so do we.
-  serving = await startWorkers(config, count);
-
-  let draining = false;
-  let health = monitorBackend(config, logger);
-  const verdict = () => (draining ? drainingVerdict(health.current()) : health.current());
-  const metrics = clusterMetricsSource();
-  const note = '/metrics summed over the workers';
-  let admin = await startAdmin(config, logger, metrics, verdict, note);
-  logger.info({ workers: count }, `${count} workers serve the public port`);
-
-  let drained: Promise<void> | undefined;
   return {
-    drain() {
-      drained ??= (async () => {
-        stopping = true;
-        draining = true;
-        const drainMs = current.timeouts.drainMs;
-        const deadline = new Date(Date.now() + drainMs).toISOString();
-        const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
-        logger.info(
-          { workers: workers.length, drainMs, deadline },
-          `draining: ${workers.length} workers finish their requests, deadline ${deadline}`,
-        );
-        await Promise.all(workers.map((w) => stop(w, drainMs)));
-        health.stop();
-        await admin?.close();
-        logger.info('drained, exiting');
-      })();
-      return drained;
+    metrics,
+    async start(config) {
+      // Certificates first, once: workers then find them instead of all waiting on the lock.
+      await loadCertificates(config, logger);
+      // A worker that cannot start (bad port, bad certificate) says why and exits; so do we.
+      return startWorkers(config, workerCount(config));
     },
-
-    async reload(next) {
-      if (stopping) throw new RTPError('RELOAD_DRAINING', 'draining: nothing to reload');
-      await loadCertificates(next, logger);
-      const nextAdmin =
-        next.admin.listen !== current.admin.listen
-          ? { value: await startAdmin(next, logger, metrics, verdict, note) }
-          : undefined;
-      const nextHealth = monitorBackend(next, logger);
-      let fresh: Set<Worker>;
-      try {
-        const n = workerCount(next);
-        fresh = await startWorkers(next, n);
-        await nextHealth.ready;
-        if (stopping) throw new RTPError('RELOAD_DRAINING', 'a drain began during the reload');
-        logger.info(
-          { workers: n },
-          `${n} workers with the new configuration serve the public port`,
-        );
-      } catch (err) {
-        nextHealth.stop();
-        await nextAdmin?.value?.close();
-        throw err;
-      }
-      const previous = serving;
-      serving = fresh;
+    promote(next) {
       current = next;
-      health.stop();
-      health = nextHealth;
-      if (nextAdmin) {
-        await admin?.close();
-        admin = nextAdmin.value;
-      }
-      logger.level = next.log.level;
-      for (const w of previous) void stop(w, next.timeouts.drainMs);
+    },
+    stopAccepting() {
+      stopping = true;
+    },
+    inFlight() {
+      const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined).length;
+      return { fields: { workers }, summary: `${workers} workers finish their requests` };
     },
   };
 }

@@ -82,13 +82,22 @@ export function monitorBackend(
   logger: Logger,
   logTransitions = true,
 ): HealthMonitor {
-  return startHealthMonitor({
+  const agent = backendAgent(config.timeouts.backendKeepAliveMs, { maxSockets: 1 });
+  const monitor = startHealthMonitor({
     backend: new URL(config.backend),
     timeoutMs: config.health.timeout,
     allowAnonymous: config.health.allowAnonymous,
-    agent: backendAgent(config.timeouts.backendKeepAliveMs, { maxSockets: 1 }),
+    agent,
     intervalMs: config.health.interval,
     logger,
     logTransitions,
   });
+  return {
+    ...monitor,
+    // A reload replaces the monitor: its kept-alive socket goes with it, not at the backend's leisure.
+    stop() {
+      monitor.stop();
+      agent.destroy();
+    },
+  };
 }

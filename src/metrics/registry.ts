@@ -1,12 +1,17 @@
 /**
  * Prometheus metrics, served on the admin listener only. One prefix (rtp_),
- * base units (seconds, bytes), counters ending in _total.
+ * base units (seconds, bytes), counters ending in _total (and only counters:
+ * `promtool check metrics` is clean).
+ *
+ * One registry for the life of the process (runtime.ts): prom-client's default
+ * collectors install observers (GC, event-loop delay) that are never released, and a
+ * registry per reload leaked them and reset every counter.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Verdict, VerdictStatus } from '../health/probe.js';
 import type { TLSMaterial } from '../pki/store.js';
 import type { TLSFailureReason } from '../tls/failures.js';
-import type { Operation } from './operation.js';
+import { OPERATIONS, type Operation } from './operation.js';
 
 export const PREFIX = 'rtp_';
 
@@ -25,13 +30,14 @@ export interface ProxyMetrics {
   hostNotCovered: Counter;
 }
 
+/** What the gauges read at each scrape: the generation serving now (undefined before the first). */
 export interface MetricSources {
   /** Backend sockets carrying a request (active) and kept alive (idle). */
-  upstream: () => { active: number; idle: number };
+  upstream: () => { active: number; idle: number } | undefined;
   /** The material being served, for certificate expiry. */
-  material: () => TLSMaterial;
-  /** The backend verdict, when health probing runs. */
-  verdict?: () => Verdict | undefined;
+  material: () => TLSMaterial | undefined;
+  /** The backend verdict. */
+  verdict: () => Verdict | undefined;
 }
 
 const VERDICTS: readonly VerdictStatus[] = ['healthy', 'open', 'down'];
@@ -40,10 +46,14 @@ const DURATION_BUCKETS = [
   0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
 ];
 
-/** A fresh registry per proxy (never prom-client's global one), so tests and reloads start clean. */
+/**
+ * The process's registry (never prom-client's global one), every labelled series at
+ * zero. Call it once per process: see the file's comment.
+ */
 export function createMetrics(sources: MetricSources): ProxyMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: PREFIX });
+  renameTotalGauges(registry);
   const registers = [registry];
   const requests = new Counter({
     name: `${PREFIX}requests_total`,
@@ -76,17 +86,6 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     labelNames: ['kind'] as const,
     registers,
   });
-  new Gauge({
-    name: `${PREFIX}upstream_sockets`,
-    help: 'Sockets to the backend registry, by state (active: carrying a request; idle: kept alive).',
-    labelNames: ['state'] as const,
-    registers,
-    collect() {
-      const { active, idle } = sources.upstream();
-      this.set({ state: 'active' }, active);
-      this.set({ state: 'idle' }, idle);
-    },
-  });
   const handshakes = new Counter({
     name: `${PREFIX}tls_handshakes_total`,
     help: 'Completed TLS handshakes on the public port.',
@@ -103,52 +102,8 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     help: "Requests whose Host is not covered by the served certificate's SANs (such clients skip verification or will fail it).",
     registers,
   });
-  new Gauge({
-    name: `${PREFIX}certificate_expiry_timestamp_seconds`,
-    aggregator: 'min', // a cluster's workers serve the same files: the soonest, not the sum
-    help: 'When the served certificate (certificate="server") and the CA that signed it (certificate="ca") expire, Unix time.',
-    labelNames: ['certificate'] as const,
-    registers,
-    collect() {
-      const m = sources.material();
-      this.set({ certificate: 'server' }, m.serverNotAfter.getTime() / 1000);
-      this.set({ certificate: 'ca' }, m.caNotAfter.getTime() / 1000);
-    },
-  });
-  if (sources.verdict) {
-    const verdict = sources.verdict;
-    new Gauge({
-      name: `${PREFIX}backend_up`,
-      aggregator: 'min',
-      help: 'Whether the last probe of the backend found it healthy (401 with a challenge; 200 only with health.allowAnonymous).',
-      registers,
-      collect() {
-        this.set(verdict()?.healthy ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: `${PREFIX}backend_verdict`,
-      aggregator: 'max',
-      help: 'The last probe verdict as a state set: healthy, open (answers anonymous users), down.',
-      labelNames: ['verdict'] as const,
-      registers,
-      collect() {
-        const current = verdict()?.status;
-        for (const v of VERDICTS) this.set({ verdict: v }, v === current ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: `${PREFIX}backend_probe_timestamp_seconds`,
-      aggregator: 'max',
-      help: 'When the backend was last probed, Unix time.',
-      registers,
-      collect() {
-        const v = verdict();
-        if (v) this.set(v.checkedAt.getTime() / 1000);
-      },
-    });
-  }
-  return {
+  defineStateGauges(registers, sources);
+  const metrics = {
     registry,
     requests,
     duration,
@@ -159,10 +114,95 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     handshakeFailures,
     hostNotCovered,
   };
+  initSeries(metrics, OPERATIONS);
+  return metrics;
+}
+
+/** Gauges read at each scrape from whichever generation serves now. */
+function defineStateGauges(registers: Registry[], sources: MetricSources): void {
+  const verdict = sources.verdict;
+  new Gauge({
+    name: `${PREFIX}upstream_sockets`,
+    help: 'Sockets to the backend registry, by state (active: carrying a request; idle: kept alive).',
+    labelNames: ['state'] as const,
+    registers,
+    collect() {
+      const { active, idle } = sources.upstream() ?? { active: 0, idle: 0 };
+      this.set({ state: 'active' }, active);
+      this.set({ state: 'idle' }, idle);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}certificate_expiry_timestamp_seconds`,
+    aggregator: 'min', // a cluster's workers serve the same files: the soonest, not the sum
+    help: 'When the served certificate (certificate="server") and the CA that signed it (certificate="ca") expire, Unix time.',
+    labelNames: ['certificate'] as const,
+    registers,
+    collect() {
+      const m = sources.material();
+      if (!m) return;
+      this.set({ certificate: 'server' }, m.serverNotAfter.getTime() / 1000);
+      this.set({ certificate: 'ca' }, m.caNotAfter.getTime() / 1000);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}backend_up`,
+    aggregator: 'min',
+    help: 'Whether the last probe of the backend found it healthy (401 with a challenge; 200 only with health.allowAnonymous).',
+    registers,
+    collect() {
+      this.set(verdict()?.healthy ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}backend_verdict`,
+    aggregator: 'max',
+    help: 'The last probe verdict as a state set: healthy, open (answers anonymous users), down.',
+    labelNames: ['verdict'] as const,
+    registers,
+    collect() {
+      const current = verdict()?.status;
+      for (const v of VERDICTS) this.set({ verdict: v }, v === current ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}backend_probe_timestamp_seconds`,
+    aggregator: 'max',
+    help: 'When the backend was last probed, Unix time.',
+    registers,
+    collect() {
+      const v = verdict();
+      if (v) this.set(v.checkedAt.getTime() / 1000);
+    },
+  });
+}
+
+/**
+ * prom-client's nodejs_active_{handles,requests,resources}_total are gauges, and a
+ * `_total` suffix says "counter" to Prometheus (promtool flags them;
+ * https://github.com/siimon/prom-client/issues/283). Served as ..._all instead, with
+ * the same value: the count over every type (the unlabelled series stays there when
+ * no handle of any type is open, which `sum()` over the typed series would not give).
+ */
+function renameTotalGauges(registry: Registry): void {
+  for (const metric of registry.getMetricsAsArray()) {
+    const { name, help } = metric as unknown as { name: string; help: string };
+    if (!(metric instanceof Gauge) || !name.endsWith('_total')) continue;
+    registry.removeSingleMetric(name);
+    new Gauge({
+      name: `${name.slice(0, -'_total'.length)}_all`,
+      help: `${help} (Every type; was ${name}.)`,
+      registers: [registry],
+      async collect() {
+        const { values } = await metric.get();
+        this.set(values[0]?.value ?? 0);
+      },
+    });
+  }
 }
 
 /** Creates every labelled series at zero, so dashboards and alerts see them before the first event. */
-export function initSeries(metrics: ProxyMetrics, operations: readonly Operation[]): void {
+function initSeries(metrics: ProxyMetrics, operations: readonly Operation[]): void {
   for (const operation of operations) {
     metrics.receivedBytes.inc({ operation }, 0);
     metrics.sentBytes.inc({ operation }, 0);

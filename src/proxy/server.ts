@@ -10,8 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Verdict } from '../health/probe.js';
-import { OPERATIONS } from '../metrics/operation.js';
-import { createMetrics, initSeries, type ProxyMetrics } from '../metrics/registry.js';
+import type { ProxyMetrics } from '../metrics/registry.js';
 import { canonicalIP } from '../pki/sans.js';
 import type { TLSMaterial } from '../pki/store.js';
 import { secureContextOptions, serverTLSOptions } from '../tls/context.js';
@@ -38,8 +37,11 @@ const UPSTREAM_MAX_FREE_SOCKETS = 256;
 const RELAY_MAX_IDLE_SOCKETS = 32;
 
 export interface PublicServer {
-  metrics: ProxyMetrics;
   agent: Agent;
+  /** Backend sockets carrying a request (active) and kept alive (idle), for rtp_upstream_sockets. */
+  upstreamSockets(): { active: number; idle: number };
+  /** The material served now (it changes on renewal), for rtp_certificate_expiry_timestamp_seconds. */
+  material(): TLSMaterial;
   /** Where a listening socket (listener.ts) hands this server's connections. */
   target: SniffOptions;
   /** Swaps the certificate for new handshakes; live connections keep theirs. */
@@ -59,7 +61,9 @@ export interface PublicServer {
 }
 
 export interface PublicServerOptions {
-  /** The cached backend verdict (health monitoring), for the public health path and metrics. */
+  /** The process's metrics (one registry for the life of the process: runtime.ts). */
+  metrics: ProxyMetrics;
+  /** The cached backend verdict (health monitoring), for the public health path. */
   verdict?: () => Verdict;
 }
 
@@ -67,8 +71,9 @@ export function createPublicServer(
   config: Config,
   material: TLSMaterial,
   logger: Logger,
-  options: PublicServerOptions = {},
+  options: PublicServerOptions,
 ): PublicServer {
+  const { metrics } = options;
   let current = material;
   let leaf = new X509Certificate(material.serverCertPEM);
   /** Host → whether the served certificate covers it. */
@@ -84,18 +89,6 @@ export function createPublicServer(
     RELAY_MAX_IDLE_SOCKETS,
     config.timeouts.backendKeepAliveMs,
   );
-  const metrics = createMetrics({
-    upstream: () => {
-      const fast = pool.stats();
-      return {
-        active: countSockets(agent.sockets) + fast.active,
-        idle: countSockets(agent.freeSockets) + fast.idle,
-      };
-    },
-    material: () => current,
-    ...(options.verdict ? { verdict: options.verdict } : {}),
-  });
-  initSeries(metrics, OPERATIONS);
   const hstsSeconds = Math.floor(config.tls.hstsMaxAge / 1000);
   /** Headers on every response: the handler's, and those server.ts writes itself (malformed requests). */
   const ownHeaders: Readonly<Record<string, string>> =
@@ -209,8 +202,15 @@ export function createPublicServer(
   };
 
   return {
-    metrics,
     agent,
+    upstreamSockets() {
+      const fast = pool.stats();
+      return {
+        active: countSockets(agent.sockets) + fast.active,
+        idle: countSockets(agent.freeSockets) + fast.idle,
+      };
+    },
+    material: () => current,
     target,
     setTicketKeys(keys) {
       https.setTicketKeys(keys);

@@ -1,0 +1,150 @@
+/**
+ * The serving part of a process that serves the public port itself (a single
+ * process, or one worker of a cluster): one generation of servers per configuration.
+ * A reload starts the next generation beside the current one, then points the
+ * listening socket at it (a new socket when `listen` changed), with no moment at
+ * which connections are refused; the previous one finishes its requests.
+ *
+ * Every generation counts into the one metrics registry this part makes (see
+ * metrics/registry.ts); its gauges read the generation serving now.
+ */
+import { resolve } from 'node:path';
+import type { Config } from './config/schema.js';
+import type { HealthMonitor } from './health/monitor.js';
+import type { Logger } from './log.js';
+import { createMetrics, type ProxyMetrics } from './metrics/registry.js';
+import { certificateSource } from './pki/source.js';
+import type { TLSMaterial } from './pki/store.js';
+import { createPublicListener, type PublicListener } from './proxy/listener.js';
+import { createPublicServer, type PublicServer } from './proxy/server.js';
+import { listenOrExplain, type Generation, type ServingPart } from './runtime.js';
+import { startRenewal } from './tls/renewal.js';
+
+/** How this process serves: alone, or as one worker of a cluster (cluster.ts). */
+export type ServeRole = { kind: 'single' } | { kind: 'worker'; ticketKeys: Buffer };
+
+/** Everything that serves one configuration in this process. */
+export interface InProcessGeneration extends Generation {
+  readonly pub: PublicServer;
+  readonly health: HealthMonitor;
+  /** The material it started with. */
+  readonly material: TLSMaterial;
+  /** The port of the listening socket it bound (at start-up, or when `listen` changed). */
+  readonly port: number | undefined;
+}
+
+export interface GenerationsInThisProcess extends ServingPart<InProcessGeneration> {
+  /** The process's metrics: what the request path counts into, whichever generation serves. */
+  readonly proxyMetrics: ProxyMetrics;
+}
+
+export function generationsInThisProcess(
+  logger: Logger,
+  role: ServeRole,
+): GenerationsInThisProcess {
+  let current: InProcessGeneration | undefined;
+  let listener: { socket: PublicListener; listen: string } | undefined;
+  let accepting = true;
+  // Gauges follow whichever generation is current.
+  const proxyMetrics = createMetrics({
+    upstream: () => current?.pub.upstreamSockets(),
+    material: () => current?.pub.material(),
+    verdict: () => current?.health.current(),
+  });
+  /** A listening socket a generation bound but that has not taken over yet. */
+  const unpromoted = new WeakMap<InProcessGeneration, PublicListener>();
+
+  const start = async (config: Config, health: HealthMonitor): Promise<InProcessGeneration> => {
+    const source = certificateSource(config, logger);
+    const material = await loadCertificates(config, logger, source);
+    const pub = createPublicServer(config, material, logger, {
+      metrics: proxyMetrics,
+      verdict: health.current,
+    });
+    // Every worker issues and accepts the same session tickets.
+    if (role.kind === 'worker') pub.setTicketKeys(role.ticketKeys);
+    const renewal = startRenewal({
+      load: () => source.load(),
+      checkIntervalMs: config.tls.checkInterval,
+      logger,
+      initial: material,
+      swap: (next) => pub.setMaterial(next),
+      watch: source.watch,
+    });
+    let socket: PublicListener | undefined;
+    let port: number | undefined;
+    if (listener?.listen !== config.listen) {
+      socket = createPublicListener(config.listen, pub.target);
+      const bound = socket;
+      try {
+        port = (await listenOrExplain(() => bound.listen(), config.listen, 'listen')).port;
+      } catch (err) {
+        renewal.stop();
+        await pub.drain(0);
+        throw err;
+      }
+    }
+    const generation: InProcessGeneration = {
+      config,
+      pub,
+      health,
+      material,
+      port,
+      async retire(deadlineMs) {
+        unpromoted.get(generation)?.stopAccepting();
+        // Once the socket is closed, connections it accepted may still arrive: wait for them.
+        const pending =
+          !accepting && generation === current ? listener?.socket.sniffing : undefined;
+        const { cut } = await pub.drain(deadlineMs, pending);
+        renewal.stop();
+        return cut;
+      },
+    };
+    if (socket) unpromoted.set(generation, socket);
+    return generation;
+  };
+
+  return {
+    metrics: proxyMetrics.registry,
+    proxyMetrics,
+    start,
+    promote(next) {
+      const socket = unpromoted.get(next);
+      unpromoted.delete(next);
+      current = next;
+      if (socket) {
+        // Connections the old socket is still sniffing go to the new generation too.
+        listener?.socket.route(next.pub.target);
+        listener?.socket.stopAccepting();
+        listener = { socket, listen: next.config.listen };
+      } else {
+        listener?.socket.route(next.pub.target);
+      }
+    },
+    stopAccepting() {
+      accepting = false;
+      listener?.socket.stopAccepting();
+    },
+    inFlight() {
+      const inFlight = current?.pub.inFlight() ?? 0;
+      return { fields: { inFlight }, summary: `${inFlight} requests in flight` };
+    },
+  };
+}
+
+/**
+ * The first load of the certificates (creating the CA and the server certificate when
+ * missing), saying what it created. A cluster primary calls it once before forking.
+ */
+export async function loadCertificates(
+  config: Config,
+  logger: Logger,
+  source = certificateSource(config, logger),
+): Promise<TLSMaterial> {
+  const material = await source.load();
+  if (material.created.ca) logger.info({ dir: resolve(config.tls.dir) }, 'created a new CA');
+  if (material.created.server) {
+    logger.info({ reason: material.created.reason }, 'issued a new server certificate');
+  }
+  return material;
+}
