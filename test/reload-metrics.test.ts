@@ -26,7 +26,8 @@ import {
   type Proxy,
   type Registry,
 } from './helpers/processes.js';
-import { eventually, fetchScrape, promtool, sampleSum } from './helpers/prometheus.js';
+import { eventually } from './helpers/eventually.js';
+import { fetchScrape, promtool, sampleSum } from './helpers/prometheus.js';
 import { pushBlobDirect } from './helpers/registry-api.js';
 import { getSlowly, repeatedBlob } from './helpers/slow-transfer.js';
 
