@@ -25,6 +25,8 @@ const MiB = 1 << 20;
 const REPO = 'load/app';
 /** Transfers in flight at once while aborting. */
 const PARALLEL = 25;
+/** Rounds of 1,000 aborted transfers: growth that goes on across them is a leak. */
+const ROUNDS = 3;
 
 describe('load: aborted transfers and many connections', () => {
   const tmp = tempDir('load');
@@ -127,7 +129,7 @@ describe('load: aborted transfers and many connections', () => {
       };
 
       const rounds: Array<{ fds: number; active: number; idle: number; rss: number }> = [];
-      for (let round = 0; round < 2; round++) {
+      for (let round = 0; round < ROUNDS; round++) {
         t = Date.now();
         await inParallel(1000, PARALLEL, (i) => (i % 2 ? abortedPull() : abortedPush()));
         console.log(`round ${round}: 1,000 aborted transfers in ${Date.now() - t} ms`);
@@ -157,10 +159,16 @@ describe('load: aborted transfers and many connections', () => {
         expect(r.active).toBe(0);
         expect(r.idle).toBeLessThanOrEqual(Math.max(baseline.idle, PARALLEL));
       }
-      // Memory: the second thousand costs nothing the first did not (no growth per abort).
-      const [first, second] = rounds as [(typeof rounds)[0], (typeof rounds)[0]];
-      expect(second.rss - first.rss).toBeLessThan(16);
-      expect(second.rss - baseline.rss).toBeLessThan(48);
+      /*
+       * Memory: a leak keeps growing with every thousand aborts; a heap that has found its
+       * size does not. So compare the rounds after the first with the first, not with the
+       * baseline: how far RSS rises in the first round is V8's sizing, and it differs by
+       * version. Measured on Node 26.12 (--trace-gc, six rounds): RSS 111 MiB at the
+       * baseline, 138 after the first round (+27; Node 20 stays under +48), then 139, 143,
+       * 135, 136, 138; the heap after each full GC 13.4, 14.1, 14.3, 14.5, 14.5, 14.5 MiB.
+       */
+      const first = rounds[0]!;
+      for (const later of rounds.slice(1)) expect(later.rss - first.rss).toBeLessThan(16);
       expect(proxy.child.exitCode).toBeNull();
     },
   );

@@ -93,7 +93,7 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
   });
   const handshakeFailures = new Counter({
     name: `${PREFIX}tls_handshake_failures_total`,
-    help: 'Failed TLS handshakes on the public port, by reason: untrusted_ca (the client does not trust our CA), no_shared_protocol, plain_http, client_cert_missing, client_cert_rejected, not_tls, aborted, other.',
+    help: 'Failed TLS handshakes on the public port, by reason: untrusted_ca (the client does not trust our CA), name_not_covered (the client asked for a name the certificate lacks), no_shared_protocol, plain_http, client_cert_missing, client_cert_rejected, not_tls, aborted, other.',
     labelNames: ['reason'] as const,
     registers,
   });

@@ -14,7 +14,7 @@ import type { ProxyMetrics } from '../metrics/registry.js';
 import { canonicalIP } from '../pki/sans.js';
 import type { TLSMaterial } from '../pki/store.js';
 import { secureContextOptions, serverTLSOptions } from '../tls/context.js';
-import { classifyTLSFailure } from '../tls/failures.js';
+import { classifyTLSFailure, notTLSMessage } from '../tls/failures.js';
 import type { SniffOptions } from '../tls/sniff.js';
 import { drainingVerdict } from '../health/report.js';
 import { unbracketHost } from '../net/address.js';
@@ -94,6 +94,18 @@ export function createPublicServer(
   const ownHeaders: Readonly<Record<string, string>> =
     hstsSeconds > 0 ? { 'strict-transport-security': `max-age=${hstsSeconds}` } : {};
   const allowedPath = pathAllowlist(config.allowedPaths);
+  const coversHost = (host: string) => {
+    // Clients use a handful of names: remember the answers (OpenSSL's check is per call).
+    let covered = coverage.get(host);
+    if (covered === undefined) {
+      covered = isIP(host)
+        ? leaf.checkIP(canonicalIP(host)) !== undefined
+        : leaf.checkHost(host) !== undefined;
+      if (coverage.size >= COVERAGE_CACHE_MAX) coverage.clear();
+      coverage.set(host, covered);
+    }
+    return covered;
+  };
   const handler = createRequestHandler({
     backend,
     agent,
@@ -103,18 +115,7 @@ export function createPublicServer(
     logger,
     metrics,
     trustBundlePEM: () => current.trustBundlePEM,
-    coversHost: (host) => {
-      // Clients use a handful of names: remember the answers (OpenSSL's check is per call).
-      let covered = coverage.get(host);
-      if (covered === undefined) {
-        covered = isIP(host)
-          ? leaf.checkIP(canonicalIP(host)) !== undefined
-          : leaf.checkHost(host) !== undefined;
-        if (coverage.size >= COVERAGE_CACHE_MAX) coverage.clear();
-        coverage.set(host, covered);
-      }
-      return covered;
-    },
+    coversHost,
     ...(options.verdict && config.health.publicPath !== ''
       ? { health: { path: config.health.publicPath, verdict: drainAware(options.verdict) } }
       : {}),
@@ -149,14 +150,24 @@ export function createPublicServer(
   const drainer = trackForDrain(https);
   https.on('secureConnection', () => metrics.handshakes.inc());
   https.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
-    const failure = classifyTLSFailure(
-      err,
-      socket,
-      `registry-tls-proxy trust --address ${localHostPort(socket)}`,
-    );
+    const failure = classifyTLSFailure(err, socket, {
+      trustCommand: `registry-tls-proxy trust --address ${localHostPort(socket)}`,
+      covers: coversHost,
+      coveredNames: [...current.sans.dns, ...current.sans.ips],
+      supplied: config.tls.cert !== '',
+    });
     metrics.handshakeFailures.inc({ reason: failure.reason });
+    // A name the certificate lacks is the same problem whether the request got through
+    // (a client that skips verification) or the handshake did not.
+    if (failure.reason === 'name_not_covered') metrics.hostNotCovered.inc();
     logger[failure.routine ? 'debug' : 'warn'](
-      { client: clientAddress(socket), reason: failure.reason, code: err.code },
+      {
+        client: clientAddress(socket),
+        reason: failure.reason,
+        code: err.code,
+        ...(failure.alert !== undefined ? { alert: failure.alert } : {}),
+        ...(socket.servername ? { servername: socket.servername } : {}),
+      },
       `TLS handshake failed: ${failure.message}`,
     );
   });
@@ -192,6 +203,13 @@ export function createPublicServer(
 
   const target: SniffOptions = {
     https,
+    onNotTLS: (socket, why) => {
+      metrics.handshakeFailures.inc({ reason: 'not_tls' });
+      logger.debug(
+        { client: socket.remoteAddress, reason: 'not_tls' },
+        `TLS handshake failed: ${notTLSMessage(why)}`,
+      );
+    },
     onPlainHTTP: (socket) => {
       metrics.handshakeFailures.inc({ reason: 'plain_http' });
       logger.info(

@@ -22,7 +22,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCA, issueClientCertificate, issueServerCertificate } from '../pki/issue.js';
 import type { TLSMaterial } from '../pki/store.js';
 import { serverTLSOptions } from './context.js';
-import { classifyTLSFailure, type TLSFailure } from './failures.js';
+import { classifyTLSFailure, receivedAlert, type TLSFailure } from './failures.js';
+import { notAClientHello } from './sniff.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const TIMEOUT_MS = 60_000;
@@ -116,7 +117,7 @@ async function handshake(
   server.on('secureConnection', (socket) => socket.end());
   const seen = new Promise<Outcome>((resolve) => {
     server.once('tlsClientError', (err: ServerError, socket: TLSSocket) => {
-      resolve({ err, socket, port, failure: classifyTLSFailure(err, socket, trustCommand(port)) });
+      resolve({ err, socket, port, failure: classifyTLSFailure(err, socket, options(port)) });
       // As https.Server does: a bare tls.Server leaves the socket open after a handshake timeout.
       socket.destroy();
     });
@@ -133,6 +134,13 @@ async function handshake(
 }
 
 const trustCommand = (port: number) => `registry-tls-proxy trust --address 127.0.0.1:${port}`;
+/** What the proxy passes: the served certificate covers localhost and 127.0.0.1. */
+const options = (port: number) => ({
+  trustCommand: trustCommand(port),
+  covers: (name: string) =>
+    new X509Certificate(material.serverCertPEM).checkHost(name) !== undefined,
+  coveredNames: ['localhost', '127.0.0.1'],
+});
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -227,12 +235,62 @@ describe('a client that does not trust the CA', () => {
     ['openssl s_client -verify_return_error', sClient('-verify_return_error')],
   ])('%s → untrusted_ca, with the trust command to run', async (_name, client) => {
     const outcome = await handshake(client);
-    // Both verify inside OpenSSL and send the alert "unknown ca" before giving up.
-    expect(outcome.err?.code).toBe('ERR_SSL_TLSV1_ALERT_UNKNOWN_CA');
+    // Both verify inside OpenSSL and send the alert unknown_ca (48) before giving up.
+    expect(outcome.failure?.alert).toBe(48);
     expect(outcome.failure?.reason).toBe('untrusted_ca');
     expect(outcome.failure?.routine).toBe(false);
     expect(outcome.failure?.message).toContain(`run "${trustCommand(outcome.port)}"`);
-    expect(outcome.failure?.message).toContain('tlsv1 alert unknown ca');
+    expect(outcome.failure?.message).toContain('unknown_ca (48)');
+  });
+});
+
+describe('a client asking for a name the certificate does not cover', () => {
+  /*
+   * curl --resolve sends SNI registry.lan to 127.0.0.1. Without our CA it fails the CA
+   * check first (unknown_ca, 48), but it would refuse the name next: that is the fix to
+   * log. (curl holding our CA checks the name only after the handshake and hangs up
+   * without an alert: the server sees a completed handshake and nothing else.)
+   */
+  it('curl without the CA → name_not_covered, naming the name and tls.names', async () => {
+    const outcome = await handshake((port) =>
+      run('curl', ['-sS', '--resolve', `registry.lan:${port}:127.0.0.1`, `https://registry.lan:${port}/`]),
+    ); // prettier-ignore
+    expect(outcome.socket.servername).toBe('registry.lan');
+    expect(outcome.failure?.alert).toBe(48);
+    expect(outcome.failure?.reason).toBe('name_not_covered');
+    expect(outcome.failure?.message).toMatch(
+      /^registry\.lan is not covered .*add it to tls\.names/,
+    );
+    expect(outcome.failure?.message).toContain('it covers localhost, 127.0.0.1');
+  });
+
+  it('openssl s_client checking the name → name_not_covered', async () => {
+    const outcome = await handshake((port) =>
+      run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'registry.lan',
+        '-verify_hostname', 'registry.lan', '-CAfile', 'ca.crt', '-verify_return_error']),
+    ); // prettier-ignore
+    expect(outcome.failure?.reason).toBe('name_not_covered');
+  });
+});
+
+describe('alert numbers, whatever OpenSSL calls them', () => {
+  // As OpenSSL 3.0 (Node 20) and 3.5 (Node 24, 26) report a Go client's bad_certificate.
+  it.each([
+    ['OpenSSL 3.0', 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:../ssl/record/rec_layer_s3.c:1601:SSL alert number 42'],
+    ['OpenSSL 3.5', 'ERR_SSL_SSL/TLS_ALERT_BAD_CERTIFICATE', 'error:0A000412:SSL routines::ssl/tls alert bad certificate:../ssl/record/rec_layer_s3.c:918:SSL alert number 42'],
+    ['no packed code', 'ERR_SSL_SOMETHING_NEW', 'alert bad certificate: SSL alert number 42'],
+  ])('%s: bad_certificate (42) → untrusted_ca, or name_not_covered for an uncovered SNI name', (_n, code, message) => {
+    const err = Object.assign(new Error(message), { code });
+    expect(receivedAlert(err)).toBe(42);
+    expect(classifyTLSFailure(err, { servername: 'localhost' }, options(1)).reason).toBe('untrusted_ca');
+    expect(classifyTLSFailure(err, {}, options(1)).reason).toBe('untrusted_ca');
+    const uncovered = classifyTLSFailure(err, { servername: 'registry.lan' }, options(1));
+    expect(uncovered.reason).toBe('name_not_covered');
+  }); // prettier-ignore
+
+  it('an error that is no received alert has no alert number', () => {
+    const err = new Error('error:0A0000C1:SSL routines::no shared cipher');
+    expect(receivedAlert(err)).toBeUndefined();
   });
 
   /*
@@ -328,26 +386,31 @@ describe('a client that does not speak TLS, or gives up', () => {
   const record = (...bytes: number[]) => Buffer.from(bytes);
   it.each([
     ['plain HTTP', Buffer.from('GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n'), 'ERR_SSL_HTTP_REQUEST'],
-    [
-      '0x16 then a version that is none',
-      record(0x16, 0x99, 0x99, 0, 4, 1, 2, 3, 4),
-      'ERR_SSL_WRONG_VERSION_NUMBER',
-    ],
-    [
-      '0x16 then a record of 64 KiB',
-      Buffer.concat([record(0x16, 3, 1, 0xff, 0xff), Buffer.alloc(50, 0x41)]),
-      'ERR_SSL_PACKET_LENGTH_TOO_LONG',
-    ],
-    [
-      '0x16 then an unknown handshake message',
-      Buffer.concat([record(0x16, 3, 3, 0, 32), Buffer.alloc(32, 0xab)]),
-      'ERR_SSL_UNEXPECTED_MESSAGE',
-    ],
   ])('%s → not_tls, routine', async (_name, bytes, code) => {
     const outcome = await handshake(rawClient(bytes));
     expect(outcome.err?.code).toBe(code);
     expect(outcome.failure?.reason).toBe('not_tls');
     expect(outcome.failure?.routine).toBe(true);
+  });
+
+  /*
+   * sniff.ts turns these away before OpenSSL reads them: a 64 KiB record was
+   * ERR_SSL_PACKET_LENGTH_TOO_LONG in OpenSSL 3.0 and is ERR_SSL_DATA_LENGTH_TOO_LONG in 3.5.
+   */
+  it.each([
+    ['a version that is none', record(0x16, 0x99, 0x99, 0, 4, 1), /record version 153/],
+    ['a record of 64 KiB', record(0x16, 3, 1, 0xff, 0xff, 1), /a record of 65535 bytes/],
+    ['an empty record', record(0x16, 3, 1, 0, 0), /a record of 0 bytes/],
+    ['an unknown handshake message', record(0x16, 3, 3, 0, 32, 0xab), /message type 171/],
+  ])('0x16 then %s: not a ClientHello (sniff.ts)', (_name, bytes, why) => {
+    expect(notAClientHello(bytes)).toMatch(why);
+  });
+
+  it.each([
+    ['a ClientHello header', record(0x16, 3, 1, 0x02, 0x00, 1)],
+    ['a header cut short', record(0x16, 3)],
+  ])('0x16 then %s: left to OpenSSL', (_name, bytes) => {
+    expect(notAClientHello(bytes)).toBeUndefined();
   });
 
   /*

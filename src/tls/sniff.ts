@@ -2,7 +2,10 @@
  * One port, two answers: a TLS ClientHello (first byte 0x16, a handshake record)
  * goes to the HTTPS server; anything else is a plain-HTTP request sent to the
  * TLS port and gets a short plain-text 400 that says to use https, instead of a
- * hang or a TLS alert the user cannot read.
+ * hang or a TLS alert the user cannot read. A first record that starts like a
+ * handshake but whose header no ClientHello has (a 64 KiB record, version 0x99)
+ * is turned away here, so what counts as "not TLS" does not depend on how the
+ * OpenSSL release in use words its error.
  */
 import type { Server as HTTPSServer } from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -12,9 +15,15 @@ const TLS_HANDSHAKE_RECORD = 0x16;
 /** Give up on a connection that sends nothing at all for this long. */
 const FIRST_BYTE_TIMEOUT_MS = 30_000;
 
+/** RFC 8446 §5.1: a plaintext record carries at most 2^14 bytes. */
+const MAX_RECORD_LENGTH = 1 << 14;
+const CLIENT_HELLO = 0x01;
+
 export interface SniffOptions {
   https: HTTPSServer;
   onPlainHTTP?: (socket: Socket) => void;
+  /** A handshake record that is no ClientHello; the connection is closed. `why` says what was wrong. */
+  onNotTLS?: (socket: Socket, why: string) => void;
 }
 
 export interface SniffingServer {
@@ -41,7 +50,8 @@ export function createSniffingServer(route: () => SniffOptions): SniffingServer 
     socket.setTimeout(FIRST_BYTE_TIMEOUT_MS, () => socket.destroy());
     socket.once('readable', () => {
       done();
-      const head: Buffer | null = socket.read(1);
+      // Everything that has arrived (a record header's 5 bytes come in the first segment).
+      const head: Buffer | null = socket.read();
       if (head === null) {
         socket.destroy();
         return;
@@ -50,7 +60,13 @@ export function createSniffingServer(route: () => SniffOptions): SniffingServer 
       socket.setTimeout(0);
       // Read at the first byte, not at accept: a reload in between must not hand the
       // connection to the server that is draining.
-      const { https, onPlainHTTP } = route();
+      const { https, onPlainHTTP, onNotTLS } = route();
+      const notClientHello = head[0] === TLS_HANDSHAKE_RECORD ? notAClientHello(head) : undefined;
+      if (notClientHello !== undefined) {
+        onNotTLS?.(socket, notClientHello);
+        socket.destroy();
+        return;
+      }
       if (head[0] === TLS_HANDSHAKE_RECORD) {
         socket.removeAllListeners('error');
         // Read once so net.Socket caches it: once Node closes a TLS connection itself (a
@@ -64,6 +80,29 @@ export function createSniffingServer(route: () => SniffOptions): SniffingServer 
     });
   });
   return { server, sniffing: () => sniffing };
+}
+
+/**
+ * What rules out the start of a handshake record as a ClientHello, or undefined
+ * when what has arrived so far could be one (fewer than 6 bytes are judged on what
+ * is there: OpenSSL sees the rest).
+ */
+export function notAClientHello(head: Buffer): string | undefined {
+  const major = head[1];
+  if (major !== undefined && major !== 3) {
+    return `record version ${major}.${head[2] ?? '?'} is not TLS's 3.x`;
+  }
+  if (head.length >= 5) {
+    const length = head.readUInt16BE(3);
+    if (length === 0 || length > MAX_RECORD_LENGTH) {
+      return `a record of ${length} bytes, where TLS allows 1 to ${MAX_RECORD_LENGTH}`;
+    }
+  }
+  const type = head[5];
+  if (type !== undefined && type !== CLIENT_HELLO) {
+    return `handshake message type ${type}, where a client starts with a ClientHello (1)`;
+  }
+  return undefined;
 }
 
 function answerPlainHTTP(socket: Socket): void {

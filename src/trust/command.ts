@@ -2,8 +2,15 @@
  * `registry-tls-proxy trust`: prints, for the address a client uses, exactly
  * what to run on that client; `--install` does it on this machine.
  */
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { join, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { RTPError } from '../errors.js';
+import { canonicalIP } from '../pki/sans.js';
+import { FILES } from '../pki/store.js';
+import { loadSuppliedTLS } from '../pki/supplied.js';
 import { configuredTrustBundle } from '../pki/trust-bundle.js';
 import { installTrust } from './install.js';
 import { formatTrustReport, type TrustTarget } from './instructions.js';
@@ -60,6 +67,9 @@ export async function runTrust(
   out: (text: string) => void,
 ): Promise<void> {
   const target = await localTrustTarget(config, args.address);
+  const served = servedCertificatePEM(config);
+  const warning = served && coverageWarning(served, args.address, config.tls.cert !== '');
+  if (warning) out(`${warning}\n`);
   if (!args.install) {
     out(formatTrustReport(target));
     return;
@@ -68,4 +78,33 @@ export async function runTrust(
   for (const file of written) out(`wrote ${file}\n`);
   for (const command of ran) out(`ran ${command}\n`);
   out(`trusted CA ${target.fingerprints.join(' and ')} for ${args.address}\n`);
+}
+
+/** The certificate the proxy serves: the supplied one, or tls.dir's (none before the first start). */
+function servedCertificatePEM(config: Config): string | undefined {
+  if (config.tls.cert !== '') return loadSuppliedTLS(config).serverCertPEM;
+  const file = join(resolve(config.tls.dir), FILES.serverCert);
+  return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+}
+
+/**
+ * A warning when the host of `address` (HOST:PORT) is not on the served certificate:
+ * trusting the CA does not help a client that verifies the name (Go: "certificate is
+ * valid for vm, localhost, not registry.lan").
+ */
+export function coverageWarning(
+  certPEM: string,
+  address: string,
+  supplied: boolean,
+): string | undefined {
+  const host = /^\[(.+)\](?::\d+)?$/.exec(address)?.[1] ?? address.replace(/:\d+$/, '');
+  const cert = new X509Certificate(certPEM);
+  const covered = isIP(host)
+    ? cert.checkIP(canonicalIP(host)) !== undefined
+    : cert.checkHost(host) !== undefined;
+  if (covered) return undefined;
+  const fix = supplied
+    ? `the certificate is the one supplied in tls.cert: replace it with one that names ${host}`
+    : `add ${host} to tls.names (RTP_TLS_NAMES) and reload or restart the proxy, which then issues a certificate that covers it`;
+  return `warning: ${host} is not covered by the certificate the proxy serves (${cert.subjectAltName ?? 'no SANs'}); clients that verify it refuse it even once they trust the CA: ${fix}`;
 }
