@@ -6,7 +6,8 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { parseHostPort, type Config } from './config/schema.js';
+import type { Config } from './config/schema.js';
+import { parseHostPort } from './net/address.js';
 import type { Logger } from './log.js';
 import { answerPrimaryMetrics } from './metrics/cluster.js';
 import { readMachineIdentity } from './pki/sans.js';

@@ -4,8 +4,8 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { parseHostPort } from '../config/schema.js';
-import { listenOn } from '../proxy/listener.js';
+import { listenOn } from '../net/listen.js';
+import { parseHostPort } from '../net/address.js';
 import type { Verdict } from '../health/probe.js';
 import { verdictBody } from '../health/report.js';
 

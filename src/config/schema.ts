@@ -6,8 +6,6 @@ import { isIP } from 'node:net';
 import { isDNSName, parseHostPort, parseNetwork } from '../net/address.js';
 import { isAmbiguousPath } from '../net/ambiguous-path.js';
 
-export { isDNSName, parseHostPort };
-
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface Config {

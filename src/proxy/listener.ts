@@ -4,8 +4,9 @@
  * with no moment at which connections are refused, while the old server
  * finishes its requests; a drain closes the socket first.
  */
-import type { AddressInfo, Server } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { parseHostPort } from '../net/address.js';
+import { listenOn } from '../net/listen.js';
 import { createSniffingServer, type SniffOptions } from '../tls/sniff.js';
 
 export interface PublicListener {
@@ -35,15 +36,4 @@ export function createPublicListener(listen: string, initial: SniffOptions): Pub
     },
     sniffing,
   };
-}
-
-/** `server.listen` as a promise: the bound address, or the error (EADDRINUSE, EACCES). */
-export function listenOn(server: Server, host: string, port: number): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port }, () => {
-      server.off('error', reject);
-      resolve(server.address() as AddressInfo);
-    });
-  });
 }
