@@ -7,7 +7,7 @@
 import { X509Certificate } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import type { Config } from './config/schema.js';
-import { parseHostPort } from './net/address.js';
+import { bracketHost, parseHostPort } from './net/address.js';
 import type { Logger } from './log.js';
 import { answerPrimaryMetrics } from './metrics/cluster.js';
 import { readMachineIdentity } from './pki/sans.js';
@@ -98,8 +98,8 @@ function splitCount(pem: string | undefined): number {
 /** The name to show in client instructions: a configured name, the bound address, or the hostname. */
 function advertisedHost(config: Config, hostname: string): string {
   const first = config.tls.names[0];
-  if (first) return first.includes(':') ? `[${first}]` : first;
+  if (first) return bracketHost(first);
   const host = parseHostPort(config.listen)?.host;
-  if (host && host !== '0.0.0.0' && host !== '::') return host.includes(':') ? `[${host}]` : host;
+  if (host && host !== '0.0.0.0' && host !== '::') return bracketHost(host);
   return hostname;
 }

@@ -9,6 +9,7 @@
  */
 import type { Server as HTTPSServer } from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
+import { formatHostPort } from '../net/address.js';
 import { canonicalIP } from '../pki/sans.js';
 
 const TLS_HANDSHAKE_RECORD = 0x16;
@@ -108,10 +109,10 @@ export function notAClientHello(head: Buffer): string | undefined {
 function answerPlainHTTP(socket: Socket): void {
   const port = socket.localPort ?? 443;
   const local = canonicalIP(socket.localAddress ?? '127.0.0.1');
-  const host = local.includes(':') ? `[${local}]` : local;
+  const hostPort = formatHostPort(local, port);
   const body =
-    `This port speaks HTTPS. Use https://${host}:${port}/ (for docker: drop --insecure-registry ` +
-    `for this address and trust the proxy's CA, see https://${host}:${port}/ca.crt).\n`;
+    `This port speaks HTTPS. Use https://${hostPort}/ (for docker: drop --insecure-registry ` +
+    `for this address and trust the proxy's CA, see https://${hostPort}/ca.crt).\n`;
   socket.end(
     'HTTP/1.1 400 Bad Request\r\n' +
       'Content-Type: text/plain; charset=utf-8\r\n' +
