@@ -166,9 +166,13 @@ describe('load: aborted transfers and many connections', () => {
        * version. Measured on Node 26.12 (--trace-gc, six rounds): RSS 111 MiB at the
        * baseline, 138 after the first round (+27; Node 20 stays under +48), then 139, 143,
        * 135, 136, 138; the heap after each full GC 13.4, 14.1, 14.3, 14.5, 14.5, 14.5 MiB.
+       * On Node 20 on a busy machine the heap took two rounds to find its size: 75 MiB at
+       * the baseline, then 101, 117, 117. So the LAST round is the test (a leak grows in
+       * every round), and the whole rise stays bounded.
        */
-      const first = rounds[0]!;
-      for (const later of rounds.slice(1)) expect(later.rss - first.rss).toBeLessThan(16);
+      const [previous, last] = rounds.slice(-2) as [(typeof rounds)[0], (typeof rounds)[0]];
+      expect(last.rss - previous.rss).toBeLessThan(10);
+      expect(last.rss - baseline.rss).toBeLessThan(64);
       expect(proxy.child.exitCode).toBeNull();
     },
   );
