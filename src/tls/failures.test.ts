@@ -8,7 +8,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect, type AddressInfo } from 'node:net';
+import { isIP, connect as netConnect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -137,8 +137,10 @@ const trustCommand = (port: number) => `registry-tls-proxy trust --address 127.0
 /** What the proxy passes: the served certificate covers localhost and 127.0.0.1. */
 const options = (port: number) => ({
   trustCommand: trustCommand(port),
-  covers: (name: string) =>
-    new X509Certificate(material.serverCertPEM).checkHost(name) !== undefined,
+  covers: (name: string) => {
+    const leaf = new X509Certificate(material.serverCertPEM);
+    return (isIP(name) ? leaf.checkIP(name) : leaf.checkHost(name)) !== undefined;
+  },
   coveredNames: ['localhost', '127.0.0.1'],
 });
 
@@ -287,6 +289,22 @@ describe('alert numbers, whatever OpenSSL calls them', () => {
     const uncovered = classifyTLSFailure(err, { servername: 'registry.lan' }, options(1));
     expect(uncovered.reason).toBe('name_not_covered');
   }); // prettier-ignore
+
+  it('no SNI: the address the client reached is the name it asked for (an IP SAN missing)', () => {
+    const err = Object.assign(new Error('SSL alert number 42'), { code: 'ERR_SSL_X' });
+    const ipAware = { ...options(1), covers: (name: string) => name === '127.0.0.1' };
+    expect(classifyTLSFailure(err, { localAddress: '127.0.0.1' }, ipAware).reason).toBe(
+      'untrusted_ca',
+    );
+    const missing = classifyTLSFailure(err, { localAddress: '::ffff:198.18.0.2' }, ipAware);
+    expect(missing.reason).toBe('name_not_covered');
+    expect(missing.message).toMatch(/^198\.18\.0\.2 is not covered .*no IP SAN for it/);
+    // A name the client sent wins over the address.
+    expect(
+      classifyTLSFailure(err, { servername: 'registry.lan', localAddress: '127.0.0.1' }, ipAware)
+        .message,
+    ).toMatch(/^registry\.lan is not covered/);
+  });
 
   it('an error that is no received alert has no alert number', () => {
     const err = new Error('error:0A0000C1:SSL routines::no shared cipher');

@@ -9,6 +9,7 @@
  * failures detected on our side (no shared cipher, a peer without a certificate)
  * are told apart by OpenSSL's error code.
  */
+import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 
 export type TLSFailureReason =
@@ -35,6 +36,11 @@ export interface TLSFailure {
 export type HandshakeFacts = Partial<Pick<TLSSocket, 'authorizationError'>> & {
   /** The name the client asked for in its ClientHello (SNI); absent when it connected by IP. */
   servername?: string | false | null;
+  /**
+   * The address the connection reached. A client that sends no SNI connected by IP, and
+   * (unless a balancer's NAT is in between) by this one: Go's "doesn't contain any IP SANs".
+   */
+  localAddress?: string | undefined;
 };
 
 export interface ClassifyOptions {
@@ -140,7 +146,7 @@ export function classifyTLSFailure(
     };
   }
   const alert = receivedAlert(err);
-  if (alert !== undefined) return classifyAlert(alert, facts?.servername, options);
+  if (alert !== undefined) return classifyAlert(alert, askedFor(facts), options);
   if (code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') {
     return {
       reason: 'client_cert_missing',
@@ -163,9 +169,16 @@ export function classifyTLSFailure(
   return { reason: 'other', message: err.reason ?? err.message, routine: false };
 }
 
+/** The name (SNI) or, without one, the IP address the client meant to reach. */
+function askedFor(facts: HandshakeFacts | undefined): string | undefined {
+  if (typeof facts?.servername === 'string' && facts.servername !== '') return facts.servername;
+  const local = facts?.localAddress?.replace(/^::ffff:/, '');
+  return local && isIP(local) ? local : undefined;
+}
+
 function classifyAlert(
   alert: number,
-  servername: string | false | null | undefined,
+  servername: string | undefined,
   options: ClassifyOptions,
 ): TLSFailure {
   const said = `it sent the alert ${alertName(alert)} (${alert})`;
@@ -173,7 +186,7 @@ function classifyAlert(
   if (refused !== undefined) {
     // The client asked for a name the certificate lacks: whatever else is wrong, a
     // verifying client refuses it until the name is added, so that is the fix to give.
-    if (typeof servername === 'string' && servername !== '' && !options.covers(servername)) {
+    if (servername !== undefined && !options.covers(servername)) {
       return {
         reason: 'name_not_covered',
         message: nameNotCoveredMessage(servername, said, options),
@@ -208,7 +221,10 @@ function nameNotCoveredMessage(name: string, said: string, options: ClassifyOpti
   const fix = options.supplied
     ? `the certificate is the one supplied in tls.cert: replace it with one that names ${name}`
     : `add it to tls.names (RTP_TLS_NAMES), and the proxy issues a certificate that covers it`;
-  return `${name} is not covered by the served certificate${covered}; the client asked for it and refused the certificate (${said}): ${fix}`;
+  const asked = isIP(name)
+    ? `the client connected to ${name} with no name (no SNI) and refused the certificate, which has no IP SAN for it (${said})`
+    : `the client asked for it and refused the certificate (${said})`;
+  return `${name} is not covered by the served certificate${covered}; ${asked}: ${fix}`;
 }
 
 function noSharedProtocol(detail: string): TLSFailure {
