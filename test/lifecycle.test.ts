@@ -454,7 +454,10 @@ describe.each([
     });
     expect([...outcomes.keys()]).toEqual(['ok']); // no reset, no hang, no error status
     for (const { pushes, connections } of results) {
-      expect(pushes).toBeGreaterThan(20);
+      // At least one push per reload on average: the clients were busy while the reloads
+      // came. (Not more: the window is ten reloads long, ~3 s, and a full suite on two busy
+      // cores made 17-18 pushes per client in it where a quiet run makes 40+.)
+      expect(pushes).toBeGreaterThanOrEqual(10);
       // The reloads did end the clients' connections (new ones were opened), and each
       // connection carried many requests: the case of a keep-alive connection in use.
       expect(connections).toBeGreaterThan(1);
