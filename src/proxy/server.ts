@@ -1,12 +1,13 @@
 /**
  * The public listener: a TCP server that tells TLS from plain HTTP, feeding an
- * HTTPS server whose handler proxies to the backend.
+ * HTTPS server whose handler proxies to the backend. `createPublicServer` wires one
+ * generation's parts, each made below; what the HTTPS server does beside answering
+ * requests (failed handshakes, malformed requests) is in https-events.ts.
  */
 import { X509Certificate } from 'node:crypto';
 import type { Agent } from 'node:http';
 import { createServer as createHTTPSServer, type Server as HTTPSServer } from 'node:https';
-import { isIP, type Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import { isIP } from 'node:net';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Verdict } from '../health/probe.js';
@@ -14,17 +15,17 @@ import type { ProxyMetrics } from '../metrics/registry.js';
 import { canonicalIP } from '../pki/sans.js';
 import type { TLSMaterial } from '../pki/store.js';
 import { secureContextOptions, serverTLSOptions } from '../tls/context.js';
-import { classifyTLSFailure, notTLSMessage } from '../tls/failures.js';
+import { notTLSMessage } from '../tls/failures.js';
 import type { SniffOptions } from '../tls/sniff.js';
 import { drainingVerdict } from '../health/report.js';
 import { unbracketHost } from '../net/address.js';
 import { backendAgent } from '../net/backend-keepalive.js';
-import { trackForDrain } from './drain.js';
+import { trackForDrain, type Drainer } from './drain.js';
 import { createRequestHandler } from './handler.js';
+import { answerMalformedRequests, handshakeFailureLogger } from './https-events.js';
 import { pathAllowlist } from './path-allowlist.js';
 import { trustedPeerMatcher } from './trusted-proxies.js';
 import { RelayPool } from './relay-pool.js';
-import { rawRegistryError } from './registry-error.js';
 
 /** Distinct Host values remembered; a client sending random ones only empties the cache. */
 const COVERAGE_CACHE_MAX = 1024;
@@ -75,37 +76,11 @@ export function createPublicServer(
 ): PublicServer {
   const { metrics } = options;
   let current = material;
-  let leaf = new X509Certificate(material.serverCertPEM);
-  /** Host → whether the served certificate covers it. */
-  const coverage = new Map<string, boolean>();
-  const agent = backendAgent(config.timeouts.backendKeepAliveMs, {
-    maxFreeSockets: UPSTREAM_MAX_FREE_SOCKETS,
-    scheduling: 'lifo',
-  });
-  const backend = new URL(config.backend);
-  const pool = new RelayPool(
-    unbracketHost(backend.hostname),
-    Number(backend.port || 80),
-    RELAY_MAX_IDLE_SOCKETS,
-    config.timeouts.backendKeepAliveMs,
-  );
-  const hstsSeconds = Math.floor(config.tls.hstsMaxAge / 1000);
-  /** Headers on every response: the handler's, and those server.ts writes itself (malformed requests). */
-  const ownHeaders: Readonly<Record<string, string>> =
-    hstsSeconds > 0 ? { 'strict-transport-security': `max-age=${hstsSeconds}` } : {};
-  const allowedPath = pathAllowlist(config.allowedPaths);
-  const coversHost = (host: string) => {
-    // Clients use a handful of names: remember the answers (OpenSSL's check is per call).
-    let covered = coverage.get(host);
-    if (covered === undefined) {
-      covered = isIP(host)
-        ? leaf.checkIP(canonicalIP(host)) !== undefined
-        : leaf.checkHost(host) !== undefined;
-      if (coverage.size >= COVERAGE_CACHE_MAX) coverage.clear();
-      coverage.set(host, covered);
-    }
-    return covered;
-  };
+  const coverage = hostCoverage(material);
+  const { backend, agent, pool } = backendTransports(config);
+  const ownHeaders = ownHeadersOf(config);
+  // The drain tracker exists once the HTTPS server does; the health path asks it later.
+  let drainer: Drainer | undefined;
   const handler = createRequestHandler({
     backend,
     agent,
@@ -115,17 +90,111 @@ export function createPublicServer(
     logger,
     metrics,
     trustBundlePEM: () => current.trustBundlePEM,
-    coversHost,
+    coversHost: coverage.covers,
     ...(options.verdict && config.health.publicPath !== ''
       ? { health: { path: config.health.publicPath, verdict: drainAware(options.verdict) } }
       : {}),
     ownHeaders,
+    ...optionalAdmission(config),
+  });
+  const https = createHTTPSFront(config, material, handler);
+  drainer = trackForDrain(https);
+  https.on('secureConnection', () => metrics.handshakes.inc());
+  https.on(
+    'tlsClientError',
+    handshakeFailureLogger({
+      logger,
+      metrics,
+      covers: coverage.covers,
+      coveredNames: () => [...current.sans.dns, ...current.sans.ips],
+      supplied: config.tls.cert !== '',
+    }),
+  );
+  answerMalformedRequests(https, logger, ownHeaders);
+  return publicServerOf({
+    https,
+    agent,
+    pool,
+    drainer,
+    target: sniffTarget(https, metrics, logger),
+    material: () => current,
+    setMaterial(next) {
+      current = next;
+      coverage.reset(next);
+      https.setSecureContext(secureContextOptions(next, config.tls.clientAuth));
+    },
+  });
+
+  /** The public health path answers 503 "draining" once a drain begins, so balancers move on. */
+  function drainAware(verdict: () => Verdict): () => Verdict {
+    return () => (drainer?.draining() ? drainingVerdict(verdict()) : verdict());
+  }
+}
+
+/** Whether the served certificate covers a Host, remembered per Host until the certificate changes. */
+function hostCoverage(material: TLSMaterial) {
+  let leaf = new X509Certificate(material.serverCertPEM);
+  const coverage = new Map<string, boolean>();
+  return {
+    covers(host: string): boolean {
+      // Clients use a handful of names: remember the answers (OpenSSL's check is per call).
+      let covered = coverage.get(host);
+      if (covered === undefined) {
+        covered = isIP(host)
+          ? leaf.checkIP(canonicalIP(host)) !== undefined
+          : leaf.checkHost(host) !== undefined;
+        if (coverage.size >= COVERAGE_CACHE_MAX) coverage.clear();
+        coverage.set(host, covered);
+      }
+      return covered;
+    },
+    reset(next: TLSMaterial): void {
+      leaf = new X509Certificate(next.serverCertPEM);
+      coverage.clear();
+    },
+  };
+}
+
+/** The two ways to the backend: http-proxy's keep-alive agent, and the relay's socket pool. */
+function backendTransports(config: Config) {
+  const backend = new URL(config.backend);
+  const agent = backendAgent(config.timeouts.backendKeepAliveMs, {
+    maxFreeSockets: UPSTREAM_MAX_FREE_SOCKETS,
+    scheduling: 'lifo',
+  });
+  const pool = new RelayPool(
+    unbracketHost(backend.hostname),
+    Number(backend.port || 80),
+    RELAY_MAX_IDLE_SOCKETS,
+    config.timeouts.backendKeepAliveMs,
+  );
+  return { backend, agent, pool };
+}
+
+/** Headers on every response: the handler's, and those written here (malformed requests). */
+function ownHeadersOf(config: Config): Readonly<Record<string, string>> {
+  const hstsSeconds = Math.floor(config.tls.hstsMaxAge / 1000);
+  return hstsSeconds > 0 ? { 'strict-transport-security': `max-age=${hstsSeconds}` } : {};
+}
+
+/** The admission checks that only some configurations have (trustedProxies, allowedPaths). */
+function optionalAdmission(config: Config) {
+  const allowedPath = pathAllowlist(config.allowedPaths);
+  return {
     ...(config.trustedProxies.length > 0
       ? { isTrustedProxy: trustedPeerMatcher(config.trustedProxies) }
       : {}),
     ...(allowedPath ? { allowedPath } : {}),
-  });
-  const https: HTTPSServer = createHTTPSServer(
+  };
+}
+
+/** The HTTPS server that the listening socket hands TLS connections to (it never listens itself). */
+function createHTTPSFront(
+  config: Config,
+  material: TLSMaterial,
+  handler: ReturnType<typeof createRequestHandler>,
+): HTTPSServer {
+  const https = createHTTPSServer(
     {
       ...serverTLSOptions(material, config.tls.clientAuth),
       // No deadline for a whole request: multi-GB layer pushes take as long as they take.
@@ -147,61 +216,12 @@ export function createPublicServer(
   https.emit('listening');
   // Idle (no bytes moving) limit on client connections; see handler.ts for the per-phase switch.
   https.timeout = config.timeouts.clientIdleMs;
-  const drainer = trackForDrain(https);
-  https.on('secureConnection', () => metrics.handshakes.inc());
-  https.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
-    const failure = classifyTLSFailure(err, socket, {
-      trustCommand: `registry-tls-proxy trust --address ${localHostPort(socket)}`,
-      covers: coversHost,
-      coveredNames: [...current.sans.dns, ...current.sans.ips],
-      supplied: config.tls.cert !== '',
-    });
-    metrics.handshakeFailures.inc({ reason: failure.reason });
-    // A name the certificate lacks is the same problem whether the request got through
-    // (a client that skips verification) or the handshake did not.
-    if (failure.reason === 'name_not_covered') metrics.hostNotCovered.inc();
-    logger[failure.routine ? 'debug' : 'warn'](
-      {
-        client: clientAddress(socket),
-        reason: failure.reason,
-        code: err.code,
-        ...(failure.alert !== undefined ? { alert: failure.alert } : {}),
-        ...(socket.servername ? { servername: socket.servername } : {}),
-      },
-      `TLS handshake failed: ${failure.message}`,
-    );
-  });
-  https.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    logger.debug(
-      { client: socket.remoteAddress, err: { code: err.code, message: err.message } },
-      'bad request from client',
-    );
-    // As Node's default handler: answer only when no response on this connection has begun.
-    const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (socket.writable && !inFlight?.headersSent) {
-      socket.end(clientErrorResponse(err, ownHeaders));
-      // end() flushes the answer; destroy() right away could drop it on a TLS socket.
-      socket.setTimeout(1000, () => socket.destroy());
-      return;
-    }
-    socket.destroy();
-  });
+  return https;
+}
 
-  // CONNECT (authority-form) never reaches the request handler; without a listener
-  // Node would drop the connection without a word.
-  https.on('connect', (_req, socket: Socket) => {
-    socket.end(
-      rawRegistryError(
-        405,
-        'Method Not Allowed',
-        { code: 'UNSUPPORTED', message: 'CONNECT is not allowed: this is a registry, not a proxy' },
-        ownHeaders,
-      ),
-    );
-    socket.setTimeout(1000, () => socket.destroy());
-  });
-
-  const target: SniffOptions = {
+/** Where the listening socket hands connections: TLS to `https`; the rest is counted and logged. */
+function sniffTarget(https: HTTPSServer, metrics: ProxyMetrics, logger: Logger): SniffOptions {
+  return {
     https,
     onNotTLS: (socket, why) => {
       metrics.handshakeFailures.inc({ reason: 'not_tls' });
@@ -218,7 +238,19 @@ export function createPublicServer(
       );
     },
   };
+}
 
+/** The PublicServer interface over one generation's parts. */
+function publicServerOf(parts: {
+  https: HTTPSServer;
+  agent: Agent;
+  pool: RelayPool;
+  drainer: Drainer;
+  target: SniffOptions;
+  material: () => TLSMaterial;
+  setMaterial: (next: TLSMaterial) => void;
+}): PublicServer {
+  const { https, agent, pool, drainer } = parts;
   return {
     agent,
     upstreamSockets() {
@@ -228,17 +260,12 @@ export function createPublicServer(
         idle: countSockets(agent.freeSockets) + fast.idle,
       };
     },
-    material: () => current,
-    target,
+    material: parts.material,
+    target: parts.target,
     setTicketKeys(keys) {
       https.setTicketKeys(keys);
     },
-    setMaterial(next) {
-      current = next;
-      leaf = new X509Certificate(next.serverCertPEM);
-      coverage.clear();
-      https.setSecureContext(secureContextOptions(next, config.tls.clientAuth));
-    },
+    setMaterial: parts.setMaterial,
     inFlight: drainer.inFlight,
     drain(deadlineMs, pending) {
       return drainer.drain(
@@ -252,60 +279,10 @@ export function createPublicServer(
       );
     },
   };
-
-  /** The public health path answers 503 "draining" once a drain begins, so balancers move on. */
-  function drainAware(verdict: () => Verdict): () => Verdict {
-    return () => (drainer.draining() ? drainingVerdict(verdict()) : verdict());
-  }
-}
-
-/**
- * The client's address. When Node itself closes the connection (a rejected client
- * certificate), the TLS socket no longer knows its peer; the TCP socket under it,
- * whose address sniff.ts read (and so cached), still does.
- */
-function clientAddress(socket: TLSSocket): string | undefined {
-  return socket.remoteAddress ?? (socket as unknown as { _parent?: Socket })._parent?.remoteAddress;
-}
-
-/** The address the client connected to, as it would write it: 10.0.0.5:5443, [fd00::5]:5443. */
-function localHostPort(socket: Socket): string {
-  const address = (socket.localAddress ?? 'HOST').replace(/^::ffff:/, '');
-  return `${address.includes(':') ? `[${address}]` : address}:${socket.localPort ?? 'PORT'}`;
 }
 
 function countSockets(pool: NodeJS.ReadOnlyDict<unknown[]>): number {
   let n = 0;
   for (const list of Object.values(pool)) n += list?.length ?? 0;
   return n;
-}
-
-/** What a client whose request Node could not parse is told, registry-style. */
-function clientErrorResponse(
-  err: NodeJS.ErrnoException,
-  headers: Readonly<Record<string, string>>,
-): string {
-  switch (err.code) {
-    case 'HPE_HEADER_OVERFLOW':
-      return rawRegistryError(
-        431,
-        'Request Header Fields Too Large',
-        { code: 'UNSUPPORTED', message: 'request headers are too large' },
-        headers,
-      );
-    case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return rawRegistryError(
-        408,
-        'Request Timeout',
-        { code: 'UNSUPPORTED', message: 'request headers were not sent in time' },
-        headers,
-      );
-    default:
-      return rawRegistryError(
-        400,
-        'Bad Request',
-        { code: 'UNSUPPORTED', message: 'malformed HTTP request' },
-        headers,
-      );
-  }
 }
