@@ -8,6 +8,7 @@ import type { Server as HTTPSServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../log.js';
+import { formatHostPort } from '../net/address.js';
 import type { ProxyMetrics } from '../metrics/registry.js';
 import { classifyTLSFailure } from '../tls/failures.js';
 import { rawRegistryError } from './registry-error.js';
@@ -98,7 +99,7 @@ function clientAddress(socket: TLSSocket): string | undefined {
 /** The address the client connected to, as it would write it: 10.0.0.5:5443, [fd00::5]:5443. */
 function localHostPort(socket: Socket): string {
   const address = (socket.localAddress ?? 'HOST').replace(/^::ffff:/, '');
-  return `${address.includes(':') ? `[${address}]` : address}:${socket.localPort ?? 'PORT'}`;
+  return formatHostPort(address, socket.localPort ?? 'PORT');
 }
 
 /** What a client whose request Node could not parse is told, registry-style. */
