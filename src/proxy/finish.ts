@@ -35,7 +35,9 @@ export function createFinish(logger: Logger, metrics: ProxyMetrics): (ex: Exchan
         bytesIn: ex.bytesIn,
         bytesOut: ex.bytesOut,
         durationMs: seconds * 1000,
-        client: req.socket.remoteAddress,
+        // Optional: a request stream destroyed by its consumer has let go of its socket
+        // by the time the response closes (seen with undici as the upload's reader).
+        client: req.socket?.remoteAddress,
         ...(ex.outcome ? { error: OUTCOME_WORDS[ex.outcome] } : {}),
       },
       'request',
