@@ -17,7 +17,6 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:https';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from './helpers/eventually.js';
@@ -29,6 +28,7 @@ import {
   readCA,
   startProxy,
   tempDir,
+  tryConnect,
   waitForOutput,
   type Proxy,
   type Registry,
@@ -38,17 +38,6 @@ import { pushBlobDirect } from './helpers/registry-api.js';
 import { getSlowly, putSlowly, repeatedBlob, startUpload } from './helpers/slow-transfer.js';
 
 const MIB = 1 << 20;
-
-/** Resolves with the error code of a TCP connection attempt ('connected' when it is accepted). */
-function tryConnect(port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port }, () => {
-      socket.destroy();
-      resolve('connected');
-    });
-    socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-  });
-}
 
 function exited(proxy: Proxy): Promise<{ code: number | null; at: number }> {
   return new Promise((resolve) => {

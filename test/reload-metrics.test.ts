@@ -11,7 +11,6 @@
  */
 import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpsGet } from './helpers/https.js';
@@ -22,6 +21,7 @@ import {
   readCA,
   startProxy,
   tempDir,
+  tryConnect,
   waitForOutput,
   type Proxy,
   type Registry,
@@ -183,16 +183,6 @@ async function heldBackend(holds: (path: string) => boolean): Promise<{
       return new Promise((r) => server.close(() => r()));
     },
   };
-}
-
-function tryConnect(port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port }, () => {
-      socket.destroy();
-      resolve('connected');
-    });
-    socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-  });
 }
 
 describe.each([
