@@ -87,12 +87,16 @@ export class Exchange implements RewriteContext, RelayHandlers {
     this.req.socket.setTimeout(this.stages.clientIdleMs);
   }
 
-  /** Counts the request body and, once it is in, hands the wait to the backend. */
+  /**
+   * While a body comes in, the client's silence counts; once it is in (at once when there
+   * is none: no timer set only to be cleared), the backend's. Counts the body's bytes.
+   */
   watchRequestBody(hasBody: boolean): void {
     if (!hasBody) {
       this.requestIn();
       return;
     }
+    this.watchClient();
     this.req.on('data', countBytesIn);
     this.req.once('end', onRequestEnd);
   }

@@ -39,7 +39,6 @@ export function createForward(opts: ForwardOptions): (ex: Exchange) => void {
   const { relay, httpProxy, isTrustedProxy } = opts;
   return function forward(ex: Exchange): void {
     const req = ex.req;
-    ex.watchClient();
     const body = requestBody(req);
     prepareRequestHeaders(req.headers, {
       clientAddress: req.socket.remoteAddress,
