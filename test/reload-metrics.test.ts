@@ -88,6 +88,9 @@ describe.each([
       args: ['--config', file],
       env: { RTP_WORKERS: workers },
     });
+    // A cluster's primary opens the admin listener after its workers listen: the public
+    // port answering does not mean /metrics does yet.
+    await waitForOutput(proxy.child, proxy.output, /"msg":"admin listener /);
     ca = readCA(proxy);
   });
   afterAll(async () => {
