@@ -22,7 +22,11 @@ const NEEDS_TOOLS_OR_BUILD = [
  * while another file ran, where it is ~100 ms alone. They run after everything else, one
  * at a time.
  */
-const MEASURES_LOAD = ['test/slow-clients.test.ts', 'test/load.test.ts'];
+const MEASURES_LOAD = [
+  'test/slow-clients.test.ts',
+  'test/load.test.ts',
+  'test/reload-memory.test.ts',
+];
 
 export default defineConfig({
   test: {

@@ -5,9 +5,8 @@
  *    requests that finish on the previous configuration after one (each reload used to
  *    build a new registry and reset every counter; a cluster lost its old workers');
  *  - a drain that interrupts a reload stops what the reload started: the new admin
- *    listener is closed (one process used to leave it open, a cluster closed it);
- *  - memory: 1,000 reloads leave the RSS where it was (each used to add new
- *    prom-client default collectors whose observers are never released: ~180 KiB).
+ *    listener is closed (one process used to leave it open, a cluster closed it).
+ * What 1,000 reloads do to memory: reload-memory.test.ts (it runs alone).
  */
 import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -29,37 +28,10 @@ import {
 import { eventually } from './helpers/eventually.js';
 import { fetchScrape, promtool, sampleSum } from './helpers/prometheus.js';
 import { pushBlobDirect } from './helpers/registry-api.js';
+import { reloadCounter } from './helpers/reloads.js';
 import { getSlowly, repeatedBlob } from './helpers/slow-transfer.js';
 
 const MIB = 1 << 20;
-
-/** Counts the proxy's "reloaded configuration" lines as they come; `next()` waits for one more. */
-function reloadCounter(proxy: Proxy) {
-  let count = 0;
-  let partial = '';
-  let waiters: Array<{ target: number; resolve: () => void }> = [];
-  proxy.child.stdout?.on('data', (chunk: Buffer | string) => {
-    const lines = (partial + chunk.toString()).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) if (line.includes('"msg":"reloaded configuration')) count++;
-    waiters = waiters.filter((w) => (w.target <= count ? (w.resolve(), false) : true));
-  });
-  return {
-    count: () => count,
-    /** SIGHUP, and resolve once the proxy says it reloaded (rejects after `timeoutMs`). */
-    reload(timeoutMs = 20_000): Promise<void> {
-      const target = count + 1;
-      proxy.child.kill('SIGHUP');
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`no reload ${target} within ${timeoutMs} ms`)),
-          timeoutMs,
-        );
-        waiters.push({ target, resolve: () => (clearTimeout(timer), resolve()) });
-      });
-    },
-  };
-}
 
 const metricsURL = (proxy: Proxy) => `http://127.0.0.1:${proxy.adminPort}/metrics`;
 const requestsTotal = async (proxy: Proxy) =>
