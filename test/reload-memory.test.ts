@@ -1,7 +1,7 @@
 /**
- * SIGHUP reloads, back to back, in one process and in a cluster's primary: the RSS ends
- * within 10 MiB of where it was before them, and rtp_requests_total never goes down and
- * counts every request made between them.
+ * SIGHUP reloads, back to back, in one process and in a cluster's primary: the RSS stays
+ * bounded and stops growing, and rtp_requests_total never goes down and counts every
+ * request made between them.
  *
  * Each reload used to leave memory behind: in one process, garbage HTTPS servers whose
  * TLS contexts live outside V8's heap (+44 MiB on Node 20, +120 MiB on Node 26); in a
@@ -58,7 +58,7 @@ describe.each([
   });
 
   it(
-    `${reloads} leave the RSS within 10 MiB and every request counted`,
+    `${reloads} leave the RSS bounded and every request counted`,
     { timeout: 600_000 },
     async () => {
       const ca = readCA(proxy);
@@ -91,7 +91,13 @@ describe.each([
       expect(counter.count()).toBe(warmUp + reloads);
       const first = samples[0]!;
       const last = samples[samples.length - 1]!;
-      expect(last.rss - first.rss).toBeLessThan(10);
+      // Node 20: +1–3 MiB. Node 26: the same, plus one step of 4–7 MiB somewhere between
+      // reload 400 and 600 (glibc arenas of V8's concurrent compiler threads: with
+      // --single-threaded it is +4.6 and flat), then flat. So: bounded, and not growing on.
+      expect(last.rss - first.rss).toBeLessThan(16);
+      // The last 200 reloads: a leak of 15 KiB or more each shows here.
+      const later = samples[samples.length - 3]!;
+      if (reloads >= 1000) expect(last.rss - later.rss).toBeLessThan(3);
       for (let i = 1; i < samples.length; i++) {
         expect(samples[i]!.requests, JSON.stringify(samples)).toBeGreaterThanOrEqual(
           samples[i - 1]!.requests,
