@@ -1,0 +1,137 @@
+/**
+ * A real BIND 9 (Debian's bind9) for dns-01 tests: named in the foreground on a free
+ * loopback port (UDP and TCP), authoritative only (recursion no), with a TSIG key made by
+ * tsig-keygen and zones that either let that key update them or let no one.
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, tempDir, waitForOutput } from './processes.js';
+
+export interface Bind9Zone {
+  name: string;
+  /** Let the test key update the zone (allow-update { key NAME; }). */
+  updatable: boolean;
+}
+
+export interface Bind9 {
+  port: number;
+  /** `127.0.0.1:PORT`, as rfc2136.server takes it. */
+  server: string;
+  key: { name: string; algorithm: string; secret: string };
+  /** The TXT values at `name`, as dig sees them on this server. */
+  digTXT(name: string): string[];
+  /** Stops named (SIGTERM, by PID) and removes its directory. */
+  stop(): Promise<void>;
+  output(): string;
+}
+
+function zoneFile(zone: string): string {
+  return [
+    '$TTL 300',
+    `@ IN SOA ns1.${zone}. hostmaster.${zone}. 1 3600 600 86400 60`,
+    `@ IN NS ns1.${zone}.`,
+    'ns1 IN A 127.0.0.1',
+    'registry IN A 127.0.0.1',
+    '',
+  ].join('\n');
+}
+
+function namedConf(
+  dir: string,
+  port: number,
+  keyName: string,
+  zones: readonly Bind9Zone[],
+): string {
+  const zoneBlocks = zones.map(
+    (z) =>
+      `zone "${z.name}" { type primary; file "${join(dir, `${z.name}.zone`)}"; ` +
+      `${z.updatable ? `allow-update { key "${keyName}"; };` : ''} };`,
+  );
+  return [
+    'options {',
+    `  directory "${dir}";`,
+    `  pid-file "${join(dir, 'named.pid')}";`,
+    `  session-keyfile "${join(dir, 'session.key')}";`,
+    `  listen-on port ${port} { 127.0.0.1; };`,
+    '  listen-on-v6 { none; };',
+    '  recursion no;',
+    '  dnssec-validation no;',
+    '  notify no;',
+    '};',
+    'controls { };',
+    `include "${join(dir, 'key.conf')}";`,
+    ...zoneBlocks,
+    '',
+  ].join('\n');
+}
+
+/** The user named drops to: Debian's `bind`, which must own the directory (journals). */
+function bindIds(): { uid: number; gid: number } {
+  const uid = Number(execFileSync('id', ['-u', 'bind'], { encoding: 'utf8' }).trim());
+  const gid = Number(execFileSync('id', ['-g', 'bind'], { encoding: 'utf8' }).trim());
+  return { uid, gid };
+}
+
+export async function startBind9(
+  zones: readonly Bind9Zone[] = [
+    { name: 'acme.test', updatable: true },
+    { name: 'locked.test', updatable: false },
+  ],
+  algorithm = 'hmac-sha256',
+): Promise<Bind9> {
+  const dir = tempDir('bind9');
+  const port = await freePort();
+  const keyName = 'rtp-acme-key';
+  const keyConf = execFileSync('tsig-keygen', ['-a', algorithm, keyName], { encoding: 'utf8' });
+  const secret = /secret "([^"]+)"/.exec(keyConf)?.[1];
+  if (!secret) throw new Error(`tsig-keygen gave no secret:\n${keyConf}`);
+  writeFileSync(join(dir.path, 'key.conf'), keyConf, { mode: 0o640 });
+  for (const zone of zones) writeFileSync(join(dir.path, `${zone.name}.zone`), zoneFile(zone.name));
+  const conf = join(dir.path, 'named.conf');
+  writeFileSync(conf, namedConf(dir.path, port, keyName, zones));
+  const { uid, gid } = bindIds();
+  for (const file of ['', 'key.conf', 'named.conf', ...zones.map((z) => `${z.name}.zone`)])
+    chownSync(join(dir.path, file), uid, gid);
+  chmodSync(dir.path, 0o700);
+
+  const child = spawn('named', ['-g', '-u', 'bind', '-c', conf], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // "running" alone on its line: the start banner also says "running on Linux …".
+  await waitForOutput(child, () => output, /^\S+ \S+ running$/m);
+
+  return {
+    port,
+    server: `127.0.0.1:${port}`,
+    key: { name: keyName, algorithm, secret },
+    output: () => output,
+    digTXT(name) {
+      const dig = spawnSync(
+        'dig',
+        ['-p', String(port), '@127.0.0.1', '+short', '+tcp', 'TXT', name],
+        {
+          encoding: 'utf8',
+          timeout: 10_000,
+        },
+      );
+      if (dig.status !== 0)
+        throw new Error(`dig failed (${dig.status}): ${dig.stderr}${dig.stdout}`);
+      return dig.stdout
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => l.replace(/^"|"$/g, ''));
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+        process.kill(child.pid, 'SIGTERM');
+        await exited;
+      }
+      dir.remove();
+    },
+  };
+}
