@@ -103,7 +103,13 @@ export async function startBind9(
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   // "running" alone on its line: the start banner also says "running on Linux …".
-  await waitForOutput(child, () => output, /^\S+ \S+ running$/m);
+  try {
+    await waitForOutput(child, () => output, /^\S+ \S+ running$/m);
+  } catch (err) {
+    if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGTERM');
+    dir.remove();
+    throw err;
+  }
 
   return {
     port,
