@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   findAuthoritativeServers,
+  propagationOptionsFor,
   txtWriterFor,
   waitForTxt,
   type DnsConfig,
@@ -210,6 +211,19 @@ describe('waitForTxt against BIND 9', () => {
       nameServerPort: bind.port,
     });
     await writer.cleanup('_acme-challenge.ns.acme.test', 'via-ns');
+  });
+
+  it("falls back to rfc2136.server when the zone's NS set cannot be found", async () => {
+    const config = rfc2136();
+    const writer = txtWriterFor(config, log);
+    await writer.present('_acme-challenge.internal.acme.test', 'internal');
+    await waitForTxt('_acme-challenge.internal.acme.test', 'internal', {
+      timeoutMs: 5000,
+      intervalMs: 100,
+      resolvers: [`127.0.0.1:${await freePort()}`], // no resolver there: the NS lookup fails
+      ...propagationOptionsFor(config),
+    });
+    await writer.cleanup('_acme-challenge.internal.acme.test', 'internal');
   });
 
   it('times out naming the servers that lack the value, and what they answered', async () => {

@@ -10,6 +10,7 @@ import { EXCHANGE_TIMEOUT_MS, RFC2136Writer, type RFC2136Config } from './rfc213
 import { TSIG_ALGORITHM_NAMES, tsigAlgorithm } from './tsig.js';
 import { normalizeName, parseDNSServer } from './wire.js';
 import { isDNSName } from '../../net/address.js';
+import type { WaitForTxtOptions } from './propagation.js';
 
 export { DNSError } from './errors.js';
 export { findAuthoritativeServers, waitForTxt, type WaitForTxtOptions } from './propagation.js';
@@ -69,6 +70,18 @@ function usesRFC2136(config: DnsConfig): boolean {
 
 function usesCommand(config: DnsConfig): boolean {
   return typeof config.command === 'string' && config.command.trim() !== '';
+}
+
+/**
+ * How waitForTxt should find the servers to ask for this config: the zone's NS set, and
+ * with rfc2136, its server when the NS set cannot be found (an internal-only zone).
+ *
+ * @example await waitForTxt(fqdn, value, { timeoutMs: 120_000, ...propagationOptionsFor(dns) });
+ */
+export function propagationOptionsFor(
+  config: DnsConfig,
+): Pick<WaitForTxtOptions, 'fallbackServers'> {
+  return config.rfc2136 && usesRFC2136(config) ? { fallbackServers: [config.rfc2136.server] } : {};
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;

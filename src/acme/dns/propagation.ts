@@ -19,6 +19,11 @@ export interface WaitForTxtOptions {
   intervalMs?: number;
   /** Ask these servers (`host[:port]`) instead of the zone's NS set. */
   servers?: readonly string[];
+  /**
+   * Ask these when the NS set cannot be found (a zone public DNS does not know):
+   * rfc2136.server, whose answer is the zone's own.
+   */
+  fallbackServers?: readonly string[];
   /** Resolvers (`host[:port]`) to find the zone's NS set with; default the system's. */
   resolvers?: readonly string[];
   /** The port the zone's name servers answer on (53). */
@@ -111,11 +116,17 @@ async function serversToAsk(fqdn: string, opts: WaitForTxtOptions): Promise<Serv
   if (opts.servers && opts.servers.length > 0) {
     return opts.servers.map(parseServer);
   }
-  const found = await findAuthoritativeServers(fqdn, {
-    ...(opts.resolvers ? { resolvers: opts.resolvers } : {}),
-    ...(opts.nameServerPort ? { nameServerPort: opts.nameServerPort } : {}),
-  });
-  return found.servers;
+  try {
+    const found = await findAuthoritativeServers(fqdn, {
+      ...(opts.resolvers ? { resolvers: opts.resolvers } : {}),
+      ...(opts.nameServerPort ? { nameServerPort: opts.nameServerPort } : {}),
+    });
+    return found.servers;
+  } catch (err) {
+    if (opts.fallbackServers && opts.fallbackServers.length > 0)
+      return opts.fallbackServers.map(parseServer);
+    throw err;
+  }
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
