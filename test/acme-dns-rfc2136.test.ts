@@ -15,7 +15,7 @@ import {
   waitForTxt,
   type DnsConfig,
 } from '../src/acme/dns/index.js';
-import { startBind9, type Bind9 } from './helpers/bind9.js';
+import { KEY_ALGORITHMS, startBind9, type Bind9 } from './helpers/bind9.js';
 import { freePort } from './helpers/processes.js';
 
 let bind: Bind9;
@@ -110,6 +110,30 @@ describe('rfc2136 against BIND 9', () => {
     await writer.present('_acme-challenge.dot.acme.test', 'dot');
     expect(bind.digTXT('_acme-challenge.dot.acme.test')).toEqual(['dot']);
     await writer.cleanup('_acme-challenge.dot.acme.test', 'dot');
+  });
+
+  it.each(KEY_ALGORITHMS.slice(1))('a key made with tsig-keygen -a %s works', async (algorithm) => {
+    const key = bind.keys[algorithm];
+    if (!key) throw new Error(`no ${algorithm} key`);
+    const writer = txtWriterFor(
+      rfc2136({ keyName: key.name, keyAlgorithm: algorithm, keySecret: key.secret }),
+      log,
+    );
+    const fqdn = `_acme-challenge.${algorithm}.acme.test`;
+    await writer.present(fqdn, algorithm);
+    expect(bind.digTXT(fqdn)).toEqual([algorithm]);
+    await writer.cleanup(fqdn, algorithm);
+    expect(bind.digTXT(fqdn)).toEqual([]);
+  });
+
+  it("docs/acme-dns.md's update-policy grant lets the key write the challenge name, and nothing else", async () => {
+    const writer = txtWriterFor(rfc2136(), log);
+    await writer.present('_acme-challenge.registry.policy.test', 'granted');
+    expect(bind.digTXT('_acme-challenge.registry.policy.test')).toEqual(['granted']);
+    await writer.cleanup('_acme-challenge.registry.policy.test', 'granted');
+    const err = await rejection(writer.present('_acme-challenge.other.policy.test', 'not-granted'));
+    expect(err.code).toBe('DNS_UPDATE_REFUSED');
+    expect(err.message).toContain(`${bind.server} refused the update for policy.test`);
   });
 
   it('a zone without allow-update is REFUSED, with the named.conf line to add', async () => {

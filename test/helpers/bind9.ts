@@ -10,15 +10,38 @@ import { freePort, tempDir, waitForOutput } from './processes.js';
 
 export interface Bind9Zone {
   name: string;
-  /** Let the test key update the zone (allow-update { key NAME; }). */
-  updatable: boolean;
+  /**
+   * Who may update it: 'key', every test key (allow-update); 'policy', the main key for
+   * TXT at _acme-challenge.registry.ZONE only (update-policy, as docs/acme-dns.md has it);
+   * 'none', no one.
+   */
+  update: 'key' | 'policy' | 'none';
 }
+
+export interface TSIGKeyFile {
+  name: string;
+  algorithm: string;
+  secret: string;
+}
+
+/** The algorithms a key is made for; the first is the main key's. */
+export const KEY_ALGORITHMS = [
+  'hmac-sha256',
+  'hmac-sha512',
+  'hmac-sha384',
+  'hmac-sha224',
+  'hmac-sha1',
+  'hmac-md5',
+];
 
 export interface Bind9 {
   port: number;
   /** `127.0.0.1:PORT`, as rfc2136.server takes it. */
   server: string;
-  key: { name: string; algorithm: string; secret: string };
+  /** The main key (hmac-sha256, named rtp-acme-key). */
+  key: TSIGKeyFile;
+  /** A key for each of KEY_ALGORITHMS, by algorithm. */
+  keys: Readonly<Record<string, TSIGKeyFile>>;
   /** The TXT values at `name`, as dig sees them on this server. */
   digTXT(name: string): string[];
   /** Stops named (SIGTERM, by PID) and removes its directory. */
@@ -37,16 +60,23 @@ function zoneFile(zone: string): string {
   ].join('\n');
 }
 
+function updateClause(zone: Bind9Zone, keys: readonly TSIGKeyFile[]): string {
+  if (zone.update === 'key')
+    return `allow-update { ${keys.map((k) => `key "${k.name}";`).join(' ')} };`;
+  if (zone.update === 'policy')
+    return `update-policy { grant ${keys[0]?.name} name _acme-challenge.registry.${zone.name}. TXT; };`;
+  return '';
+}
+
 function namedConf(
   dir: string,
   port: number,
-  keyName: string,
+  keys: readonly TSIGKeyFile[],
   zones: readonly Bind9Zone[],
 ): string {
   const zoneBlocks = zones.map(
     (z) =>
-      `zone "${z.name}" { type primary; file "${join(dir, `${z.name}.zone`)}"; ` +
-      `${z.updatable ? `allow-update { key "${keyName}"; };` : ''} };`,
+      `zone "${z.name}" { type primary; file "${join(dir, `${z.name}.zone`)}"; ${updateClause(z, keys)} };`,
   );
   return [
     'options {',
@@ -73,23 +103,34 @@ function bindIds(): { uid: number; gid: number } {
   return { uid, gid };
 }
 
+/** One tsig-keygen key per algorithm, all in key.conf. */
+function makeKeys(dir: string): TSIGKeyFile[] {
+  let conf = '';
+  const keys = KEY_ALGORITHMS.map((algorithm, i) => {
+    const name = i === 0 ? 'rtp-acme-key' : `rtp-acme-${algorithm}`;
+    const text = execFileSync('tsig-keygen', ['-a', algorithm, name], { encoding: 'utf8' });
+    const secret = /secret "([^"]+)"/.exec(text)?.[1];
+    if (!secret) throw new Error(`tsig-keygen gave no secret:\n${text}`);
+    conf += text;
+    return { name, algorithm, secret };
+  });
+  writeFileSync(join(dir, 'key.conf'), conf, { mode: 0o640 });
+  return keys;
+}
+
 export async function startBind9(
   zones: readonly Bind9Zone[] = [
-    { name: 'acme.test', updatable: true },
-    { name: 'locked.test', updatable: false },
+    { name: 'acme.test', update: 'key' },
+    { name: 'locked.test', update: 'none' },
+    { name: 'policy.test', update: 'policy' },
   ],
-  algorithm = 'hmac-sha256',
 ): Promise<Bind9> {
   const dir = tempDir('bind9');
   const port = await freePort();
-  const keyName = 'rtp-acme-key';
-  const keyConf = execFileSync('tsig-keygen', ['-a', algorithm, keyName], { encoding: 'utf8' });
-  const secret = /secret "([^"]+)"/.exec(keyConf)?.[1];
-  if (!secret) throw new Error(`tsig-keygen gave no secret:\n${keyConf}`);
-  writeFileSync(join(dir.path, 'key.conf'), keyConf, { mode: 0o640 });
+  const keys = makeKeys(dir.path);
   for (const zone of zones) writeFileSync(join(dir.path, `${zone.name}.zone`), zoneFile(zone.name));
   const conf = join(dir.path, 'named.conf');
-  writeFileSync(conf, namedConf(dir.path, port, keyName, zones));
+  writeFileSync(conf, namedConf(dir.path, port, keys, zones));
   const { uid, gid } = bindIds();
   for (const file of ['', 'key.conf', 'named.conf', ...zones.map((z) => `${z.name}.zone`)])
     chownSync(join(dir.path, file), uid, gid);
@@ -114,7 +155,8 @@ export async function startBind9(
   return {
     port,
     server: `127.0.0.1:${port}`,
-    key: { name: keyName, algorithm, secret },
+    key: keys[0] as TSIGKeyFile,
+    keys: Object.fromEntries(keys.map((k) => [k.algorithm, k])),
     output: () => output,
     digTXT(name) {
       const dig = spawnSync(
