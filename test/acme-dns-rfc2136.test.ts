@@ -250,6 +250,23 @@ describe('waitForTxt against BIND 9', () => {
     await writer.cleanup('_acme-challenge.internal.acme.test', 'internal');
   });
 
+  it('stops waiting at once when its signal aborts', async () => {
+    const controller = new AbortController();
+    const started = Date.now();
+    const waiting = rejection(
+      waitForTxt('_acme-challenge.aborted.acme.test', 'never', {
+        timeoutMs: 30_000,
+        intervalMs: 5000,
+        servers: [bind.server],
+        signal: controller.signal,
+      }),
+    );
+    setTimeout(() => controller.abort(new Error('order cancelled')), 200);
+    const err = await waiting;
+    expect(err.code).toBe('DNS_ABORTED');
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
   it('times out naming the servers that lack the value, and what they answered', async () => {
     const writer = txtWriterFor(rfc2136(), log);
     await writer.present('_acme-challenge.never.acme.test', 'some-other-value');
