@@ -81,6 +81,12 @@ export async function orderCertificate(
   const acmeConfig = config.tls.acme;
   interceptProblems();
   lastProblem = undefined;
+  // acme-client retries a failed request 5 times, 5 s apart and longer (75 s in all),
+  // within one order; the lifecycle's backoff (renewal-time.ts) does the long waits.
+  Object.assign((acme.axios.defaults as { acmeSettings?: object }).acmeSettings ?? {}, {
+    retryMaxAttempts: 2,
+    retryDefaultDelay: 1,
+  });
   const directory = directoryURL(acmeConfig.directory);
   // One process, one ACME server: the agent that trusts tls.acme.caBundle is set for all of acme-client.
   acme.axios.defaults.httpsAgent =
