@@ -3,11 +3,19 @@
  * ports are chosen first, because pebble must know where to validate (http-01 at the
  * proxy's http01Listen, tls-alpn-01 at its public port).
  */
+import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type PeerCertificate } from 'node:tls';
 import { startPebble, type Pebble } from './pebble.js';
-import { createRegistry, freePort, startProxy, type Proxy, type Registry } from './processes.js';
+import {
+  CLI,
+  createRegistry,
+  freePort,
+  startProxy,
+  type Proxy,
+  type Registry,
+} from './processes.js';
 
 export const ACME_NAME = 'registry.acme.test';
 
@@ -86,5 +94,21 @@ export function peerCertificate(
       },
     );
     socket.on('error', reject);
+  });
+}
+
+/** `registry-tls-proxy acme ARGS` with the proxy's environment, without blocking the test's event loop. */
+export function acmeCLI(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, 'acme', ...args],
+      { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env }, timeout: 120_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    );
   });
 }
