@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACME_NAME, peerCertificate, setUpACME, type ACMESetup } from './helpers/acme-setup.js';
 import { eventually } from './helpers/eventually.js';
 import { buildOCIImage, type OCIImage } from './helpers/oci.js';
-import { tempDir, type Proxy } from './helpers/processes.js';
+import { runCLI, tempDir, type Proxy } from './helpers/processes.js';
 import { skopeo } from './helpers/skopeo.js';
 
 const served = (proxy: Proxy) =>
@@ -76,6 +76,19 @@ describe.each(['http-01', 'tls-alpn-01'])('ACME by %s with pebble', (challenge) 
     const byIP = await peerCertificate(acme.proxyPort, ours);
     expect(byIP.issuer.CN).toMatch(/^registry-tls-proxy CA/);
     // Our CA's certificate still covers the name for clients that trust it; pebble's root does not verify it.
+    const says = proxy.logLines().find((l) => /^certificates by SNI/.test(String(l['msg'])));
+    expect(says?.['msg']).toMatch(
+      /registry\.acme\.test get the ACME certificate .*; clients by IP address or without SNI get our own CA's/,
+    );
+    const show = runCLI(['ca', 'show'], { ...acme.env(), RTP_TLS_DIR: proxy.tlsDir });
+    expect(show.stdout).toMatch(
+      new RegExp(
+        `ACME certificate \\(by SNI for ${ACME_NAME}.*\\n  serial: ${byName.serialNumber}`,
+      ),
+    );
+    expect(show.stdout).toMatch(
+      /clients by IP address or without SNI get the server certificate above/,
+    );
     await expect(peerCertificate(acme.proxyPort, root)).rejects.toThrow(
       /self[- ]signed|unable to get/i,
     );
