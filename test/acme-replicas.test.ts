@@ -31,14 +31,14 @@ describe('two replicas on one tls.dir', () => {
     bHTTP01 = await freePort();
     acme = await setUpACME(tmp.path, {}, bHTTP01);
     const env = { RTP_TLS_ACME_CHALLENGES: 'http-01' };
-    [a, b] = await Promise.all([
-      acme.start(tlsDir, env),
-      acme.start(
-        tlsDir,
-        { ...env, RTP_TLS_ACME_HTTP01_LISTEN: `127.0.0.1:${bHTTP01}` },
-        await freePort(),
-      ),
-    ]);
+    // B first: the CA validates at B's http-01 listener, which must be up before any
+    // order (else the first order fails and a second follows, after the backoff).
+    b = await acme.start(
+      tlsDir,
+      { ...env, RTP_TLS_ACME_HTTP01_LISTEN: `127.0.0.1:${bHTTP01}` },
+      await freePort(),
+    );
+    a = await acme.start(tlsDir, env);
   });
   afterAll(async () => {
     await a?.stop();
@@ -56,6 +56,8 @@ describe('two replicas on one tls.dir', () => {
       );
     }
     const orders = [...lines(a, /^ACME: ordering/), ...lines(b, /^ACME: ordering/)];
+    const failed = [...lines(a, /^ACME order failed/), ...lines(b, /^ACME order failed/)];
+    expect(failed).toEqual([]);
     expect(orders).toHaveLength(1);
     const root = await acme.pebble.root();
     const [fromA, fromB] = await Promise.all(

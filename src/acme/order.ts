@@ -116,6 +116,10 @@ export async function orderCertificate(
     await acme.crypto.createPrivateEcdsaKey(),
   );
   try {
+    // Registered (and its URL stored) before the order: an order that fails must not
+    // leave the next attempt to find the account again, which acme-client does with an
+    // empty update that pebble and Boulder refuse.
+    await registerAccount(client, acmeConfig, dir, directory, account);
     const chainPEM = await client.auto({
       csr,
       ...(acmeConfig.email !== '' ? { email: acmeConfig.email } : {}),
@@ -128,11 +132,23 @@ export async function orderCertificate(
       challengeRemoveFn: (authz, challenge, keyAuthorization) =>
         opts.answers.remove(authz, challenge, keyAuthorization),
     });
-    if (account.url !== client.getAccountUrl() || account.directory !== directory) {
-      writeAccount(dir, { url: client.getAccountUrl(), directory });
-    }
     return { chainPEM, keyPEM: key.toString() };
   } catch (err) {
     throw new OrderError((err as Error).message ?? String(err), lastProblem, { cause: err });
   }
+}
+
+async function registerAccount(
+  client: acme.Client,
+  acmeConfig: Config['tls']['acme'],
+  dir: string,
+  directory: string,
+  stored: { url?: string; directory?: string },
+): Promise<void> {
+  if (stored.url && stored.directory === directory) return;
+  await client.createAccount({
+    termsOfServiceAgreed: acmeConfig.agreeToTerms,
+    ...(acmeConfig.email !== '' ? { contact: [`mailto:${acmeConfig.email}`] } : {}),
+  });
+  writeAccount(dir, { url: client.getAccountUrl(), directory });
 }
