@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
+import { acmeCheckLines } from './acme/check.js';
 import type { Config } from './config/schema.js';
 import { formatHostPort, parseHostPort, unbracketHost } from './net/address.js';
 import { RTPError } from './errors.js';
@@ -49,6 +50,7 @@ export async function runCheck(config: Config, opts: CheckOptions = {}): Promise
 
   for (const problem of permissionProblems(config)) add('fail', 'key permissions', problem);
   await checkCertificates(config, now, add);
+  for (const line of acmeCheckLines(config, now)) add(line.level, line.what, line.detail);
 
   const verdict = await probeBackend({
     backend: new URL(config.backend),

@@ -11,6 +11,7 @@ import { superviseSignals } from './lifecycle.js';
 import { createLogger } from './log.js';
 import type { Config } from './config/schema.js';
 import { runCheck } from './check.js';
+import { acmeRenew, acmeStatus } from './acme/command.js';
 import { issueClient, parseIssueClientArgs } from './pki/client-cert.js';
 import { exportCA, rotateCA, showCA, switchCACommand } from './pki/ca-command.js';
 import { assertPrivateKeys } from './pki/permissions.js';
@@ -34,6 +35,9 @@ Usage:
   registry-tls-proxy check [--url https://HOST:PORT]
                                              check certificates, the backend (401 = healthy) and the
                                              running proxy once; exit 1 on a problem (HEALTHCHECK)
+  registry-tls-proxy acme status              ACME: account, names, expiry, next renewal, last error
+  registry-tls-proxy acme renew [--force]     ACME: order now when due (--force: even when not);
+                                             running proxies on tls.dir serve the result
   registry-tls-proxy version                 print the version
   registry-tls-proxy help                    this text
 
@@ -63,6 +67,8 @@ async function main(argv: string[]): Promise<number> {
       return runCACommand(rest);
     case 'check':
       return runCheckCommand(rest);
+    case 'acme':
+      return runACMECommand(rest);
     case 'issue-client': {
       const { file, rest: more } = takeConfigFlag(rest);
       return withConfig(file, (config) => issueClient(config, parseIssueClientArgs(more)));
@@ -181,6 +187,18 @@ async function withConfig(
     }
     throw err;
   }
+}
+
+async function runACMECommand(args: string[]): Promise<number> {
+  const { file, rest } = takeConfigFlag(args);
+  const [sub, ...flags] = rest;
+  const unknown = flags.filter((f) => f !== '--force');
+  return withConfig(file, (config) => {
+    if (sub === 'status' && flags.length === 0) return acmeStatus(config);
+    if (sub === 'renew' && unknown.length === 0)
+      return acmeRenew(config, flags.includes('--force'));
+    throw new RTPError('USAGE', `usage: acme status | acme renew [--force]\n\n${USAGE}`);
+  });
 }
 
 /** Exit 0 healthy, 1 a problem found, 2 bad usage or configuration. */

@@ -19,6 +19,11 @@ import { createPublicListener, type PublicListener } from './proxy/listener.js';
 import { createPublicServer, type PublicServer } from './proxy/server.js';
 import { listenOrExplain, type Generation, type ServingPart } from './runtime.js';
 import { startRenewal } from './tls/renewal.js';
+import { acmeEnabled } from './acme/config.js';
+import { createHTTP01Listener, type HTTP01Listener } from './acme/challenges/http01.js';
+import { createTLSALPNResponder } from './acme/challenges/tls-alpn.js';
+import { startACME, type ACMEManager } from './acme/lifecycle.js';
+import { acmeDir } from './acme/store.js';
 
 /** How this process serves: alone, or as one worker of a cluster (cluster.ts). */
 export type ServeRole = { kind: 'single' } | { kind: 'worker'; ticketKeys: Buffer };
@@ -31,6 +36,8 @@ export interface InProcessGeneration extends Generation {
   readonly material: TLSMaterial;
   /** The port of the listening socket it bound (at start-up, or when `listen` changed). */
   readonly port: number | undefined;
+  /** tls.acme: started once the generation takes the traffic (the CA's validation must reach it). */
+  acme?: ACMEManager;
 }
 
 export interface GenerationsInThisProcess extends ServingPart<InProcessGeneration> {
@@ -45,21 +52,37 @@ export function generationsInThisProcess(
   let current: InProcessGeneration | undefined;
   let listener: { socket: PublicListener; listen: string } | undefined;
   let accepting = true;
+  let publicPort = 0;
   // Gauges follow whichever generation is current.
   const proxyMetrics = createMetrics({
     upstream: () => current?.pub.upstreamSockets(),
     material: () => current?.pub.material(),
     verdict: () => current?.health.current(),
+    acme: () => {
+      const acme = current?.acme;
+      if (!acme) return undefined;
+      const notAfter = acme.current()?.notAfter;
+      const lastSuccess = acme.lastSuccess();
+      return { ...(notAfter ? { notAfter } : {}), ...(lastSuccess ? { lastSuccess } : {}) };
+    },
   });
+  const http01 = http01Listeners(() => ({
+    dir: acmeDir(current?.config.tls.dir ?? '.'),
+    httpsPort: publicPort,
+  }));
   /** A listening socket a generation bound but that has not taken over yet. */
   const unpromoted = new WeakMap<InProcessGeneration, PublicListener>();
 
   const start = async (config: Config, health: HealthMonitor): Promise<InProcessGeneration> => {
     const source = certificateSource(config, logger);
     const material = await loadCertificates(config, logger, source);
+    const alpn = acmeEnabled(config)
+      ? createTLSALPNResponder(() => acmeDir(config.tls.dir))
+      : undefined;
     const pub = createPublicServer(config, material, logger, {
       metrics: proxyMetrics,
       verdict: health.current,
+      ...(alpn ? { onACMEValidation: alpn.answer } : {}),
     });
     // Every worker issues and accepts the same session tickets.
     if (role.kind === 'worker') pub.setTicketKeys(role.ticketKeys);
@@ -84,6 +107,14 @@ export function generationsInThisProcess(
         throw err;
       }
     }
+    try {
+      await http01.prepare(config);
+    } catch (err) {
+      renewal.stop();
+      socket?.stopAccepting();
+      await pub.drain(0);
+      throw err;
+    }
     const generation: InProcessGeneration = {
       config,
       pub,
@@ -95,6 +126,7 @@ export function generationsInThisProcess(
         // Once the socket is closed, connections it accepted may still arrive: wait for them.
         const pending =
           !accepting && generation === current ? listener?.socket.sniffing : undefined;
+        generation.acme?.stop();
         const { cut } = await pub.drain(deadlineMs, pending);
         renewal.stop();
         return cut;
@@ -112,6 +144,16 @@ export function generationsInThisProcess(
       const socket = unpromoted.get(next);
       unpromoted.delete(next);
       current = next;
+      if (next.port !== undefined) publicPort = next.port;
+      http01.commit();
+      if (acmeEnabled(next.config)) {
+        next.acme = startACME({
+          config: next.config,
+          logger,
+          onCertificate: (cert) => next.pub.setACME(cert),
+          orders: proxyMetrics.acmeOrders,
+        });
+      }
       if (socket) {
         // Connections the old socket is still sniffing go to the new generation too.
         listener?.socket.route(next.pub.target);
@@ -124,6 +166,7 @@ export function generationsInThisProcess(
     stopAccepting() {
       accepting = false;
       listener?.socket.stopAccepting();
+      void http01.close();
     },
     inFlight() {
       const inFlight = current?.pub.inFlight() ?? 0;
@@ -147,4 +190,36 @@ export async function loadCertificates(
     logger.info({ reason: material.created.reason }, 'issued a new server certificate');
   }
   return material;
+}
+
+/**
+ * The http-01 listener across reloads, one per process: `prepare` opens one on a
+ * changed tls.acme.http01Listen (the current one keeps answering meanwhile), `commit`
+ * closes the one it replaced. Answers come from tls.dir, whichever generation serves.
+ */
+function http01Listeners(target: () => { dir: string; httpsPort: number }) {
+  let active: { listen: string; server: HTTP01Listener | undefined } = {
+    listen: '',
+    server: undefined,
+  };
+  let next: typeof active | undefined;
+  return {
+    async prepare(config: Config): Promise<void> {
+      const listen = acmeEnabled(config) ? config.tls.acme.http01Listen : '';
+      if (listen === active.listen) return;
+      const server = listen === '' ? undefined : createHTTP01Listener(listen, target);
+      if (server) await listenOrExplain(() => server.listen(), listen, 'tls.acme.http01Listen');
+      await next?.server?.close();
+      next = { listen, server };
+    },
+    commit(): void {
+      if (!next) return;
+      void active.server?.close();
+      active = next;
+      next = undefined;
+    },
+    async close(): Promise<void> {
+      await Promise.all([active.server?.close(), next?.server?.close()]);
+    },
+  };
 }

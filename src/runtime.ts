@@ -18,6 +18,7 @@ import { RTPError } from './errors.js';
 import { monitorBackend, type HealthMonitor } from './health/monitor.js';
 import { drainingVerdict } from './health/report.js';
 import type { Logger } from './log.js';
+import { acmeVerdictNote } from './acme/health-note.js';
 
 export interface RunningProxy {
   /**
@@ -89,7 +90,9 @@ export async function startRuntime<G extends Generation>(
   }
   part.promote(current);
   let draining = false;
-  const verdict = () => (draining ? drainingVerdict(health.current()) : health.current());
+  const acmeNote = acmeVerdictNote();
+  const verdict = () =>
+    acmeNote(draining ? drainingVerdict(health.current()) : health.current(), current.config);
   const admin = adminListener(role, logger, part.metrics, verdict);
   await admin.move(opts.config);
   admin.commit();

@@ -6,6 +6,8 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { join, resolve } from 'node:path';
+import { acmeEnabled, acmeNames } from './acme/config.js';
+import { acmeTrustNote } from './acme/which-certificate.js';
 import type { Config } from './config/schema.js';
 import { bracketHost, parseHostPort } from './net/address.js';
 import type { Logger } from './log.js';
@@ -37,6 +39,13 @@ export async function serve(
     ...(reportToPrimary ? { afterDrain: reportToPrimary.final } : {}),
   });
   logCertificate(config, first.material, logger);
+  if (acmeEnabled(config)) {
+    const names = acmeNames(config);
+    logger.info(
+      { acmeNames: names, ips: first.material.sans.ips },
+      `certificates by SNI: ${names.join(', ')} get the ACME certificate (${acmeTrustNote(config)}); clients by IP address or without SNI get our own CA's`,
+    );
+  }
   logServing(config, first.material, first.port ?? 0, logger);
   return running;
 }

@@ -4,7 +4,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { listenOn } from '../net/listen.js';
+import { plainListener } from '../net/listen.js';
 import { parseHostPort } from '../net/address.js';
 import type { Verdict } from '../health/probe.js';
 import { verdictBody } from '../health/report.js';
@@ -63,13 +63,5 @@ export function createAdminServer(
       .writeHead(404, { 'content-type': 'text/plain' })
       .end('not found; try /healthz, /readyz or /metrics\n');
   });
-  const { host, port } = parseHostPort(listen) ?? { host: '127.0.0.1', port: 5480 };
-  return {
-    listen: () => listenOn(server, host, port),
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return plainListener(server, parseHostPort(listen) ?? { host: '127.0.0.1', port: 5480 });
 }

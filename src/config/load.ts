@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
+import { acmeConfigProblems } from '../acme/config.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { parseHostPort } from '../net/address.js';
 import {
@@ -86,6 +87,10 @@ export function loadConfig({ file, env = process.env }: LoadOptions = {}): Confi
       path: 'health.timeout',
       message: `must be shorter than health.interval (${formatDuration(config.health.interval)}): one probe at a time`,
     });
+  }
+  // A key already reported (a bad challenge name) is not reported twice.
+  for (const problem of acmeConfigProblems(config)) {
+    if (!problems.some((p) => p.path === problem.path)) problems.push(problem);
   }
   if (problems.length > 0) {
     throw new ConfigError(problems, file ?? '(defaults and environment)');

@@ -44,6 +44,8 @@ export interface Config {
     clientAuth: boolean;
     /** Strict-Transport-Security max-age on every response, ms (YAML: a duration like 365d); 0 = no header. */
     hstsMaxAge: number;
+    /** Publicly trusted certificates by ACME (Let's Encrypt, ZeroSSL, step-ca…); off while directory is ''. */
+    acme: ACMEConfig;
   };
   admin: {
     /** Operational endpoints (`/healthz`, `/readyz`, `/metrics`), plain HTTP; empty string turns it off. */
@@ -81,6 +83,34 @@ export interface Config {
   };
 }
 
+/** tls.acme: see config/default.yaml for what each key does. */
+export interface ACMEConfig {
+  /** The ACME directory URL, or letsencrypt, letsencrypt-staging, zerossl; '' = ACME off. */
+  directory: string;
+  email: string;
+  /** The CA's terms of service; must be true to use ACME. */
+  agreeToTerms: boolean;
+  /** The names to order; [] = the DNS names in tls.names. */
+  names: string[];
+  /** External account binding (ZeroSSL, many enterprise CAs); both '' = none. */
+  eab: { kid: string; hmacKey: string };
+  /** PEM file the ACME server's own HTTPS is verified with (an internal CA); '' = the system's. */
+  caBundle: string;
+  /** Challenge types in order of preference; [] = every one this configuration can answer. */
+  challenges: string[];
+  /** Renew this long before expiry, ms; 0 = when a third of the certificate's life is left. */
+  renewBefore: number;
+  /** Where http-01 is answered (port 80 as the CA sees it), host:port; '' = no http-01. */
+  http01Listen: string;
+  dns: {
+    rfc2136: { server: string; keyName: string; keyAlgorithm: string; keySecret: string };
+    /** A hook run as `COMMAND present|cleanup FQDN VALUE`; '' = none. */
+    command: string;
+  };
+}
+
+export const ACME_CHALLENGES = ['tls-alpn-01', 'http-01', 'dns-01'] as const;
+
 const DAY_MS = 24 * 60 * 60 * 1000;
 const YEAR_MS = 365 * DAY_MS;
 
@@ -103,6 +133,21 @@ export const DEFAULTS: Config = {
     certWarnBefore: 14 * DAY_MS,
     clientAuth: false,
     hstsMaxAge: 365 * DAY_MS,
+    acme: {
+      directory: '',
+      email: '',
+      agreeToTerms: false,
+      names: [],
+      eab: { kid: '', hmacKey: '' },
+      caBundle: '',
+      challenges: [],
+      renewBefore: 0,
+      http01Listen: '',
+      dns: {
+        rfc2136: { server: '', keyName: '', keyAlgorithm: 'hmac-sha256', keySecret: '' },
+        command: '',
+      },
+    },
   },
   admin: {
     listen: '127.0.0.1:5480',
@@ -237,6 +282,7 @@ export const FIELDS: Readonly<Record<string, FieldSpec>> = {
         ? undefined
         : `must be 0 (no header) or a duration from 1s to 10y, like 365d, got ${formatDuration(v)}`) as FieldSpec['check'],
   },
+  ...ACME_FIELDS(),
   'admin.listen': string((v) => (v === '' ? undefined : checkHostPort(v))),
   workers: int(0, 64),
   trustedProxies: { kind: 'stringList', check: checkTrustedProxies as FieldSpec['check'] },
@@ -262,6 +308,58 @@ export const FIELDS: Readonly<Record<string, FieldSpec>> = {
       : `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(v)}`,
   ),
 };
+
+/**
+ * tls.acme.* leaves. Checks that need more than one key (a challenge without what it
+ * needs, dns-01's settings) are in acme/config.ts, which load.ts calls.
+ */
+function ACME_FIELDS(): Record<string, FieldSpec> {
+  const list = (check: (v: string[]) => string | undefined): FieldSpec => ({
+    kind: 'stringList',
+    check: check as FieldSpec['check'],
+  });
+  return {
+    'tls.acme.directory': string((v) =>
+      v === '' ||
+      ['letsencrypt', 'letsencrypt-staging', 'zerossl'].includes(v) ||
+      /^https?:\/\/[^\s]+$/.test(v)
+        ? undefined
+        : `must be an ACME directory URL like https://acme.example.com/directory, or letsencrypt, letsencrypt-staging or zerossl, got ${JSON.stringify(v)}`,
+    ),
+    'tls.acme.email': string((v) =>
+      v === '' || /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(v)
+        ? undefined
+        : `must be an email address the CA writes to about expiry, like ops@example.com, got ${JSON.stringify(v)}`,
+    ),
+    'tls.acme.agreeToTerms': bool,
+    'tls.acme.names': list((names) => {
+      const bad = names.filter((n) => isIP(n) !== 0 || !isDNSName(n));
+      return bad.length === 0
+        ? undefined
+        : `${listed(bad)} not a DNS name; a public CA issues names like registry.example.com (or *.example.com by dns-01), never IP addresses: leave IPs in tls.names, they keep our own CA's certificate`;
+    }),
+    'tls.acme.eab.kid': string(),
+    'tls.acme.eab.hmacKey': string((v) =>
+      v === '' || /^[A-Za-z0-9_-]+={0,2}$/.test(v)
+        ? undefined
+        : "must be the base64url key the CA gave you (letters, digits, - and _ only); copy it again from the CA's account page",
+    ),
+    'tls.acme.caBundle': path('CA bundle'),
+    'tls.acme.challenges': list((v) => {
+      const bad = v.filter((c) => !(ACME_CHALLENGES as readonly string[]).includes(c));
+      return bad.length === 0
+        ? undefined
+        : `${listed(bad)} not a challenge type; choose from ${ACME_CHALLENGES.join(', ')}`;
+    }),
+    'tls.acme.renewBefore': duration(0, 398 * DAY_MS),
+    'tls.acme.http01Listen': string((v) => (v === '' ? undefined : checkHostPort(v))),
+    'tls.acme.dns.rfc2136.server': string(),
+    'tls.acme.dns.rfc2136.keyName': string(),
+    'tls.acme.dns.rfc2136.keyAlgorithm': string(),
+    'tls.acme.dns.rfc2136.keySecret': string(),
+    'tls.acme.dns.command': string(),
+  };
+}
 
 function checkHostPort(value: string): string | undefined {
   return parseHostPort(value)

@@ -28,6 +28,7 @@ export interface ProxyMetrics {
   handshakes: Counter;
   handshakeFailures: Counter<'reason'>;
   hostNotCovered: Counter;
+  acmeOrders: Counter<'result'>;
 }
 
 /** What the gauges read at each scrape: the generation serving now (undefined before the first). */
@@ -38,6 +39,8 @@ export interface MetricSources {
   material: () => TLSMaterial | undefined;
   /** The backend verdict. */
   verdict: () => Verdict | undefined;
+  /** With tls.acme: the ACME certificate served (if any) and when an order last succeeded. */
+  acme?: () => { notAfter?: Date; lastSuccess?: Date } | undefined;
 }
 
 const VERDICTS: readonly VerdictStatus[] = ['healthy', 'open', 'down'];
@@ -102,7 +105,16 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     help: "Requests whose Host is not covered by the served certificate's SANs (such clients skip verification or will fail it).",
     registers,
   });
+  const acmeOrders = new Counter({
+    name: `${PREFIX}acme_orders_total`,
+    help: 'ACME orders this process made, by result (success, failure).',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  acmeOrders.inc({ result: 'success' }, 0);
+  acmeOrders.inc({ result: 'failure' }, 0);
   defineStateGauges(registers, sources);
+  defineACMEGauge(registers, sources);
   const metrics = {
     registry,
     requests,
@@ -113,6 +125,7 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     handshakes,
     handshakeFailures,
     hostNotCovered,
+    acmeOrders,
   };
   initSeries(metrics, OPERATIONS);
   return metrics;
@@ -135,7 +148,7 @@ function defineStateGauges(registers: Registry[], sources: MetricSources): void 
   new Gauge({
     name: `${PREFIX}certificate_expiry_timestamp_seconds`,
     aggregator: 'min', // a cluster's workers serve the same files: the soonest, not the sum
-    help: 'When the served certificate (certificate="server") and the CA that signed it (certificate="ca") expire, Unix time.',
+    help: 'When the served certificate (certificate="server"), the CA that signed it (certificate="ca") and the ACME certificate served by SNI (certificate="acme") expire, Unix time.',
     labelNames: ['certificate'] as const,
     registers,
     collect() {
@@ -143,6 +156,8 @@ function defineStateGauges(registers: Registry[], sources: MetricSources): void 
       if (!m) return;
       this.set({ certificate: 'server' }, m.serverNotAfter.getTime() / 1000);
       this.set({ certificate: 'ca' }, m.caNotAfter.getTime() / 1000);
+      const acme = sources.acme?.()?.notAfter;
+      if (acme) this.set({ certificate: 'acme' }, acme.getTime() / 1000);
     },
   });
   new Gauge({
@@ -173,6 +188,20 @@ function defineStateGauges(registers: Registry[], sources: MetricSources): void 
     collect() {
       const v = verdict();
       if (v) this.set(v.checkedAt.getTime() / 1000);
+    },
+  });
+}
+
+function defineACMEGauge(registers: Registry[], sources: MetricSources): void {
+  if (!sources.acme) return;
+  const acme = sources.acme;
+  new Gauge({
+    name: `${PREFIX}acme_last_success_timestamp_seconds`,
+    aggregator: 'max',
+    help: 'When an ACME order last succeeded (by any replica sharing tls.dir), Unix time; 0 = never.',
+    registers,
+    collect() {
+      this.set((acme()?.lastSuccess?.getTime() ?? 0) / 1000);
     },
   });
 }

@@ -3,6 +3,7 @@
  * server certificate are, a backup of the CA (certificate and key, 0600), and
  * the two steps of a CA rotation (rotation.ts).
  */
+import { acmeShowLines } from '../acme/which-certificate.js';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -62,6 +63,7 @@ export function showCA(config: Config): string {
   } catch {
     lines.push('server certificate: none yet (issued on the next start)');
   }
+  lines.push(...acmeShowLines(config));
   const pems = [caPEM, ...(next ? [next.toString()] : [])];
   return `${lines.join('\n')}\n\n${pemBundle(pems)}`;
 }

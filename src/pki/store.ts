@@ -295,7 +295,7 @@ export function certificateSANs(cert: X509Certificate): SANs {
   return sans;
 }
 
-function ensurePrivateDir(dir: string): void {
+export function ensurePrivateDir(dir: string): void {
   try {
     if (!existsSync(dir)) {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -316,12 +316,12 @@ function ensurePrivateDir(dir: string): void {
   }
 }
 
-function writePrivate(path: string, data: string): void {
+export function writePrivate(path: string, data: string): void {
   writeAtomic(path, data, 0o600);
 }
 
 /** Certificates, with Unix line ends (forge writes CRLF), so the file and /ca.crt are byte-identical. */
-function writePublic(path: string, data: string): void {
+export function writePublic(path: string, data: string): void {
   writeAtomic(path, data.replace(/\r\n/g, '\n'), 0o644);
 }
 

@@ -7,14 +7,15 @@
 import { X509Certificate } from 'node:crypto';
 import type { Agent } from 'node:http';
 import { createServer as createHTTPSServer, type Server as HTTPSServer } from 'node:https';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
+import { createSecureContext, type SecureContext, type TlsOptions } from 'node:tls';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Verdict } from '../health/probe.js';
 import type { ProxyMetrics } from '../metrics/registry.js';
 import { canonicalIP } from '../pki/sans.js';
 import type { TLSMaterial } from '../pki/store.js';
-import { secureContextOptions, serverTLSOptions } from '../tls/context.js';
+import { PROFILE, secureContextOptions, serverTLSOptions } from '../tls/context.js';
 import { notTLSMessage } from '../tls/failures.js';
 import type { SniffOptions } from '../tls/sniff.js';
 import { drainingVerdict } from '../health/report.js';
@@ -47,6 +48,8 @@ export interface PublicServer {
   target: SniffOptions;
   /** Swaps the certificate for new handshakes; live connections keep theirs. */
   setMaterial(material: TLSMaterial): void;
+  /** The ACME certificate, served to clients whose SNI name it covers (tls.acme). */
+  setACME(cert: { chainPEM: string; keyPEM: string }): void;
   /** The keys that encrypt TLS session tickets (48 bytes), shared by a cluster's workers. */
   setTicketKeys(keys: Buffer): void;
   /** Requests being answered now. */
@@ -62,6 +65,8 @@ export interface PublicServer {
 }
 
 export interface PublicServerOptions {
+  /** tls.acme: where tls-alpn-01 validations (ALPN acme-tls/1) are answered. */
+  onACMEValidation?: (socket: Socket) => void;
   /** The process's metrics (one registry for the life of the process: runtime.ts). */
   metrics: ProxyMetrics;
   /** The cached backend verdict (health monitoring), for the public health path. */
@@ -97,7 +102,8 @@ export function createPublicServer(
     ownHeaders,
     ...optionalAdmission(config),
   });
-  const https = createHTTPSFront(config, material, handler);
+  const acme = acmeBySNI(config, () => current);
+  const https = createHTTPSFront(config, material, handler, acme.SNICallback);
   drainer = trackForDrain(https);
   https.on('secureConnection', () => metrics.handshakes.inc());
   https.on(
@@ -116,8 +122,12 @@ export function createPublicServer(
     agent,
     pool,
     drainer,
-    target: sniffTarget(https, metrics, logger),
+    target: {
+      ...sniffTarget(https, metrics, logger),
+      ...(options.onACMEValidation ? { onACMEValidation: options.onACMEValidation } : {}),
+    },
     material: () => current,
+    setACME: acme.set,
     setMaterial(next) {
       current = next;
       coverage.reset(next);
@@ -129,6 +139,36 @@ export function createPublicServer(
   function drainAware(verdict: () => Verdict): () => Verdict {
     return () => (drainer?.draining() ? drainingVerdict(verdict()) : verdict());
   }
+}
+
+/**
+ * With tls.acme, the certificate by SNI: a name the ACME certificate covers gets it
+ * (publicly trusted); every other client (by IP address, no SNI, another name) gets
+ * the default context, our own CA's certificate, as without ACME.
+ */
+function acmeBySNI(config: Config, material: () => TLSMaterial) {
+  let acme: { context: SecureContext; leaf: X509Certificate } | undefined;
+  const SNICallback =
+    config.tls.acme.directory === ''
+      ? undefined
+      : (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) =>
+          cb(null, acme && acme.leaf.checkHost(servername) ? acme.context : undefined);
+  return {
+    SNICallback,
+    set(cert: { chainPEM: string; keyPEM: string }) {
+      const clientCAs = material().clientCAsPEM;
+      acme = {
+        context: createSecureContext({
+          ...PROFILE,
+          cert: cert.chainPEM,
+          key: cert.keyPEM,
+          // Mutual TLS holds for clients by name too: the same client CAs.
+          ...(config.tls.clientAuth && clientCAs ? { ca: clientCAs } : {}),
+        }),
+        leaf: new X509Certificate(cert.chainPEM),
+      };
+    },
+  };
 }
 
 /** Whether the served certificate covers a Host, remembered per Host until the certificate changes. */
@@ -193,10 +233,12 @@ function createHTTPSFront(
   config: Config,
   material: TLSMaterial,
   handler: ReturnType<typeof createRequestHandler>,
+  SNICallback: TlsOptions['SNICallback'],
 ): HTTPSServer {
   const https = createHTTPSServer(
     {
       ...serverTLSOptions(material, config.tls.clientAuth),
+      ...(SNICallback ? { SNICallback } : {}),
       // No deadline for a whole request: multi-GB layer pushes take as long as they take.
       requestTimeout: 0,
       headersTimeout: config.timeouts.headersMs,
@@ -249,6 +291,7 @@ function publicServerOf(parts: {
   target: SniffOptions;
   material: () => TLSMaterial;
   setMaterial: (next: TLSMaterial) => void;
+  setACME: PublicServer['setACME'];
 }): PublicServer {
   const { https, agent, pool, drainer } = parts;
   return {
@@ -266,6 +309,7 @@ function publicServerOf(parts: {
       https.setTicketKeys(keys);
     },
     setMaterial: parts.setMaterial,
+    setACME: parts.setACME,
     inFlight: drainer.inFlight,
     drain(deadlineMs, pending) {
       return drainer.drain(

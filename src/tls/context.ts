@@ -38,18 +38,23 @@ export function secureContextOptions(
     // The full chain: leaf, then the CA. Clients that hold the CA verify either way;
     // tools that print the chain (openssl s_client -showcerts) show where it comes from.
     cert: material.servedChainPEM ?? material.serverCertPEM.trimEnd() + '\n' + material.caCertPEM,
-    minVersion: 'TLSv1.2',
-    maxVersion: 'TLSv1.3',
-    ciphers: [...TLS13_CIPHERSUITES, ...TLS12_CIPHERS].join(':'),
-    ecdhCurve: 'X25519:prime256v1:secp384r1',
-    // The server's order (AES-GCM first): every suite offered is strong either way, but
-    // scanners (testssl.sh) rate "no server order" as a HIGH finding.
-    honorCipherOrder: true,
-    // No TLS 1.2 renegotiation at all (Node would allow a client 3 per 10 minutes): it
-    // only serves to make the server redo handshake work.
-    secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
+    ...PROFILE,
   };
 }
+
+/** The protocol profile alone, for every context (the ACME certificate's too). */
+export const PROFILE: SecureContextOptions = {
+  minVersion: 'TLSv1.2',
+  maxVersion: 'TLSv1.3',
+  ciphers: [...TLS13_CIPHERSUITES, ...TLS12_CIPHERS].join(':'),
+  ecdhCurve: 'X25519:prime256v1:secp384r1',
+  // The server's order (AES-GCM first): every suite offered is strong either way, but
+  // scanners (testssl.sh) rate "no server order" as a HIGH finding.
+  honorCipherOrder: true,
+  // No TLS 1.2 renegotiation at all (Node would allow a client 3 per 10 minutes): it
+  // only serves to make the server redo handshake work.
+  secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
+};
 
 export function serverTLSOptions(material: TLSMaterial, clientAuth = false): TlsOptions {
   return {

@@ -11,6 +11,7 @@ import type { Server as HTTPSServer } from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
 import { formatHostPort } from '../net/address.js';
 import { canonicalIP } from '../pki/sans.js';
+import { parseClientHello } from './client-hello.js';
 
 const TLS_HANDSHAKE_RECORD = 0x16;
 /** Give up on a connection that sends nothing at all for this long. */
@@ -25,6 +26,8 @@ export interface SniffOptions {
   onPlainHTTP?: (socket: Socket) => void;
   /** A handshake record that is no ClientHello; the connection is closed. `why` says what was wrong. */
   onNotTLS?: (socket: Socket, why: string) => void;
+  /** With ACME: where a ClientHello offering ALPN acme-tls/1 (a tls-alpn-01 validation) goes. */
+  onACMEValidation?: (socket: Socket) => void;
 }
 
 export interface SniffingServer {
@@ -61,7 +64,7 @@ export function createSniffingServer(route: () => SniffOptions): SniffingServer 
       socket.setTimeout(0);
       // Read at the first byte, not at accept: a reload in between must not hand the
       // connection to the server that is draining.
-      const { https, onPlainHTTP, onNotTLS } = route();
+      const { https, onPlainHTTP, onNotTLS, onACMEValidation } = route();
       const notClientHello = head[0] === TLS_HANDSHAKE_RECORD ? notAClientHello(head) : undefined;
       if (notClientHello !== undefined) {
         onNotTLS?.(socket, notClientHello);
@@ -73,6 +76,10 @@ export function createSniffingServer(route: () => SniffOptions): SniffingServer 
         // Read once so net.Socket caches it: once Node closes a TLS connection itself (a
         // rejected client certificate) the addresses are otherwise gone from the log.
         void socket.remoteAddress;
+        if (onACMEValidation && parseClientHello(head)?.alpn.includes('acme-tls/1')) {
+          onACMEValidation(socket);
+          return;
+        }
         https.emit('connection', socket);
         return;
       }

@@ -277,8 +277,10 @@ export async function startProxy(opts: {
   wrap?: readonly string[];
   /** The address to listen on (default 127.0.0.1); also the origin's host. */
   host?: string;
+  /** A port chosen beforehand (an ACME test server must know it first); default a free one. */
+  port?: number;
 }): Promise<Proxy> {
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const adminPort = await freePort();
   const host = opts.host ?? '127.0.0.1';
   const hostPort = `${host.includes(':') ? `[${host}]` : host}:${port}`;

@@ -7,11 +7,29 @@ export interface SkopeoResult {
   stderr: string;
 }
 
-export function skopeo(args: string[], timeoutMs = 300_000): Promise<SkopeoResult> {
+/**
+ * `hosts`: an /etc/hosts file that this skopeo alone sees (a private mount
+ * namespace), so that it reaches the proxy by a DNS name (ACME certificates carry
+ * names, never 127.0.0.1) without touching the machine's /etc/hosts.
+ */
+export function skopeo(args: string[], timeoutMs = 300_000, hosts?: string): Promise<SkopeoResult> {
+  const [command, ...argv] = hosts
+    ? [
+        'unshare',
+        '--mount',
+        'sh',
+        '-c',
+        'mount --bind "$1" /etc/hosts && shift && exec skopeo "$@"',
+        'sh',
+        hosts,
+        '--insecure-policy',
+        ...args,
+      ]
+    : ['skopeo', '--insecure-policy', ...args];
   return new Promise((resolve) => {
     execFile(
-      'skopeo',
-      ['--insecure-policy', ...args],
+      command as string,
+      argv,
       {
         timeout: timeoutMs,
         maxBuffer: 64 << 20,

@@ -1,0 +1,122 @@
+/**
+ * The ACME certificate while the proxy runs: served from tls.dir at start when one is
+ * there, ordered at start when not (our own CA's certificate is served meanwhile),
+ * renewed when due, retried with backoff after failures, never dropped. Every
+ * replica runs this; one orders (attempt.ts), the rest pick the result up from the
+ * shared directory within a second (a file watch) or at the next check.
+ */
+import { join } from 'node:path';
+import type { Counter } from 'prom-client';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { watchFiles } from '../tls/file-watch.js';
+import { attemptOrder } from './attempt.js';
+import { acmeNames } from './config.js';
+import { renewalTime } from './renewal-time.js';
+import {
+  ACME_FILES,
+  ensureACMEDir,
+  readACMECertificate,
+  readState,
+  type ACMECertificate,
+} from './store.js';
+
+/** While another replica holds the order lock, look again this often. */
+const LOCKED_RECHECK_MS = 3_000;
+
+export interface ACMEManager {
+  current(): ACMECertificate | undefined;
+  /** When an order last succeeded (any replica's), for rtp_acme_last_success_timestamp_seconds. */
+  lastSuccess(): Date | undefined;
+  stop(): void;
+}
+
+export interface ACMEOptions {
+  config: Config;
+  logger: Logger;
+  /** A certificate to serve from now on (the first one, or a renewal). */
+  onCertificate: (cert: ACMECertificate) => void;
+  orders: Counter<'result'>;
+}
+
+export function startACME(opts: ACMEOptions): ACMEManager {
+  const { config, logger } = opts;
+  const dir = ensureACMEDir(config.tls.dir);
+  const names = acmeNames(config);
+  let current: ACMECertificate | undefined;
+  let stopped = false;
+  let running = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  const pickUp = () => {
+    const stored = readACMECertificate(dir);
+    if (!stored || stored.leaf.serialNumber === current?.leaf.serialNumber) return;
+    current = stored;
+    opts.onCertificate(stored);
+    logger.info(
+      {
+        names: stored.names,
+        serial: stored.leaf.serialNumber,
+        issuer: stored.leaf.issuer.replace(/\n/g, ', '),
+        notAfter: stored.notAfter.toISOString(),
+        renewAt: renewalTime(stored, config.tls.acme.renewBefore).toISOString(),
+      },
+      `serving the ACME certificate for ${stored.names.join(', ')} (by SNI); clients by IP address or without SNI keep our own CA's`,
+    );
+  };
+  const later = (ms: number) => {
+    clearTimeout(timer);
+    if (stopped) return;
+    timer = setTimeout(() => void tick(), ms);
+    timer.unref();
+  };
+  const tick = async () => {
+    if (running || stopped) return;
+    running = true;
+    try {
+      pickUp();
+      const retryAt = Date.parse(readState(dir).retryAt ?? '');
+      if (retryAt > Date.now()) return later(retryAt - Date.now());
+      const result = await attemptOrder(config, dir, logger);
+      if (result.kind === 'ordered') {
+        opts.orders.inc({ result: 'success' });
+        pickUp();
+      } else if (result.kind === 'failed') {
+        opts.orders.inc({ result: 'failure' });
+        later(result.retryAt.getTime() - Date.now());
+      } else if (result.kind === 'locked') {
+        later(LOCKED_RECHECK_MS);
+      }
+    } catch (err) {
+      // tls.dir unwritable and the like: logged, looked at again at the next check.
+      logger.error({ err }, 'ACME: checking the certificate failed; still serving the current one');
+    } finally {
+      running = false;
+    }
+  };
+
+  pickUp();
+  if (!current) {
+    logger.warn(
+      { names },
+      `no ACME certificate for ${names.join(', ')} yet: serving our own CA's certificate until it arrives`,
+    );
+  }
+  const interval = setInterval(() => void tick(), config.tls.checkInterval);
+  interval.unref();
+  const watch = watchFiles([join(dir, ACME_FILES.chain)], () => pickUp());
+  void tick();
+  return {
+    current: () => current,
+    lastSuccess() {
+      const at = readState(dir).lastSuccessAt;
+      return at ? new Date(at) : undefined;
+    },
+    stop() {
+      stopped = true;
+      clearInterval(interval);
+      clearTimeout(timer);
+      watch.close();
+    },
+  };
+}

@@ -1,0 +1,37 @@
+/**
+ * Which client gets which certificate with tls.acme, in words for the start-up log and
+ * `ca show`: names the ACME certificate covers get it by SNI (publicly trusted, or
+ * trusted through the internal ACME server's root); clients by IP address or without
+ * SNI get our own CA's.
+ */
+import type { Config } from '../config/schema.js';
+import { acmeEnabled, acmeNames } from './config.js';
+import { acmeDir, readACMECertificate } from './store.js';
+
+/** What a client by one of the ACME names must install. */
+export function acmeTrustNote(config: Config): string {
+  return config.tls.acme.caBundle === ''
+    ? 'publicly trusted: nothing to install on clients'
+    : `issued by an internal ACME server: clients trust its root (the one behind tls.acme.caBundle, ${config.tls.acme.caBundle}, if it is the same CA)`;
+}
+
+/** Lines for `ca show`; [] without ACME. */
+export function acmeShowLines(config: Config): string[] {
+  if (!acmeEnabled(config)) return [];
+  const cert = readACMECertificate(acmeDir(config.tls.dir));
+  const names = acmeNames(config).join(', ');
+  return [
+    `ACME certificate (by SNI for ${names}; ${acmeTrustNote(config)})`,
+    ...(cert
+      ? [
+          `  serial: ${cert.leaf.serialNumber}`,
+          `  issuer: ${cert.leaf.issuer.replace(/\n/g, ', ')}`,
+          `  expires: ${cert.notAfter.toISOString()}`,
+          `  DNS names: ${cert.names.join(', ')}`,
+        ]
+      : [
+          "  none yet: ordered at start; our own CA's certificate is served for these names meanwhile",
+        ]),
+    'clients by IP address or without SNI get the server certificate above, from our own CA',
+  ];
+}

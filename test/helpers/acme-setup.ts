@@ -1,0 +1,114 @@
+/**
+ * A proxy with tls.acme against a real pebble, in front of a real registry: the
+ * ports are chosen first, because pebble must know where to validate (http-01 at the
+ * proxy's http01Listen, tls-alpn-01 at its public port).
+ */
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect, type PeerCertificate } from 'node:tls';
+import { startPebble, type Pebble } from './pebble.js';
+import {
+  CLI,
+  createRegistry,
+  freePort,
+  startProxy,
+  type Proxy,
+  type Registry,
+} from './processes.js';
+
+export const ACME_NAME = 'registry.acme.test';
+
+export interface ACMESetup {
+  pebble: Pebble;
+  registry: Registry;
+  proxyPort: number;
+  http01Port: number;
+  /** An /etc/hosts naming ACME_NAME 127.0.0.1, for skopeo (see skopeo.ts). */
+  hosts: string;
+  /** The proxy's environment for tls.acme against this pebble. */
+  env(extra?: Record<string, string>): Record<string, string>;
+  start(tlsDir: string, extra?: Record<string, string>, port?: number): Promise<Proxy>;
+  close(): Promise<void>;
+}
+
+export async function setUpACME(
+  dir: string,
+  pebbleEnv: Record<string, string> = {},
+  /** Where pebble validates http-01, when not at the proxy's listener (a failure test). */
+  http01ValidationPort?: number,
+): Promise<ACMESetup> {
+  const [proxyPort, http01Port] = [await freePort(), await freePort()];
+  const pebble = await startPebble(dir, {
+    httpPort: http01ValidationPort ?? http01Port,
+    tlsPort: proxyPort,
+    env: pebbleEnv,
+  });
+  const registry = await createRegistry({ auth: { kind: 'none' } }, dir);
+  await registry.start();
+  const hosts = join(dir, 'hosts');
+  writeFileSync(hosts, `127.0.0.1 localhost ${ACME_NAME}\n`);
+  const env = (extra: Record<string, string> = {}) => ({
+    RTP_TLS_NAMES: `${ACME_NAME},127.0.0.1`,
+    RTP_TLS_ACME_DIRECTORY: pebble.directory,
+    RTP_TLS_ACME_AGREE_TO_TERMS: 'true',
+    RTP_TLS_ACME_CA_BUNDLE: pebble.caBundle,
+    RTP_TLS_ACME_HTTP01_LISTEN: `127.0.0.1:${http01Port}`,
+    RTP_LOG_LEVEL: 'debug',
+    ...extra,
+  });
+  return {
+    pebble,
+    registry,
+    proxyPort,
+    http01Port,
+    hosts,
+    env,
+    start: (tlsDir, extra, port = proxyPort) =>
+      startProxy({ backend: registry.url, tlsDir, port, env: env(extra) }),
+    async close() {
+      await registry.stop();
+      await pebble.close();
+    },
+  };
+}
+
+/** The certificate a client gets from 127.0.0.1:port, with SNI `servername` or none, verified against `ca`. */
+export function peerCertificate(
+  port: number,
+  ca: string,
+  servername?: string,
+): Promise<PeerCertificate> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(
+      {
+        host: '127.0.0.1',
+        port,
+        ca,
+        ...(servername ? { servername } : {}),
+        ALPNProtocols: ['http/1.1'],
+      },
+      () => {
+        resolve(socket.getPeerCertificate());
+        socket.end();
+      },
+    );
+    socket.on('error', reject);
+  });
+}
+
+/** `registry-tls-proxy acme ARGS` with the proxy's environment, without blocking the test's event loop. */
+export function acmeCLI(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, 'acme', ...args],
+      { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env }, timeout: 120_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    );
+  });
+}
