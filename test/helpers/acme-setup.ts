@@ -37,12 +37,15 @@ export async function setUpACME(
   pebbleEnv: Record<string, string> = {},
   /** Where pebble validates http-01, when not at the proxy's listener (a failure test). */
   http01ValidationPort?: number,
+  /** The DNS server pebble asks for dns-01 TXT records (default: challtestsrv). */
+  dnsServer?: string,
 ): Promise<ACMESetup> {
   const [proxyPort, http01Port] = [await freePort(), await freePort()];
   const pebble = await startPebble(dir, {
     httpPort: http01ValidationPort ?? http01Port,
     tlsPort: proxyPort,
     env: pebbleEnv,
+    ...(dnsServer ? { dnsServer } : {}),
   });
   const registry = await createRegistry({ auth: { kind: 'none' } }, dir);
   await registry.start();

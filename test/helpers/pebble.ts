@@ -18,6 +18,8 @@ export interface PebbleOptions {
   tlsPort: number;
   /** More environment for pebble, e.g. { PEBBLE_WFE_NONCEREJECT: '50' }. */
   env?: Record<string, string>;
+  /** The DNS server pebble asks (dns-01 TXT lookups), host:port; default challtestsrv. */
+  dnsServer?: string;
 }
 
 export interface Pebble {
@@ -74,7 +76,8 @@ export async function startPebble(dir: string, opts: PebbleOptions): Promise<Peb
   const agent = new Agent({ ca: caBundle });
   const start = async (env: Record<string, string> = opts.env ?? {}) => {
     earlier += pebble?.output() ?? '';
-    pebble = spawnLogged('pebble', ['-config', configFile, '-dnsserver', `127.0.0.1:${dnsPort}`], {
+    const dnsServer = opts.dnsServer ?? `127.0.0.1:${dnsPort}`;
+    pebble = spawnLogged('pebble', ['-config', configFile, '-dnsserver', dnsServer], {
       // No artificial validation delays; every order gets fresh authorizations (a
       // reused one would skip the challenge the test is about).
       PEBBLE_VA_NOSLEEP: '1',
