@@ -4,6 +4,9 @@
  * trusted through the internal ACME server's root); clients by IP address or without
  * SNI get our own CA's.
  */
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { acmeEnabled, acmeNames } from './config.js';
 import { acmeDir, readACMECertificate } from './store.js';
@@ -13,6 +16,33 @@ export function acmeTrustNote(config: Config): string {
   return config.tls.acme.caBundle === ''
     ? 'publicly trusted: nothing to install on clients'
     : `issued by an internal ACME server: clients trust its root (the one behind tls.acme.caBundle, ${config.tls.acme.caBundle}, if it is the same CA)`;
+}
+
+/** Whether clients that come by `host` get the ACME certificate: one of its names, or under one of its wildcards. */
+export function acmeServesHost(config: Config, host: string): boolean {
+  if (!acmeEnabled(config) || isIP(host) !== 0) return false;
+  const wanted = host.toLowerCase().replace(/\.$/, '');
+  return acmeNames(config).some((n) => {
+    const name = n.toLowerCase();
+    if (!name.startsWith('*.')) return wanted === name;
+    const label = wanted.slice(0, wanted.length - name.length + 1);
+    return wanted.endsWith(name.slice(1)) && label !== '' && !label.includes('.');
+  });
+}
+
+/**
+ * What a client by an ACME name trusts with an internal ACME server: the certificates of
+ * tls.acme.caBundle (step-ca, Vault and EJBCA serve ACME under the root they issue from).
+ */
+export function internalACMERoots(config: Config): { pem: string; fingerprints: string[] } {
+  const pems = readFileSync(config.tls.acme.caBundle, 'utf8').match(
+    /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g,
+  );
+  const certs = pems ?? [];
+  return {
+    pem: certs.map((c) => `${c}\n`).join(''),
+    fingerprints: certs.map((c) => new X509Certificate(c).fingerprint256),
+  };
 }
 
 /** Lines for `ca show`; [] without ACME. */

@@ -33,6 +33,8 @@ export interface HandlerOptions {
   metrics: ProxyMetrics;
   /** The CA bundle served at GET /ca.crt (public information): during a rotation, both CAs. */
   trustBundlePEM: () => string;
+  /** Whether clients by this host get a publicly trusted ACME certificate (nothing to install). */
+  publiclyTrusted?: (host: string) => boolean;
   /** Whether the served certificate covers a Host (name or IP, no port). */
   coversHost: (host: string) => boolean;
   /** health.publicPath and the cached backend verdict; absent when turned off. */

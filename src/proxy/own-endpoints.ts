@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { verdictBody } from '../health/report.js';
 import type { Verdict } from '../health/probe.js';
-import { formatHostPort, withDefaultPort } from '../net/address.js';
+import { formatHostPort, parseHostPort, withDefaultPort } from '../net/address.js';
 import { installerScript } from '../trust/installer-script.js';
 import { sendRegistryError } from './registry-error.js';
 
@@ -27,6 +27,8 @@ export interface OwnEndpointOptions {
   health?: { path: string; verdict: () => Verdict } | undefined;
   /** Headers on every response of ours (Strict-Transport-Security). */
   ownHeaders: Readonly<Record<string, string>>;
+  /** Whether clients by this host get a publicly trusted ACME certificate; absent without one. */
+  publiclyTrusted?: ((host: string) => boolean) | undefined;
 }
 
 const READ = ['GET', 'HEAD'] as const;
@@ -43,7 +45,7 @@ export function ownEndpoints(opts: OwnEndpointOptions): ReadonlyMap<string, OwnE
     {
       path: '/install-ca.sh',
       methods: READ,
-      serve: (req, res) => serveInstaller(req, res, ownHeaders),
+      serve: (req, res) => serveInstaller(req, res, ownHeaders, opts.publiclyTrusted),
     },
   ];
   const health = opts.health;
@@ -119,12 +121,15 @@ function serveInstaller(
   req: IncomingMessage,
   res: ServerResponse,
   ownHeaders: Readonly<Record<string, string>>,
+  publiclyTrusted: ((host: string) => boolean) | undefined,
 ): number {
   const port = req.socket.localPort ?? 443;
   const host = req.headers.host ?? defaultHost(req.socket.localAddress, port);
   let script: string;
   try {
-    script = installerScript(withDefaultPort(host, port));
+    const hostPort = withDefaultPort(host, port);
+    const name = parseHostPort(hostPort)?.host ?? '';
+    script = publiclyTrusted?.(name) ? nothingToInstallScript(hostPort) : installerScript(hostPort);
   } catch {
     sendRegistryError(
       res,
@@ -143,6 +148,17 @@ function serveInstaller(
     },
     script,
   );
+}
+
+/** For a name served the ACME certificate: clients already trust it. */
+function nothingToInstallScript(hostPort: string): string {
+  return [
+    '#!/bin/sh',
+    `# registry-tls-proxy: ${hostPort} is served a publicly trusted certificate (ACME)`,
+    `echo '${hostPort}: publicly trusted: nothing to install on clients'`,
+    'exit 0',
+    '',
+  ].join('\n');
 }
 
 /** The Host a request without one meant: the address it came in on. */

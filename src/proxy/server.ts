@@ -9,6 +9,7 @@ import type { Agent } from 'node:http';
 import { createServer as createHTTPSServer, type Server as HTTPSServer } from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext, type TlsOptions } from 'node:tls';
+import { acmeServesHost } from '../acme/which-certificate.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Verdict } from '../health/probe.js';
@@ -95,6 +96,9 @@ export function createPublicServer(
     logger,
     metrics,
     trustBundlePEM: () => current.trustBundlePEM,
+    ...(config.tls.acme.directory !== '' && config.tls.acme.caBundle === ''
+      ? { publiclyTrusted: (host: string) => acmeServesHost(config, host) }
+      : {}),
     coversHost: coverage.covers,
     ...(options.verdict && config.health.publicPath !== ''
       ? { health: { path: config.health.publicPath, verdict: drainAware(options.verdict) } }

@@ -1,7 +1,12 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { acmeServesHost } from '../acme/which-certificate.js';
+import { DEFAULTS, type Config } from '../config/schema.js';
 import { createCA, issueServerCertificate } from '../pki/issue.js';
-import { coverageWarning } from './command.js';
+import { coverageWarning, runTrust } from './command.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 let certPEM = '';
@@ -30,5 +35,49 @@ describe('trust --address warns when the name is not on the served certificate',
 
   it('a supplied certificate cannot be fixed with tls.names', () => {
     expect(coverageWarning(certPEM, '10.0.0.9:5443', true)).toContain('supplied in tls.cert');
+  });
+});
+
+describe('trust --address for names the ACME certificate covers', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'trust-acme-'));
+  const acmeConfig = (caBundle = ''): Config => ({
+    ...DEFAULTS,
+    tls: {
+      ...DEFAULTS.tls,
+      dir: join(tmp, 'tls'),
+      names: ['registry.example.com', '*.apps.example.com', '127.0.0.1'],
+      acme: { ...DEFAULTS.tls.acme, directory: 'letsencrypt', agreeToTerms: true, caBundle },
+    },
+  });
+  const run = async (config: Config, address: string, install = false) => {
+    let text = '';
+    await runTrust(config, { address, install, clients: ['docker'] }, (t) => (text += t));
+    return text;
+  };
+
+  it.each([
+    ['registry.example.com', true],
+    ['REGISTRY.example.com.', true],
+    ['a.apps.example.com', true],
+    ['a.b.apps.example.com', false],
+    ['apps.example.com', false],
+    ['127.0.0.1', false],
+    ['other.example.com', false],
+  ])('%s is served the ACME certificate: %s', (host, expected) => {
+    expect(acmeServesHost(acmeConfig(), host)).toBe(expected);
+  });
+
+  it('publicly trusted: says there is nothing to install, and installs nothing', async () => {
+    const text = await run(acmeConfig(), 'registry.example.com:443', true);
+    expect(text).toContain('publicly trusted: nothing to install on clients (nothing installed)');
+    expect(text).not.toMatch(/wrote|ran /);
+  });
+
+  it("an internal ACME server: the report is for its root (tls.acme.caBundle), not our CA's", async () => {
+    const bundle = join(tmp, 'internal-root.pem');
+    writeFileSync(bundle, certPEM);
+    const text = await run(acmeConfig(bundle), 'registry.example.com:443');
+    expect(text).toContain(new X509Certificate(certPEM).fingerprint256);
+    expect(text).toContain('registry.example.com:443');
   });
 });

@@ -6,6 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
+import { acmeServesHost, acmeTrustNote, internalACMERoots } from '../acme/which-certificate.js';
 import type { Config } from '../config/schema.js';
 import { RTPError } from '../errors.js';
 import { canonicalIP } from '../pki/sans.js';
@@ -66,8 +67,20 @@ export async function runTrust(
   args: TrustArgs,
   out: (text: string) => void,
 ): Promise<void> {
-  const target = await localTrustTarget(config, args.address);
-  const served = servedCertificatePEM(config);
+  const host = hostOfAddress(args.address);
+  const byACME = acmeServesHost(config, host);
+  if (byACME && config.tls.acme.caBundle === '') {
+    out(
+      `${host} is served the ACME certificate: ${acmeTrustNote(config)}` +
+        `${args.install ? ' (nothing installed)' : ''}; clients that come by IP address trust the proxy's own CA: trust --address IP:PORT\n`,
+    );
+    return;
+  }
+  // An internal ACME server: clients by its names trust its root, not our CA.
+  const target = byACME
+    ? { hostPort: args.address, ...internalRootsTarget(config) }
+    : await localTrustTarget(config, args.address);
+  const served = byACME ? undefined : servedCertificatePEM(config);
   const warning = served && coverageWarning(served, args.address, config.tls.cert !== '');
   if (warning) out(`${warning}\n`);
   if (!args.install) {
@@ -78,6 +91,16 @@ export async function runTrust(
   for (const file of written) out(`wrote ${file}\n`);
   for (const command of ran) out(`ran ${command}\n`);
   out(`trusted CA ${target.fingerprints.join(' and ')} for ${args.address}\n`);
+}
+
+function internalRootsTarget(config: Config): { caBundlePEM: string; fingerprints: string[] } {
+  const { pem, fingerprints } = internalACMERoots(config);
+  return { caBundlePEM: pem, fingerprints };
+}
+
+/** HOST of HOST:PORT or [IPv6]:PORT. */
+function hostOfAddress(address: string): string {
+  return /^\[(.+)\](?::\d+)?$/.exec(address)?.[1] ?? address.replace(/:\d+$/, '');
 }
 
 /** The certificate the proxy serves: the supplied one, or tls.dir's (none before the first start). */
@@ -97,7 +120,7 @@ export function coverageWarning(
   address: string,
   supplied: boolean,
 ): string | undefined {
-  const host = /^\[(.+)\](?::\d+)?$/.exec(address)?.[1] ?? address.replace(/:\d+$/, '');
+  const host = hostOfAddress(address);
   const cert = new X509Certificate(certPEM);
   const covered = isIP(host)
     ? cert.checkIP(canonicalIP(host)) !== undefined
