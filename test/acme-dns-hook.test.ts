@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DNSError, txtWriterFor, waitForTxt } from '../src/acme/dns/index.js';
-import { startChallTestSrv, type ChallTestSrv } from './helpers/challtestsrv.js';
+import { writeHookScript, startChallTestSrv, type ChallTestSrv } from './helpers/challtestsrv.js';
 import { eventually } from './helpers/eventually.js';
 import { freePort, isAlive, tempDir } from './helpers/processes.js';
 
@@ -18,23 +18,10 @@ const log = pino({ level: 'silent' });
 const dir = tempDir('dns-hook');
 let chall: ChallTestSrv;
 
-/** An operator's hook for a provider API: `dns-hook.sh --api URL present|cleanup FQDN VALUE`. */
-const HOOK = `#!/bin/sh
-set -eu
-[ "$1" = --api ] || { echo "usage: $0 --api URL present|cleanup FQDN VALUE" >&2; exit 2; }
-api=$2 action=$3 fqdn=$4 value=$5
-[ -z "\${PID_FILE:-}" ] || echo $$ > "$PID_FILE"
-case $action in
-  present) curl -sS --fail -X POST -d "{\\"host\\":\\"$fqdn\\",\\"value\\":\\"$value\\"}" "$api/set-txt" ;;
-  cleanup) curl -sS --fail -X POST -d "{\\"host\\":\\"$fqdn\\"}" "$api/clear-txt" ;;
-  *) echo "unknown action $action" >&2; exit 2 ;;
-esac
-`;
 const hook = join(dir.path, 'dns-hook.sh');
 
 beforeAll(async () => {
-  writeFileSync(hook, HOOK);
-  chmodSync(hook, 0o755);
+  writeHookScript(hook);
   chall = await startChallTestSrv();
 });
 afterAll(async () => {

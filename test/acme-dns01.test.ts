@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACME_NAME, peerCertificate, setUpACME, type ACMESetup } from './helpers/acme-setup.js';
 import { startBind9, type Bind9 } from './helpers/bind9.js';
+import { writeHookScript } from './helpers/challtestsrv.js';
 import { eventually } from './helpers/eventually.js';
 import { buildOCIImage } from './helpers/oci.js';
 import { tempDir, type Proxy } from './helpers/processes.js';
@@ -76,5 +77,43 @@ describe('ACME by dns-01 over RFC 2136, with pebble and BIND', () => {
     expect(pull.stderr).toBe('');
     expect(pull.code).toBe(0);
     expect(readFileSync(join(pulled, 'manifest.json'), 'utf8')).toContain('layers');
+  });
+});
+
+describe('ACME by dns-01 through a hook command, with pebble and challtestsrv', () => {
+  const tmp = tempDir('acme-dns01-hook');
+  let acme: ACMESetup;
+  let proxy: Proxy;
+
+  beforeAll(async () => {
+    acme = await setUpACME(tmp.path);
+    const hook = join(tmp.path, 'dns-hook.sh');
+    writeHookScript(hook);
+    proxy = await acme.start(join(tmp.path, 'tls'), {
+      RTP_TLS_ACME_CHALLENGES: 'dns-01',
+      RTP_TLS_ACME_HTTP01_LISTEN: '',
+      RTP_TLS_ACME_DNS_COMMAND: `${hook} --api ${acme.pebble.challtestsrv}`,
+      // challtestsrv is the zone's only server: public DNS knows nothing of acme.test.
+      RTP_TLS_ACME_DNS_CHECK_SERVERS: acme.pebble.dnsServer,
+    });
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    await acme?.close();
+    tmp.remove();
+  });
+
+  it("obtains a certificate that verifies against pebble's root by name", async () => {
+    await eventually(
+      'the ACME certificate to be served',
+      () => proxy.logLines().find((l) => /^serving the ACME certificate/.test(String(l['msg']))),
+      { timeoutMs: 90_000 },
+    );
+    const answered = proxy.logLines().filter((l) => l['msg'] === 'ACME: answering a challenge');
+    expect(answered.map((l) => l['challenge'])).toEqual(['dns-01']);
+    const root = await acme.pebble.root();
+    expect((await peerCertificate(acme.proxyPort, root, ACME_NAME)).issuer.CN).toMatch(
+      /^Pebble Intermediate CA/,
+    );
   });
 });

@@ -50,8 +50,11 @@ export function challengeAnswers(config: Config, dir: string, logger: Logger): C
         await dnsWriter().present(fqdn, keyAuthorization);
         await waitForTxt(fqdn, keyAuthorization, {
           timeoutMs: DNS_PROPAGATION_TIMEOUT_MS,
-          // An internal-only zone's NS set may not resolve here: then ask the RFC 2136 server.
-          ...propagationOptionsFor(dnsConfigOf(config)),
+          // The servers named, else the zone's NS set (else the RFC 2136 server: an
+          // internal-only zone's NS set may not resolve here).
+          ...(config.tls.acme.dns.checkServers.length > 0
+            ? { servers: config.tls.acme.dns.checkServers }
+            : propagationOptionsFor(dnsConfigOf(config))),
         });
       }
     },

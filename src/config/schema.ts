@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { isDNSName, parseHostPort, parseNetwork } from '../net/address.js';
 import { isAmbiguousPath } from '../net/ambiguous-path.js';
+import { parseDNSServer } from '../acme/dns/wire.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -106,6 +107,8 @@ export interface ACMEConfig {
     rfc2136: { server: string; keyName: string; keyAlgorithm: string; keySecret: string };
     /** A hook run as `COMMAND present|cleanup FQDN VALUE`; '' = none. */
     command: string;
+    /** DNS servers (host[:port]) that must serve the TXT record before validation; [] = the zone's NS set. */
+    checkServers: string[];
   };
 }
 
@@ -146,6 +149,7 @@ export const DEFAULTS: Config = {
       dns: {
         rfc2136: { server: '', keyName: '', keyAlgorithm: 'hmac-sha256', keySecret: '' },
         command: '',
+        checkServers: [],
       },
     },
   },
@@ -358,6 +362,12 @@ function ACME_FIELDS(): Record<string, FieldSpec> {
     'tls.acme.dns.rfc2136.keyAlgorithm': string(),
     'tls.acme.dns.rfc2136.keySecret': string(),
     'tls.acme.dns.command': string(),
+    'tls.acme.dns.checkServers': list((servers) => {
+      const bad = servers.filter((v) => !parseDNSServer(v));
+      return bad.length === 0
+        ? undefined
+        : `${listed(bad)} not a DNS server address: write host or host:port (53 by default), e.g. 127.0.0.1:53 or [2001:db8::53]:53`;
+    }),
   };
 }
 

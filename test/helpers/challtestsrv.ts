@@ -5,6 +5,7 @@
  * a DNS provider with an HTTP API, which a dns-01 hook command talks to.
  */
 import { spawn } from 'node:child_process';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { freePort, tryConnect } from './processes.js';
 import { eventually } from './eventually.js';
 
@@ -71,4 +72,23 @@ export async function startChallTestSrv(): Promise<ChallTestSrv> {
       }
     },
   };
+}
+
+/** An operator's hook for a provider API: `dns-hook.sh --api URL present|cleanup FQDN VALUE`. */
+const HOOK = `#!/bin/sh
+set -eu
+[ "$1" = --api ] || { echo "usage: $0 --api URL present|cleanup FQDN VALUE" >&2; exit 2; }
+api=$2 action=$3 fqdn=$4 value=$5
+[ -z "\${PID_FILE:-}" ] || echo $$ > "$PID_FILE"
+case $action in
+  present) curl -sS --fail -X POST -d "{\\"host\\":\\"$fqdn\\",\\"value\\":\\"$value\\"}" "$api/set-txt" ;;
+  cleanup) curl -sS --fail -X POST -d "{\\"host\\":\\"$fqdn\\"}" "$api/clear-txt" ;;
+  *) echo "unknown action $action" >&2; exit 2 ;;
+esac
+`;
+
+/** Writes that hook, executable, at `file`. */
+export function writeHookScript(file: string): void {
+  writeFileSync(file, HOOK);
+  chmodSync(file, 0o755);
 }
