@@ -15,6 +15,17 @@ import { buildOCIImage } from './helpers/oci.js';
 import { tempDir, type Proxy } from './helpers/processes.js';
 import { skopeo } from './helpers/skopeo.js';
 
+/** Waits for the ACME certificate to be served, ordered by dns-01 alone. */
+async function servedAfterDNS01(proxy: Proxy): Promise<void> {
+  await eventually(
+    'the ACME certificate to be served',
+    () => proxy.logLines().find((l) => /^serving the ACME certificate/.test(String(l['msg']))),
+    { timeoutMs: 90_000 },
+  );
+  const answered = proxy.logLines().filter((l) => l['msg'] === 'ACME: answering a challenge');
+  expect(answered.map((l) => l['challenge'])).toEqual(['dns-01']);
+}
+
 describe('ACME by dns-01 over RFC 2136, with pebble and BIND', () => {
   const tmp = tempDir('acme-dns01');
   let bind: Bind9;
@@ -41,13 +52,7 @@ describe('ACME by dns-01 over RFC 2136, with pebble and BIND', () => {
   });
 
   it('obtains a certificate; skopeo pushes and pulls by name trusting only pebble', async () => {
-    await eventually(
-      'the ACME certificate to be served',
-      () => proxy.logLines().find((l) => /^serving the ACME certificate/.test(String(l['msg']))),
-      { timeoutMs: 90_000 },
-    );
-    const answered = proxy.logLines().filter((l) => l['msg'] === 'ACME: answering a challenge');
-    expect(answered.map((l) => l['challenge'])).toEqual(['dns-01']);
+    await servedAfterDNS01(proxy);
     // The record is cleaned up after validation, and the secret never reaches the log.
     expect(bind.digTXT(`_acme-challenge.${ACME_NAME}`)).toEqual([]);
     expect(proxy.output()).not.toContain(bind.key.secret);
@@ -104,13 +109,7 @@ describe('ACME by dns-01 through a hook command, with pebble and challtestsrv', 
   });
 
   it("obtains a certificate that verifies against pebble's root by name", async () => {
-    await eventually(
-      'the ACME certificate to be served',
-      () => proxy.logLines().find((l) => /^serving the ACME certificate/.test(String(l['msg']))),
-      { timeoutMs: 90_000 },
-    );
-    const answered = proxy.logLines().filter((l) => l['msg'] === 'ACME: answering a challenge');
-    expect(answered.map((l) => l['challenge'])).toEqual(['dns-01']);
+    await servedAfterDNS01(proxy);
     const root = await acme.pebble.root();
     expect((await peerCertificate(acme.proxyPort, root, ACME_NAME)).issuer.CN).toMatch(
       /^Pebble Intermediate CA/,
