@@ -1,5 +1,6 @@
 /**
- * Gives back what a retired generation held, once it has finished.
+ * Gives back what a retired generation of servers in this process held, once it has
+ * finished (runtime-generations.ts).
  *
  * Each reload builds a new HTTPS server, whose TLS contexts live in OpenSSL's memory,
  * outside V8's heap: V8 sees a few small wrapper objects, never the hundreds of KiB
@@ -17,7 +18,15 @@ import { runInNewContext } from 'node:vm';
 
 let collect: (() => void) | null | undefined;
 
-/** A full, synchronous collection; null where the runtime refuses. Made at the first reload only. */
+/**
+ * Makes the collector: at start-up, before traffic, as V8 flags are best changed while
+ * nothing runs. A cluster primary never calls it (it holds no TLS servers).
+ */
+export function prepareCollector(): void {
+  collector();
+}
+
+/** A full, synchronous collection; null where the runtime refuses. */
 function collector(): (() => void) | null {
   if (collect === undefined) {
     try {

@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import type { Config } from './config/schema.js';
 import type { HealthMonitor } from './health/monitor.js';
 import type { Logger } from './log.js';
+import { collectSoon, prepareCollector } from './memory.js';
 import { createMetrics, type ProxyMetrics } from './metrics/registry.js';
 import { certificateSource } from './pki/source.js';
 import type { TLSMaterial } from './pki/store.js';
@@ -70,6 +71,8 @@ export function generationsInThisProcess(
     dir: acmeDir(current?.config.tls.dir ?? '.'),
     httpsPort: publicPort,
   }));
+  // Set up the collector now, at start, not in the middle of the first reload.
+  prepareCollector();
   /** A listening socket a generation bound but that has not taken over yet. */
   const unpromoted = new WeakMap<InProcessGeneration, PublicListener>();
 
@@ -129,6 +132,8 @@ export function generationsInThisProcess(
         generation.acme?.stop();
         const { cut } = await pub.drain(deadlineMs, pending);
         renewal.stop();
+        // Its HTTPS server is garbage now; its TLS contexts are freed only by a collection.
+        collectSoon();
         return cut;
       },
     };

@@ -11,7 +11,6 @@
  * interrupts stops everything it started (its generation, its monitor, its admin
  * listener), and the drain waits for that.
  */
-import { collectSoon } from './memory.js';
 import { createAdminServer, type AdminServer, type MetricsSource } from './admin/server.js';
 import type { Config } from './config/schema.js';
 import { RTPError } from './errors.js';
@@ -142,11 +141,7 @@ export async function startRuntime<G extends Generation>(
       return cut;
     });
     retiring.add(done);
-    void done.finally(() => {
-      retiring.delete(done);
-      // What the retired generation held is garbage now (see memory.ts).
-      if (retiring.size === 0) collectSoon();
-    });
+    void done.finally(() => retiring.delete(done));
   };
 
   let drained: Promise<void> | undefined;
