@@ -7,13 +7,18 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ACME_NAME, peerCertificate, setUpACME, type ACMESetup } from './helpers/acme-setup.js';
+import {
+  ACME_NAME,
+  peerCertificate,
+  pushAndPullByName,
+  setUpACME,
+  type ACMESetup,
+} from './helpers/acme-setup.js';
 import { startBind9, type Bind9 } from './helpers/bind9.js';
 import { writeHookScript } from './helpers/challtestsrv.js';
 import { eventually } from './helpers/eventually.js';
 import { buildOCIImage } from './helpers/oci.js';
 import { tempDir, type Proxy } from './helpers/processes.js';
-import { skopeo } from './helpers/skopeo.js';
 
 /** Waits for the ACME certificate to be served, ordered by dns-01 alone. */
 async function servedAfterDNS01(proxy: Proxy): Promise<void> {
@@ -65,20 +70,16 @@ describe('ACME by dns-01 over RFC 2136, with pebble and BIND', () => {
     mkdirSync(certDir);
     writeFileSync(join(certDir, 'ca.crt'), root);
     const image = buildOCIImage(join(tmp.path, 'image'), 'v1', [1 << 20]);
-    const ref = `docker://${ACME_NAME}:${acme.proxyPort}/dns01/app:v1`;
-    const push = await skopeo(
-      ['copy', '--dest-cert-dir', certDir, '--dest-tls-verify=true', image.ref, ref],
-      120_000,
-      acme.hosts,
+    const pulled = join(tmp.path, 'pulled');
+    const { push, pull } = await pushAndPullByName(
+      acme,
+      certDir,
+      image.ref,
+      'dns01/app:v1',
+      pulled,
     );
     expect(push.stderr).toBe('');
     expect(push.code).toBe(0);
-    const pulled = join(tmp.path, 'pulled');
-    const pull = await skopeo(
-      ['copy', '--src-cert-dir', certDir, '--src-tls-verify=true', ref, `dir:${pulled}`],
-      120_000,
-      acme.hosts,
-    );
     expect(pull.stderr).toBe('');
     expect(pull.code).toBe(0);
     expect(readFileSync(join(pulled, 'manifest.json'), 'utf8')).toContain('layers');

@@ -8,11 +8,16 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ACME_NAME, peerCertificate, setUpACME, type ACMESetup } from './helpers/acme-setup.js';
+import {
+  ACME_NAME,
+  peerCertificate,
+  pushAndPullByName,
+  setUpACME,
+  type ACMESetup,
+} from './helpers/acme-setup.js';
 import { eventually } from './helpers/eventually.js';
 import { buildOCIImage, type OCIImage } from './helpers/oci.js';
 import { runCLI, tempDir, type Proxy } from './helpers/processes.js';
-import { skopeo } from './helpers/skopeo.js';
 
 const served = (proxy: Proxy) =>
   proxy.logLines().find((l) => /^serving the ACME certificate/.test(String(l['msg'])));
@@ -43,26 +48,15 @@ describe.each(['http-01', 'tls-alpn-01'])('ACME by %s with pebble', (challenge) 
     const ordered = proxy.logLines().find((l) => l['msg'] === 'ACME: answering a challenge');
     expect(ordered?.['challenge']).toBe(challenge);
     writeFileSync(join(certDir, 'ca.crt'), await acme.pebble.root());
-    const ref = `docker://${ACME_NAME}:${acme.proxyPort}/acme/app:v1`;
-    const push = await skopeo(
-      ['copy', '--dest-cert-dir', certDir, '--dest-tls-verify=true', image.ref, ref],
-      120_000,
-      acme.hosts,
+    const { push, pull } = await pushAndPullByName(
+      acme,
+      certDir,
+      image.ref,
+      'acme/app:v1',
+      join(tmp.path, 'pulled'),
     );
     expect(push.stderr).toBe('');
     expect(push.code).toBe(0);
-    const pull = await skopeo(
-      [
-        'copy',
-        '--src-cert-dir',
-        certDir,
-        '--src-tls-verify=true',
-        ref,
-        `dir:${join(tmp.path, 'pulled')}`,
-      ],
-      120_000,
-      acme.hosts,
-    );
     expect(pull.stderr).toBe('');
     expect(pull.code).toBe(0);
     expect(readFileSync(join(tmp.path, 'pulled', 'manifest.json'), 'utf8')).toContain('layers');

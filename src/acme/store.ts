@@ -8,7 +8,8 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ensurePrivateDir, pemBundle, writePrivate } from '../pki/store.js';
+import { splitPEMCertificates } from '../pki/chain.js';
+import { certificateSANs, ensurePrivateDir, pemBundle, writePrivate } from '../pki/store.js';
 
 export const ACME_FILES = {
   accountKey: 'account.key',
@@ -65,10 +66,7 @@ export function readACMECertificate(dir: string): ACMECertificate | undefined {
     keyPEM = readFileSync(join(dir, ACME_FILES.key), 'utf8');
     const leaf = new X509Certificate(chainPEM);
     if (!leaf.checkPrivateKey(createPrivateKey(keyPEM))) return undefined; // between the two renames
-    const names = (leaf.subjectAltName ?? '')
-      .split(', ')
-      .filter((p) => p.startsWith('DNS:'))
-      .map((p) => p.slice(4));
+    const names = certificateSANs(leaf).dns;
     return {
       chainPEM,
       keyPEM,
@@ -85,7 +83,8 @@ export function readACMECertificate(dir: string): ACMECertificate | undefined {
 /** Key first, then the chain: a reader pairs them only when they match (see above). */
 export function writeACMECertificate(dir: string, chainPEM: string, keyPEM: string): void {
   writePrivate(join(dir, ACME_FILES.key), keyPEM);
-  writePrivate(join(dir, ACME_FILES.chain), pemBundle(splitPEM(chainPEM)));
+  const { certs } = splitPEMCertificates(chainPEM, 'the ACME order');
+  writePrivate(join(dir, ACME_FILES.chain), pemBundle(certs.map((c) => c.x509.toString())));
 }
 
 export function readState(dir: string): ACMEState {
@@ -132,8 +131,4 @@ export function challengeFile(dir: string, kind: 'http01' | 'tlsALPN', name: str
 
 export function removeChallenge(file: string | undefined): void {
   if (file) rmSync(file, { force: true });
-}
-
-function splitPEM(pem: string): string[] {
-  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }

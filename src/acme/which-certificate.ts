@@ -4,10 +4,12 @@
  * trusted through the internal ACME server's root); clients by IP address or without
  * SNI get our own CA's.
  */
-import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Config } from '../config/schema.js';
+import { splitPEMCertificates } from '../pki/chain.js';
+import { matchesDNSName } from '../pki/inspect.js';
+import { pemBundle } from '../pki/store.js';
 import { acmeEnabled, acmeNames } from './config.js';
 import { acmeDir, readACMECertificate } from './store.js';
 
@@ -21,13 +23,7 @@ export function acmeTrustNote(config: Config): string {
 /** Whether clients that come by `host` get the ACME certificate: one of its names, or under one of its wildcards. */
 export function acmeServesHost(config: Config, host: string): boolean {
   if (!acmeEnabled(config) || isIP(host) !== 0) return false;
-  const wanted = host.toLowerCase().replace(/\.$/, '');
-  return acmeNames(config).some((n) => {
-    const name = n.toLowerCase();
-    if (!name.startsWith('*.')) return wanted === name;
-    const label = wanted.slice(0, wanted.length - name.length + 1);
-    return wanted.endsWith(name.slice(1)) && label !== '' && !label.includes('.');
-  });
+  return acmeNames(config).some((name) => matchesDNSName(name, host));
 }
 
 /**
@@ -35,13 +31,11 @@ export function acmeServesHost(config: Config, host: string): boolean {
  * tls.acme.caBundle (step-ca, Vault and EJBCA serve ACME under the root they issue from).
  */
 export function internalACMERoots(config: Config): { pem: string; fingerprints: string[] } {
-  const pems = readFileSync(config.tls.acme.caBundle, 'utf8').match(
-    /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g,
-  );
-  const certs = pems ?? [];
+  const file = config.tls.acme.caBundle;
+  const { certs } = splitPEMCertificates(readFileSync(file, 'utf8'), file);
   return {
-    pem: certs.map((c) => `${c}\n`).join(''),
-    fingerprints: certs.map((c) => new X509Certificate(c).fingerprint256),
+    pem: pemBundle(certs.map((c) => c.x509.toString())),
+    fingerprints: certs.map((c) => c.x509.fingerprint256),
   };
 }
 

@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { verdictBody } from '../health/report.js';
 import type { Verdict } from '../health/probe.js';
-import { formatHostPort, parseHostPort, withDefaultPort } from '../net/address.js';
+import { formatHostPort, parseHostHeader, withDefaultPort } from '../net/address.js';
 import { installerScript } from '../trust/installer-script.js';
 import { sendRegistryError } from './registry-error.js';
 
@@ -128,8 +128,9 @@ function serveInstaller(
   let script: string;
   try {
     const hostPort = withDefaultPort(host, port);
-    const name = parseHostPort(hostPort)?.host ?? '';
-    script = publiclyTrusted?.(name) ? nothingToInstallScript(hostPort) : installerScript(hostPort);
+    script = publiclyTrusted?.(parseHostHeader(host)?.host ?? '')
+      ? nothingToInstallScript(hostPort)
+      : installerScript(hostPort);
   } catch {
     sendRegistryError(
       res,

@@ -9,6 +9,7 @@ import type { Agent } from 'node:http';
 import { createServer as createHTTPSServer, type Server as HTTPSServer } from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext, type TlsOptions } from 'node:tls';
+import { acmeEnabled } from '../acme/config.js';
 import { acmeServesHost } from '../acme/which-certificate.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -96,7 +97,7 @@ export function createPublicServer(
     logger,
     metrics,
     trustBundlePEM: () => current.trustBundlePEM,
-    ...(config.tls.acme.directory !== '' && config.tls.acme.caBundle === ''
+    ...(acmeEnabled(config) && config.tls.acme.caBundle === ''
       ? { publiclyTrusted: (host: string) => acmeServesHost(config, host) }
       : {}),
     coversHost: coverage.covers,
@@ -152,11 +153,10 @@ export function createPublicServer(
  */
 function acmeBySNI(config: Config, material: () => TLSMaterial) {
   let acme: { context: SecureContext; leaf: X509Certificate } | undefined;
-  const SNICallback =
-    config.tls.acme.directory === ''
-      ? undefined
-      : (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) =>
-          cb(null, acme && acme.leaf.checkHost(servername) ? acme.context : undefined);
+  const SNICallback = !acmeEnabled(config)
+    ? undefined
+    : (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) =>
+        cb(null, acme && acme.leaf.checkHost(servername) ? acme.context : undefined);
   return {
     SNICallback,
     set(cert: { chainPEM: string; keyPEM: string }) {

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { acmeServesHost, acmeTrustNote, internalACMERoots } from '../acme/which-certificate.js';
 import type { Config } from '../config/schema.js';
 import { RTPError } from '../errors.js';
+import { parseHostHeader } from '../net/address.js';
 import { canonicalIP } from '../pki/sans.js';
 import { FILES } from '../pki/store.js';
 import { loadSuppliedTLS } from '../pki/supplied.js';
@@ -100,7 +101,7 @@ function internalRootsTarget(config: Config): { caBundlePEM: string; fingerprint
 
 /** HOST of HOST:PORT or [IPv6]:PORT. */
 function hostOfAddress(address: string): string {
-  return /^\[(.+)\](?::\d+)?$/.exec(address)?.[1] ?? address.replace(/:\d+$/, '');
+  return parseHostHeader(address)?.host ?? address;
 }
 
 /** The certificate the proxy serves: the supplied one, or tls.dir's (none before the first start). */

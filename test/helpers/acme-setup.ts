@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type PeerCertificate } from 'node:tls';
 import { startPebble, type Pebble } from './pebble.js';
+import { skopeo } from './skopeo.js';
 import {
   CLI,
   createRegistry,
@@ -74,6 +75,31 @@ export async function setUpACME(
       await pebble.close();
     },
   };
+}
+
+/**
+ * skopeo pushes `imageRef` to ACME_NAME:proxyPort/`repo` by name, then pulls it back into
+ * `pulled`, each verifying TLS against only what `certDir` holds (pebble's root).
+ */
+export async function pushAndPullByName(
+  acme: ACMESetup,
+  certDir: string,
+  imageRef: string,
+  repo: string,
+  pulled: string,
+) {
+  const ref = `docker://${ACME_NAME}:${acme.proxyPort}/${repo}`;
+  const push = await skopeo(
+    ['copy', '--dest-cert-dir', certDir, '--dest-tls-verify=true', imageRef, ref],
+    120_000,
+    acme.hosts,
+  );
+  const pull = await skopeo(
+    ['copy', '--src-cert-dir', certDir, '--src-tls-verify=true', ref, `dir:${pulled}`],
+    120_000,
+    acme.hosts,
+  );
+  return { push, pull };
 }
 
 /** The certificate a client gets from 127.0.0.1:port, with SNI `servername` or none, verified against `ca`. */

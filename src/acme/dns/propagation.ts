@@ -8,6 +8,7 @@
  * given (`servers`): for a zone that only internal servers know, or when the writer's own
  * server (rfc2136.server) is the one that counts.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { Resolver } from 'node:dns/promises';
 import { DNSError } from './errors.js';
 import { DNS_PORT, formatServer, normalizeName, parseDNSServer, type Server } from './wire.js';
@@ -129,18 +130,6 @@ async function serversToAsk(fqdn: string, opts: WaitForTxtOptions): Promise<Serv
   }
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
 /**
  * Resolves once every authoritative server answers the TXT record `fqdn` with `value`
  * among its values; rejects on timeout with an error naming the servers that did not,
@@ -178,7 +167,8 @@ export async function waitForTxt(
     }
     const left = deadline - Date.now();
     if (left <= 0) break;
-    await sleep(Math.min(intervalMs, left), signal);
+    // An abort ends the pause early; the loop's first line then throws.
+    await delay(Math.min(intervalMs, left), undefined, { signal }).catch(() => {});
   }
   const missing = [...last].filter(([, answer]) => answer !== 'ok');
   const seen = missing.map(([server, answer]) => `${server} (${answer})`).join(', ');

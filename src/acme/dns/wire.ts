@@ -9,7 +9,7 @@
 import { randomInt } from 'node:crypto';
 import { connect, isIP } from 'node:net';
 import dnsPacket from 'dns-packet';
-import { isDNSName, parseHostPort } from '../../net/address.js';
+import { formatHostPort, isDNSName, parseHostPort } from '../../net/address.js';
 import { DNSError } from './errors.js';
 
 export const TYPE = { SOA: 6, TXT: 16, TSIG: 250 } as const;
@@ -137,9 +137,7 @@ export function parseDNSServer(value: string): Server | undefined {
 }
 
 export function formatServer(server: Server): string {
-  return server.host.includes(':')
-    ? `[${server.host}]:${server.port}`
-    : `${server.host}:${server.port}`;
+  return formatHostPort(server.host, server.port);
 }
 
 /**
