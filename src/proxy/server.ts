@@ -10,7 +10,6 @@ import { createServer as createHTTPSServer, type Server as HTTPSServer } from 'n
 import { isIP, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext, type TlsOptions } from 'node:tls';
 import { acmeEnabled } from '../acme/config.js';
-import { acmeServesHost } from '../acme/which-certificate.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Verdict } from '../health/probe.js';
@@ -88,6 +87,7 @@ export function createPublicServer(
   const ownHeaders = ownHeadersOf(config);
   // The drain tracker exists once the HTTPS server does; the health path asks it later.
   let drainer: Drainer | undefined;
+  const acme = acmeBySNI(config, () => current);
   const handler = createRequestHandler({
     backend,
     agent,
@@ -98,7 +98,7 @@ export function createPublicServer(
     metrics,
     trustBundlePEM: () => current.trustBundlePEM,
     ...(acmeEnabled(config) && config.tls.acme.caBundle === ''
-      ? { publiclyTrusted: (host: string) => acmeServesHost(config, host) }
+      ? { publiclyTrusted: acme.covers }
       : {}),
     coversHost: coverage.covers,
     ...(options.verdict && config.health.publicPath !== ''
@@ -107,7 +107,6 @@ export function createPublicServer(
     ownHeaders,
     ...optionalAdmission(config),
   });
-  const acme = acmeBySNI(config, () => current);
   const https = createHTTPSFront(config, material, handler, acme.SNICallback);
   drainer = trackForDrain(https);
   https.on('secureConnection', () => metrics.handshakes.inc());
@@ -153,12 +152,15 @@ export function createPublicServer(
  */
 function acmeBySNI(config: Config, material: () => TLSMaterial) {
   let acme: { context: SecureContext; leaf: X509Certificate } | undefined;
+  /** Whether clients by this name get the ACME certificate now (not before it arrives). */
+  const covers = (name: string) => acme?.leaf.checkHost(name) !== undefined;
   const SNICallback = !acmeEnabled(config)
     ? undefined
     : (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) =>
-        cb(null, acme && acme.leaf.checkHost(servername) ? acme.context : undefined);
+        cb(null, covers(servername) ? acme?.context : undefined);
   return {
     SNICallback,
+    covers,
     set(cert: { chainPEM: string; keyPEM: string }) {
       const clientCAs = material().clientCAsPEM;
       acme = {
