@@ -27,13 +27,19 @@ import { fetchScrape, sampleSum } from './helpers/prometheus.js';
 import { reloadCounter } from './helpers/reloads.js';
 
 /**
- * One process: 1,000 reloads after 100 that warm it up (V8 compiles the reload path
- * and its allocator settles: RSS rises 3–5 MiB in them, then stays). A cluster's primary
- * forks two Node processes per reload (~0.5 s), so 150 there, from the start: its leak
- * showed by then (+16 MiB).
+ * One process: 1,000 reloads after 800 that warm it up. In the warm-up V8 compiles the
+ * reload path and its allocator settles: RSS rises 3–5 MiB, and on Node 26 it takes one
+ * step of 6–11 MiB somewhere between event 400 and 600, then stays flat. That step is
+ * not the reloads': a process that reloads never, only answering 1,500 fresh handshakes,
+ * takes the same step at the same point (glibc arenas of V8's worker threads, not its
+ * heap; with --single-threaded there is none). Measured on 2026-12-02: Node 26, reloads
+ * 600 → 1,700: +1.0 MiB; Node 20: +1.8.
+ * A cluster's primary forks two Node processes per reload (~0.5 s), so 150 there, from
+ * the start: its leak showed by then (+16 MiB). Its V8 heap swings by up to 17 MiB
+ * until a major collection comes by itself (400 reloads: 96.6 → 95.3 MiB).
  */
 describe.each([
-  ['one process', '1', 100, 1000, 100],
+  ['one process', '1', 800, 1000, 100],
   ['the primary of two workers', '2', 0, 150, 50],
 ])('SIGHUPs, %s', (name, workers, warmUp, reloads, every) => {
   const tmp = tempDir('reload-memory');
@@ -91,11 +97,10 @@ describe.each([
       expect(counter.count()).toBe(warmUp + reloads);
       const first = samples[0]!;
       const last = samples[samples.length - 1]!;
-      // Node 20: +1–3 MiB. Node 26: the same plus one step of 4–11 MiB somewhere between
-      // reload 400 and 600 (glibc arenas of V8's concurrent compiler threads: with
-      // --single-threaded it is +4.6 and flat), then flat; a primary +5–12 over 150.
-      // Before: +45 MiB (one process, Node 20), +120 (Node 26). So: bounded, then flat.
-      expect(last.rss - first.rss).toBeLessThan(24);
+      // After the warm-up: Node 20 +1–3 MiB, Node 26 +1–2. Before the fix: +45 MiB (Node
+      // 20), +120 (Node 26). The issue's bound is 10 MiB over 1,000 SIGHUPs; the primary
+      // (150, no warm-up, V8 garbage not yet collected) is held to 24.
+      expect(last.rss - first.rss).toBeLessThan(reloads >= 1000 ? 10 : 24);
       // The last 200 reloads: a leak of 15 KiB or more each shows here.
       const later = samples[samples.length - 3]!;
       if (reloads >= 1000) expect(last.rss - later.rss).toBeLessThan(3);
