@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
 import { splitPEMCertificates } from '../pki/chain.js';
 import { matchesDNSName } from '../pki/inspect.js';
 import { pemBundle } from '../pki/store.js';
@@ -18,6 +19,16 @@ export function acmeTrustNote(config: Config): string {
   return config.tls.acme.caBundle === ''
     ? 'publicly trusted: nothing to install on clients'
     : `issued by an internal ACME server: clients trust its root (the one behind tls.acme.caBundle, ${config.tls.acme.caBundle}, if it is the same CA)`;
+}
+
+/** The start-up line on who gets which certificate; nothing without tls.acme. */
+export function logACMEPlan(config: Config, logger: Logger, ips?: readonly string[]): void {
+  if (!acmeEnabled(config)) return;
+  const names = acmeNames(config);
+  logger.info(
+    { acmeNames: names, ...(ips ? { ips } : {}) },
+    `certificates by SNI: ${names.join(', ')} get the ACME certificate (${acmeTrustNote(config)}); clients by IP address or without SNI get our own CA's`,
+  );
 }
 
 /** Whether clients that come by `host` get the ACME certificate: one of its names, or under one of its wildcards. */
