@@ -5,20 +5,19 @@
  * `acme status` say the certificate is there, and a SIGHUP reload keeps serving it
  * to every new handshake (no re-order, no moment with our own CA's certificate).
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ACME_NAME,
   acmeCLI,
   peerCertificate,
-  pushAndPullByName,
+  pushAndPullAnImage,
   setUpACME,
   type ACMESetup,
 } from './helpers/acme-setup.js';
 import { eventually } from './helpers/eventually.js';
 import { httpsGet } from './helpers/https.js';
-import { buildOCIImage } from './helpers/oci.js';
 import { childPids, tempDir, waitForOutput, type Proxy } from './helpers/processes.js';
 
 const lines = (proxy: Proxy, pattern: RegExp) =>
@@ -120,14 +119,10 @@ describe.each(['http-01', 'tls-alpn-01'])('ACME by %s in a cluster of two worker
   });
 
   it('skopeo pushes and pulls by name holding only pebble’s root', async () => {
-    const image = buildOCIImage(join(tmp.path, 'image'), 'v1', [1 << 20, 100_000]);
-    const pulled = join(tmp.path, 'pulled');
-    const { push, pull } = await pushAndPullByName(acme, certDir, image.ref, 'acme/app:v1', pulled);
-    expect(push.stderr).toBe('');
-    expect(push.code).toBe(0);
-    expect(pull.stderr).toBe('');
-    expect(pull.code).toBe(0);
-    expect(readFileSync(join(pulled, 'manifest.json'), 'utf8')).toContain('layers');
+    const copied = await pushAndPullAnImage(acme, certDir, tmp.path);
+    expect(copied.push).toEqual({ code: 0, stderr: '' });
+    expect(copied.pull).toEqual({ code: 0, stderr: '' });
+    expect(copied.manifest).toContain('layers');
   });
 
   it('SIGHUP: the new workers serve the same ACME certificate from their first handshake; no new order', async () => {

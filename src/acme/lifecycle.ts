@@ -12,6 +12,7 @@ import type { Logger } from '../log.js';
 import { watchFiles } from '../tls/file-watch.js';
 import { attemptOrder } from './attempt.js';
 import { acmeNames } from './config.js';
+import { clientTrustNote } from './which-certificate.js';
 import { renewalTime } from './renewal-time.js';
 import {
   ACME_FILES,
@@ -69,7 +70,8 @@ export function startACME(opts: ACMEOptions): ACMEManager {
   let running = false;
   let timer: NodeJS.Timeout | undefined;
 
-  const serving = (stored: ACMECertificate) =>
+  const serving = (stored: ACMECertificate) => {
+    const trust = clientTrustNote(config, stored.chainPEM);
     logger.info(
       {
         names: stored.names,
@@ -77,9 +79,12 @@ export function startACME(opts: ACMEOptions): ACMEManager {
         issuer: stored.leaf.issuer.replace(/\n/g, ', '),
         notAfter: stored.notAfter.toISOString(),
         renewAt: renewalTime(stored, config.tls.acme.renewBefore).toISOString(),
+        ...trust.fields,
       },
-      `${who}serving the ACME certificate for ${stored.names.join(', ')} (by SNI); clients by IP address or without SNI keep our own CA's`,
+      `${who}serving the ACME certificate for ${stored.names.join(', ')} (by SNI)${trust.text}; clients by IP address or without SNI keep our own CA's`,
     );
+    if (trust.warning) logger.warn({ caBundle: config.tls.acme.caBundle }, trust.warning);
+  };
   const pickUp = () => {
     const stored = readACMECertificate(dir);
     if (!stored || stored.leaf.serialNumber === current?.leaf.serialNumber) return;
