@@ -139,7 +139,11 @@ async function runServe(args: string[]): Promise<number> {
         ? await serve(config, logger)
         : role === 'primary'
           ? await runPrimary(config, logger, count)
-          : await serve(config, logger, { kind: 'worker', ticketKeys: workerTicketKeys() });
+          : await serve(config, logger, {
+              kind: 'worker',
+              id: cluster.worker?.id ?? 0,
+              ticketKeys: workerTicketKeys(),
+            });
   } catch (err) {
     if (err instanceof RTPError) {
       logger.fatal({ code: err.code }, err.message);

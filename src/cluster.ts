@@ -14,6 +14,10 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
+import { acmeEnabled, acmeNames } from './acme/config.js';
+import { logWaitingForACME } from './acme/lifecycle.js';
+import { acmeDir, readACMECertificate } from './acme/store.js';
+import { logACMEPlan } from './acme/which-certificate.js';
 import { deepFreeze } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { RTPError } from './errors.js';
@@ -103,6 +107,7 @@ export async function runPrimary(
   count = workerCount(config),
 ): Promise<RunningProxy> {
   const part = aSetOfWorkers(logger);
+  logACMEOnce(config, logger, count);
   const { running } = await startRuntime({ config, logger, part, role: 'primary' });
   logger.info({ workers: count }, `${count} workers serve the public port`);
   return {
@@ -113,6 +118,15 @@ export async function runPrimary(
       logger.info({ workers: n }, `${n} workers with the new configuration serve the public port`);
     },
   };
+}
+
+/** The ACME start-up lines, once for the cluster: each worker would repeat them. */
+function logACMEOnce(config: Config, logger: Logger, workers: number): void {
+  if (!acmeEnabled(config)) return;
+  logACMEPlan(config, logger);
+  if (!readACMECertificate(acmeDir(config.tls.dir))) {
+    logWaitingForACME(logger, acmeNames(config), workers);
+  }
 }
 
 /** The serving part of a cluster's primary: a set of workers per configuration. */

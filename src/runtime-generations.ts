@@ -24,10 +24,10 @@ import { acmeEnabled } from './acme/config.js';
 import { createHTTP01Listener, type HTTP01Listener } from './acme/challenges/http01.js';
 import { createTLSALPNResponder } from './acme/challenges/tls-alpn.js';
 import { startACME, type ACMEManager } from './acme/lifecycle.js';
-import { acmeDir } from './acme/store.js';
+import { acmeDir, ensureACMEDir, readACMECertificate, type ACMECertificate } from './acme/store.js';
 
 /** How this process serves: alone, or as one worker of a cluster (cluster.ts). */
-export type ServeRole = { kind: 'single' } | { kind: 'worker'; ticketKeys: Buffer };
+export type ServeRole = { kind: 'single' } | { kind: 'worker'; id: number; ticketKeys: Buffer };
 
 /** Everything that serves one configuration in this process. */
 export interface InProcessGeneration extends Generation {
@@ -39,6 +39,8 @@ export interface InProcessGeneration extends Generation {
   readonly port: number | undefined;
   /** tls.acme: started once the generation takes the traffic (the CA's validation must reach it). */
   acme?: ACMEManager;
+  /** tls.acme: the certificate found in tls.dir at start, served from the first handshake. */
+  readonly acmeStored?: ACMECertificate;
 }
 
 export interface GenerationsInThisProcess extends ServingPart<InProcessGeneration> {
@@ -89,6 +91,13 @@ export function generationsInThisProcess(
     });
     // Every worker issues and accepts the same session tickets.
     if (role.kind === 'worker') pub.setTicketKeys(role.ticketKeys);
+    // The stored ACME certificate before the socket listens: a cluster's fresh workers
+    // take connections as soon as they listen, before promote() (a reload must not
+    // hand clients by name our own CA's certificate meanwhile).
+    const acmeStored = acmeEnabled(config)
+      ? readACMECertificate(ensureACMEDir(config.tls.dir))
+      : undefined;
+    if (acmeStored) pub.setACME(acmeStored);
     const renewal = startRenewal({
       load: () => source.load(),
       checkIntervalMs: config.tls.checkInterval,
@@ -124,6 +133,7 @@ export function generationsInThisProcess(
       health,
       material,
       port,
+      ...(acmeStored ? { acmeStored } : {}),
       async retire(deadlineMs) {
         unpromoted.get(generation)?.stopAccepting();
         // Once the socket is closed, connections it accepted may still arrive: wait for them.
@@ -157,6 +167,8 @@ export function generationsInThisProcess(
           logger,
           onCertificate: (cert) => next.pub.setACME(cert),
           orders: proxyMetrics.acmeOrders,
+          ...(next.acmeStored ? { initial: next.acmeStored } : {}),
+          ...(role.kind === 'worker' ? { worker: role.id } : {}),
         });
       }
       if (socket) {

@@ -6,8 +6,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { acmeEnabled, acmeNames } from './acme/config.js';
-import { acmeTrustNote } from './acme/which-certificate.js';
+import { logACMEPlan } from './acme/which-certificate.js';
 import type { Config } from './config/schema.js';
 import { bracketHost, parseHostPort } from './net/address.js';
 import type { Logger } from './log.js';
@@ -39,13 +38,8 @@ export async function serve(
     ...(reportToPrimary ? { afterDrain: reportToPrimary.final } : {}),
   });
   logCertificate(config, first.material, logger);
-  if (acmeEnabled(config)) {
-    const names = acmeNames(config);
-    logger.info(
-      { acmeNames: names, ips: first.material.sans.ips },
-      `certificates by SNI: ${names.join(', ')} get the ACME certificate (${acmeTrustNote(config)}); clients by IP address or without SNI get our own CA's`,
-    );
-  }
+  // A cluster's primary says it once for all its workers (cluster.ts).
+  if (role.kind === 'single') logACMEPlan(config, logger, first.material.sans.ips);
   logServing(config, first.material, first.port ?? 0, logger);
   return running;
 }

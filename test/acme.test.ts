@@ -83,6 +83,11 @@ describe.each(['http-01', 'tls-alpn-01'])('ACME by %s with pebble', (challenge) 
     expect(show.stdout).toMatch(
       /clients by IP address or without SNI get the server certificate above/,
     );
+    // caBundle here is pebble's HTTPS CA alone, which did not sign the chain: the log says so.
+    const unanchored = proxy
+      .logLines()
+      .find((l) => /^none of the certificates in tls\.acme\.caBundle/.test(String(l['msg'])));
+    expect(unanchored?.['msg']).toMatch(/add the ACME server's issuing root to caBundle/);
     await expect(peerCertificate(acme.proxyPort, root)).rejects.toThrow(
       /self[- ]signed|unable to get/i,
     );

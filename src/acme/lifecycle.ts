@@ -12,6 +12,7 @@ import type { Logger } from '../log.js';
 import { watchFiles } from '../tls/file-watch.js';
 import { attemptOrder } from './attempt.js';
 import { acmeNames } from './config.js';
+import { clientTrustNote } from './which-certificate.js';
 import { renewalTime } from './renewal-time.js';
 import {
   ACME_FILES,
@@ -37,6 +38,26 @@ export interface ACMEOptions {
   /** A certificate to serve from now on (the first one, or a renewal). */
   onCertificate: (cert: ACMECertificate) => void;
   orders: Counter<'result'>;
+  /** The certificate the caller already serves (read from tls.dir before it listened). */
+  initial?: ACMECertificate;
+  /**
+   * In a cluster, this worker's id: its lines say which worker serves what, and the
+   * primary, not each worker, says once that none has arrived yet (logWaitingForACME).
+   */
+  worker?: number;
+}
+
+/** The warning while no ACME certificate is stored: once per process, or once per cluster (by its primary). */
+export function logWaitingForACME(
+  logger: Logger,
+  names: readonly string[],
+  workers?: number,
+): void {
+  const who = workers === undefined ? '' : ` (the ${workers} workers share one order)`;
+  logger.warn(
+    { names },
+    `no ACME certificate for ${names.join(', ')} yet: serving our own CA's certificate until it arrives${who}`,
+  );
 }
 
 export function startACME(opts: ACMEOptions): ACMEManager {
@@ -44,15 +65,13 @@ export function startACME(opts: ACMEOptions): ACMEManager {
   const dir = ensureACMEDir(config.tls.dir);
   const names = acmeNames(config);
   let current: ACMECertificate | undefined;
+  const who = opts.worker === undefined ? '' : `worker ${opts.worker}: `;
   let stopped = false;
   let running = false;
   let timer: NodeJS.Timeout | undefined;
 
-  const pickUp = () => {
-    const stored = readACMECertificate(dir);
-    if (!stored || stored.leaf.serialNumber === current?.leaf.serialNumber) return;
-    current = stored;
-    opts.onCertificate(stored);
+  const serving = (stored: ACMECertificate) => {
+    const trust = clientTrustNote(config, stored.chainPEM);
     logger.info(
       {
         names: stored.names,
@@ -60,9 +79,18 @@ export function startACME(opts: ACMEOptions): ACMEManager {
         issuer: stored.leaf.issuer.replace(/\n/g, ', '),
         notAfter: stored.notAfter.toISOString(),
         renewAt: renewalTime(stored, config.tls.acme.renewBefore).toISOString(),
+        ...trust.fields,
       },
-      `serving the ACME certificate for ${stored.names.join(', ')} (by SNI); clients by IP address or without SNI keep our own CA's`,
+      `${who}serving the ACME certificate for ${stored.names.join(', ')} (by SNI)${trust.text}; clients by IP address or without SNI keep our own CA's`,
     );
+    if (trust.warning) logger.warn({ caBundle: config.tls.acme.caBundle }, trust.warning);
+  };
+  const pickUp = () => {
+    const stored = readACMECertificate(dir);
+    if (!stored || stored.leaf.serialNumber === current?.leaf.serialNumber) return;
+    current = stored;
+    opts.onCertificate(stored);
+    serving(stored);
   };
   const later = (ms: number) => {
     clearTimeout(timer);
@@ -95,13 +123,12 @@ export function startACME(opts: ACMEOptions): ACMEManager {
     }
   };
 
-  pickUp();
-  if (!current) {
-    logger.warn(
-      { names },
-      `no ACME certificate for ${names.join(', ')} yet: serving our own CA's certificate until it arrives`,
-    );
+  if (opts.initial) {
+    current = opts.initial;
+    serving(opts.initial);
   }
+  pickUp();
+  if (!current && opts.worker === undefined) logWaitingForACME(logger, names);
   const interval = setInterval(() => void tick(), config.tls.checkInterval);
   interval.unref();
   const watch = watchFiles([join(dir, ACME_FILES.chain)], () => pickUp());

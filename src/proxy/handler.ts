@@ -8,6 +8,7 @@
  */
 import type { Agent, IncomingMessage, ServerResponse } from 'node:http';
 import type { Verdict } from '../health/probe.js';
+import type { ACMETrust } from '../acme/which-certificate.js';
 import type { Logger } from '../log.js';
 import type { ProxyMetrics } from '../metrics/registry.js';
 import { admit, isSmuggled, type AdmitRules } from './admit.js';
@@ -33,8 +34,8 @@ export interface HandlerOptions {
   metrics: ProxyMetrics;
   /** The CA bundle served at GET /ca.crt (public information): during a rotation, both CAs. */
   trustBundlePEM: () => string;
-  /** Whether clients by this host get a publicly trusted ACME certificate (nothing to install). */
-  publiclyTrusted?: (host: string) => boolean;
+  /** With tls.acme: what clients by this host install, when they get the ACME certificate. */
+  acmeTrust?: (host: string) => ACMETrust | undefined;
   /** Whether the served certificate covers a Host (name or IP, no port). */
   coversHost: (host: string) => boolean;
   /** health.publicPath and the cached backend verdict; absent when turned off. */

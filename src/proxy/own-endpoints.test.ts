@@ -4,24 +4,29 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownEndpoints } from './own-endpoints.js';
 
 /** GET /install-ca.sh with this Host from a real server answering through the table. */
-describe('/install-ca.sh for names served a publicly trusted ACME certificate', () => {
+describe('/install-ca.sh and /ca.crt for names served the ACME certificate', () => {
   let server: Server;
   let port = 0;
   beforeAll(async () => {
     const table = ownEndpoints({
-      trustBundlePEM: () => '',
+      trustBundlePEM: () => 'OUR CA',
       ownHeaders: {},
-      publiclyTrusted: (host) => host === 'registry.example.com',
+      acmeTrust: (host) =>
+        host === 'registry.example.com'
+          ? { kind: 'public' }
+          : host === 'registry.internal'
+            ? { kind: 'internal', pem: 'INTERNAL ROOT' }
+            : undefined,
     });
-    server = createServer((req, res) => table.get('/install-ca.sh')?.serve(req, res));
+    server = createServer((req, res) => table.get(req.url ?? '')?.serve(req, res));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     port = (server.address() as AddressInfo).port;
   });
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
-  const script = (host: string) =>
+  const script = (host: string, path = '/install-ca.sh') =>
     new Promise<string>((resolve, reject) => {
-      const req = request({ port, path: '/install-ca.sh', headers: { host } }, (res) => {
+      const req = request({ port, path, headers: { host } }, (res) => {
         let body = '';
         res.setEncoding('utf8').on('data', (c: string) => (body += c));
         res.on('end', () => resolve(body));
@@ -37,11 +42,20 @@ describe('/install-ca.sh for names served a publicly trusted ACME certificate', 
     expect(text).not.toContain('ca.crt');
   });
 
-  it('other names and IP addresses get the installer of our CA', async () => {
+  it('other names and IP addresses get the installer of our CA, and our CA at /ca.crt', async () => {
     for (const host of ['other.example.com:5443', '127.0.0.1:5443']) {
       const text = await script(host);
       expect(text).toContain('ca.crt');
+      expect(text).toContain("install this registry's CA");
       expect(text).not.toContain('nothing to install');
+      expect(await script(host, '/ca.crt')).toBe('OUR CA');
     }
+  });
+
+  it("an internal ACME server's name: the installer pins and installs that server's root, which /ca.crt serves", async () => {
+    const text = await script('registry.internal:5443');
+    expect(text).toContain("REGISTRY='registry.internal:5443'");
+    expect(text).toContain("install the internal ACME server's root");
+    expect(await script('registry.internal:5443', '/ca.crt')).toBe('INTERNAL ROOT');
   });
 });

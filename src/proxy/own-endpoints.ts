@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { verdictBody } from '../health/report.js';
 import type { Verdict } from '../health/probe.js';
 import { formatHostPort, parseHostHeader, withDefaultPort } from '../net/address.js';
+import type { ACMETrust } from '../acme/which-certificate.js';
 import { installerScript } from '../trust/installer-script.js';
 import { sendRegistryError } from './registry-error.js';
 
@@ -27,8 +28,11 @@ export interface OwnEndpointOptions {
   health?: { path: string; verdict: () => Verdict } | undefined;
   /** Headers on every response of ours (Strict-Transport-Security). */
   ownHeaders: Readonly<Record<string, string>>;
-  /** Whether clients by this host get a publicly trusted ACME certificate; absent without one. */
-  publiclyTrusted?: ((host: string) => boolean) | undefined;
+  /**
+   * With tls.acme: what clients by this host install when it is served the ACME
+   * certificate (nothing, or the internal ACME server's roots); undefined: our own CA.
+   */
+  acmeTrust?: ((host: string) => ACMETrust | undefined) | undefined;
 }
 
 const READ = ['GET', 'HEAD'] as const;
@@ -40,12 +44,18 @@ export function ownEndpoints(opts: OwnEndpointOptions): ReadonlyMap<string, OwnE
     {
       path: '/ca.crt',
       methods: READ,
-      serve: (_req, res) => serveCACertificate(res, opts.trustBundlePEM(), ownHeaders),
+      // By a name served an internal ACME server's certificate, that server's roots:
+      // what the installer, fetching /ca.crt by the same name, must pin and install.
+      serve: (req, res) => {
+        const trust = trustFor(req, opts.acmeTrust);
+        const pem = trust?.kind === 'internal' ? trust.pem : opts.trustBundlePEM();
+        return serveCACertificate(res, pem, ownHeaders);
+      },
     },
     {
       path: '/install-ca.sh',
       methods: READ,
-      serve: (req, res) => serveInstaller(req, res, ownHeaders, opts.publiclyTrusted),
+      serve: (req, res) => serveInstaller(req, res, ownHeaders, opts.acmeTrust),
     },
   ];
   const health = opts.health;
@@ -116,21 +126,35 @@ function serveHealth(
   );
 }
 
+/** What a client that came by this request's Host installs for it with tls.acme (undefined: our CA). */
+function trustFor(
+  req: IncomingMessage,
+  acmeTrust: OwnEndpointOptions['acmeTrust'],
+): ACMETrust | undefined {
+  const host = parseHostHeader(req.headers.host ?? '')?.host;
+  return host === undefined ? undefined : acmeTrust?.(host);
+}
+
 /** The fingerprint-checking installer, defaulting to the host:port this client used. */
 function serveInstaller(
   req: IncomingMessage,
   res: ServerResponse,
   ownHeaders: Readonly<Record<string, string>>,
-  publiclyTrusted: ((host: string) => boolean) | undefined,
+  acmeTrust: OwnEndpointOptions['acmeTrust'],
 ): number {
   const port = req.socket.localPort ?? 443;
   const host = req.headers.host ?? defaultHost(req.socket.localAddress, port);
   let script: string;
   try {
     const hostPort = withDefaultPort(host, port);
-    script = publiclyTrusted?.(parseHostHeader(host)?.host ?? '')
-      ? nothingToInstallScript(hostPort)
-      : installerScript(hostPort);
+    const trust = trustFor(req, acmeTrust);
+    script =
+      trust?.kind === 'public'
+        ? nothingToInstallScript(hostPort)
+        : installerScript(
+            hostPort,
+            trust ? "the internal ACME server's root (tls.acme.caBundle)" : undefined,
+          );
   } catch {
     sendRegistryError(
       res,

@@ -10,6 +10,7 @@ import { createServer as createHTTPSServer, type Server as HTTPSServer } from 'n
 import { isIP, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext, type TlsOptions } from 'node:tls';
 import { acmeEnabled } from '../acme/config.js';
+import { internalACMERoots, type ACMETrust } from '../acme/which-certificate.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Verdict } from '../health/probe.js';
@@ -97,9 +98,7 @@ export function createPublicServer(
     logger,
     metrics,
     trustBundlePEM: () => current.trustBundlePEM,
-    ...(acmeEnabled(config) && config.tls.acme.caBundle === ''
-      ? { publiclyTrusted: acme.covers }
-      : {}),
+    ...(acmeEnabled(config) ? { acmeTrust: acme.trust } : {}),
     coversHost: coverage.covers,
     ...(options.verdict && config.health.publicPath !== ''
       ? { health: { path: config.health.publicPath, verdict: drainAware(options.verdict) } }
@@ -151,16 +150,18 @@ export function createPublicServer(
  * the default context, our own CA's certificate, as without ACME.
  */
 function acmeBySNI(config: Config, material: () => TLSMaterial) {
-  let acme: { context: SecureContext; leaf: X509Certificate } | undefined;
+  let acme: { context: SecureContext; leaf: X509Certificate; trust?: ACMETrust } | undefined;
   /** Whether clients by this name get the ACME certificate now (not before it arrives). */
   const covers = (name: string) => acme?.leaf.checkHost(name) !== undefined;
+  /** What clients by this name install; undefined: our own CA (not covered, or caBundle unreadable). */
+  const trust = (host: string): ACMETrust | undefined => (covers(host) ? acme?.trust : undefined);
   const SNICallback = !acmeEnabled(config)
     ? undefined
     : (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) =>
         cb(null, covers(servername) ? acme?.context : undefined);
   return {
     SNICallback,
-    covers,
+    trust,
     set(cert: { chainPEM: string; keyPEM: string }) {
       const clientCAs = material().clientCAsPEM;
       acme = {
@@ -172,9 +173,20 @@ function acmeBySNI(config: Config, material: () => TLSMaterial) {
           ...(config.tls.clientAuth && clientCAs ? { ca: clientCAs } : {}),
         }),
         leaf: new X509Certificate(cert.chainPEM),
+        ...acmeTrustOf(config, cert.chainPEM),
       };
     },
   };
+}
+
+/** With an internal ACME server, the caBundle roots that anchor `chainPEM` (which-certificate.ts). */
+function acmeTrustOf(config: Config, chainPEM: string): { trust?: ACMETrust } {
+  if (config.tls.acme.caBundle === '') return { trust: { kind: 'public' } };
+  try {
+    return { trust: { kind: 'internal', pem: internalACMERoots(config, chainPEM).pem } };
+  } catch {
+    return {}; // caBundle gone since start-up: the lifecycle's log line says so
+  }
 }
 
 /** Whether the served certificate covers a Host, remembered per Host until the certificate changes. */

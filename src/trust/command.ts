@@ -6,7 +6,13 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
-import { acmeServesHost, acmeTrustNote, internalACMERoots } from '../acme/which-certificate.js';
+import { acmeDir, readACMECertificate } from '../acme/store.js';
+import {
+  acmeServesHost,
+  acmeTrustNote,
+  internalACMERoots,
+  unanchoredWarning,
+} from '../acme/which-certificate.js';
 import type { Config } from '../config/schema.js';
 import { RTPError } from '../errors.js';
 import { parseHostHeader } from '../net/address.js';
@@ -78,8 +84,14 @@ export async function runTrust(
     return;
   }
   // An internal ACME server: clients by its names trust its root, not our CA.
-  const target = byACME
-    ? { hostPort: args.address, ...internalRootsTarget(config) }
+  const internal = byACME ? internalRootsTarget(config) : undefined;
+  if (internal?.warning) out(`warning: ${internal.warning}\n`);
+  const target = internal
+    ? {
+        hostPort: args.address,
+        caBundlePEM: internal.caBundlePEM,
+        fingerprints: internal.fingerprints,
+      }
     : await localTrustTarget(config, args.address);
   const served = byACME ? undefined : servedCertificatePEM(config);
   const warning = served && coverageWarning(served, args.address, config.tls.cert !== '');
@@ -94,9 +106,23 @@ export async function runTrust(
   out(`trusted CA ${target.fingerprints.join(' and ')} for ${args.address}\n`);
 }
 
-function internalRootsTarget(config: Config): { caBundlePEM: string; fingerprints: string[] } {
-  const { pem, fingerprints } = internalACMERoots(config);
-  return { caBundlePEM: pem, fingerprints };
+/**
+ * The roots of tls.acme.caBundle that anchor the ACME certificate in tls.dir: the same
+ * ones /ca.crt serves by name and the start-up log prints (which-certificate.ts).
+ */
+function internalRootsTarget(config: Config): {
+  caBundlePEM: string;
+  fingerprints: string[];
+  warning?: string;
+} {
+  const stored = readACMECertificate(acmeDir(config.tls.dir));
+  const { pem, fingerprints, anchored } = internalACMERoots(config, stored?.chainPEM);
+  const warning = !stored
+    ? `no ACME certificate in ${config.tls.dir} yet: these are all the certificates of tls.acme.caBundle, not yet checked against the certificate the CA issues; until it arrives, clients by name get our own CA's (trust --address IP:PORT installs that)`
+    : anchored
+      ? undefined
+      : unanchoredWarning(config, stored.chainPEM);
+  return { caBundlePEM: pem, fingerprints, ...(warning ? { warning } : {}) };
 }
 
 /** HOST of HOST:PORT or [IPv6]:PORT. */

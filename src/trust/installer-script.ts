@@ -24,8 +24,17 @@ import {
   hostsTOML,
 } from './layout.js';
 
-/** The script with `hostPort` (the address it is served on) as the default --registry. */
-export function installerScript(hostPort: string): string {
+/**
+ * The script with `hostPort` (the address it is served on) as the default --registry;
+ * `what` names what /ca.crt holds for that address (an internal ACME server's root).
+ */
+export function installerScript(hostPort: string, what = "this registry's CA"): string {
+  if (/[`\\$"\n]/.test(what)) {
+    throw new RTPError(
+      'TRUST_BAD_TEMPLATE',
+      'installer script: the description would expand in sh',
+    );
+  }
   const toml = hostsTOML('%{REGISTRY}', `%{dir}/${CA_FILE}`);
   if (/[`\\$]/.test(toml)) {
     throw new RTPError('TRUST_BAD_TEMPLATE', 'installer script: hosts.toml would expand in sh');
@@ -36,6 +45,7 @@ export function installerScript(hostPort: string): string {
   ]).join('\n');
   const values: Record<string, string> = {
     REGISTRY: assertHostPort(hostPort),
+    WHAT: what,
     HOST_PORT_ERE,
     DOCKER_DIR: CERTS_DIRS.docker,
     CONTAINERS_DIR: CERTS_DIRS.containers,
@@ -59,7 +69,7 @@ export function installerScript(hostPort: string): string {
 }
 
 const TEMPLATE = String.raw`#!/bin/sh
-# registry-tls-proxy: install this registry's CA for container clients, after checking
+# registry-tls-proxy: install @WHAT@ for container clients, after checking
 # its SHA-256 fingerprint against the one you were given.
 set -eu
 umask 022
@@ -244,5 +254,5 @@ install_system() {
 }
 
 for kind in $CLIENT; do "install_$kind"; done
-echo "done: https://$REGISTRY is trusted (CA fingerprint $WANT)"
+echo "done: https://$REGISTRY is trusted (@WHAT@, fingerprint $WANT)"
 `;

@@ -4,9 +4,10 @@
  * proxy's http01Listen, tls-alpn-01 at its public port).
  */
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type PeerCertificate } from 'node:tls';
+import { buildOCIImage } from './oci.js';
 import { startPebble, type Pebble } from './pebble.js';
 import { skopeo } from './skopeo.js';
 import {
@@ -100,6 +101,22 @@ export async function pushAndPullByName(
     acme.hosts,
   );
   return { push, pull };
+}
+
+/**
+ * A fresh image (in `dir`) pushed and pulled by name as pushAndPullByName does, with what a
+ * user looks at: each copy's exit code and stderr, and the manifest pulled back.
+ */
+export async function pushAndPullAnImage(acme: ACMESetup, certDir: string, dir: string) {
+  const image = buildOCIImage(join(dir, 'image'), 'v1', [1 << 20, 100_000]);
+  const pulled = join(dir, 'pulled');
+  const { push, pull } = await pushAndPullByName(acme, certDir, image.ref, 'acme/app:v1', pulled);
+  const manifest = pull.code === 0 ? readFileSync(join(pulled, 'manifest.json'), 'utf8') : '';
+  return {
+    push: { code: push.code, stderr: push.stderr },
+    pull: { code: pull.code, stderr: pull.stderr },
+    manifest,
+  };
 }
 
 /** The certificate a client gets from 127.0.0.1:port, with SNI `servername` or none, verified against `ca`. */
