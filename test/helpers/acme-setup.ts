@@ -40,6 +40,8 @@ export async function setUpACME(
   http01ValidationPort?: number,
   /** The DNS server pebble asks for dns-01 TXT records (default: challtestsrv). */
   dnsServer?: string,
+  /** The lifetime of pebble's certificates, for renewals that come by themselves. */
+  certificateValiditySeconds?: number,
 ): Promise<ACMESetup> {
   const [proxyPort, http01Port] = [await freePort(), await freePort()];
   const pebble = await startPebble(dir, {
@@ -47,6 +49,7 @@ export async function setUpACME(
     tlsPort: proxyPort,
     env: pebbleEnv,
     ...(dnsServer ? { dnsServer } : {}),
+    ...(certificateValiditySeconds ? { certificateValiditySeconds } : {}),
   });
   const registry = await createRegistry({ auth: { kind: 'none' } }, dir);
   await registry.start();
