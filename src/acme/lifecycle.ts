@@ -104,6 +104,10 @@ export function startACME(opts: ACMEOptions): ACMEManager {
         opts.orders.inc({ result: 'failure' });
         nextMs = result.retryAt.getTime() - Date.now();
       } else if (result.kind === 'locked') {
+        logger.debug(
+          { recheckMs: LOCKED_RECHECK_MS },
+          'ACME: another replica holds the order lock; its certificate arrives through tls.dir',
+        );
         nextMs = LOCKED_RECHECK_MS;
       }
     } catch (err) {
