@@ -5,6 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { connect, type PeerCertificate } from 'node:tls';
 import { startPebble, type Pebble } from './pebble.js';
@@ -142,5 +143,24 @@ export function acmeCLI(
       (err, stdout, stderr) =>
         resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
     );
+  });
+}
+
+/** A plain-HTTP GET to the http-01 listener at 127.0.0.1:port, with the Host a CA (or a browser) sends. */
+export function http01Get(port: number, path: string) {
+  return new Promise<{ status: number; location?: string; body: string }>((resolve, reject) => {
+    request({ host: '127.0.0.1', port, path, headers: { host: ACME_NAME } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          ...(res.headers.location ? { location: res.headers.location } : {}),
+          body,
+        }),
+      );
+    })
+      .on('error', reject)
+      .end();
   });
 }
