@@ -121,3 +121,43 @@ describe('ACME renewal when renewBefore comes', () => {
     expect(status.stdout).toContain(`serial ${String(previous['serial'])}`);
   });
 });
+
+describe('a renewBefore longer than the certificate lives', () => {
+  const tmp = tempDir('acme-timer-long');
+  const tlsDir = join(tmp.path, 'tls');
+  // 1 h before expiry, for 30-second certificates: due the moment each one arrives.
+  const env = { RTP_TLS_ACME_CHALLENGES: 'tls-alpn-01', RTP_TLS_ACME_RENEW_BEFORE: '1h' };
+  let acme: ACMESetup;
+  let proxy: Proxy;
+  beforeAll(async () => {
+    acme = await setUpACME(tmp.path, {}, undefined, undefined, LIFETIME_S);
+    proxy = await acme.start(tlsDir, env);
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    await acme?.close();
+    tmp.remove();
+  });
+
+  it('is set aside for that certificate, with a warning: a renewal at a third left, not an order loop', async () => {
+    const served = (n: number) =>
+      eventually(`ACME certificate ${n} served`, () => lines(proxy, /^serving the ACME/)[n - 1], {
+        timeoutMs: n === 1 ? 60_000 : LIFETIME_S * 1000,
+        intervalMs: 100,
+      });
+    const first = await served(1);
+    const [warning] = lines(proxy, /^tls\.acme\.renewBefore is not shorter than/);
+    expect(String(warning?.['msg'])).toMatch(/renewing when a third of it is left/);
+    const lifetime =
+      Date.parse(String(first['notAfter'])) - Date.parse(String(warning?.['notBefore']));
+    const renewAt = Date.parse(String(first['renewAt']));
+    expect(Math.abs(renewAt - (Date.parse(String(first['notAfter'])) - lifetime / 3))).toBeLessThan(
+      1,
+    );
+    const second = await served(2);
+    const servedAt = Date.parse(String(second['time']));
+    expect(servedAt).toBeGreaterThanOrEqual(renewAt);
+    expect(servedAt - renewAt).toBeLessThan(LATE_MS);
+    expect(lines(proxy, /^ACME: ordering/)).toHaveLength(2);
+  });
+});
