@@ -27,12 +27,19 @@ const LATE_MS = 6_000;
 const lines = (proxy: Proxy, pattern: RegExp) =>
   proxy.logLines().filter((l) => pattern.test(String(l['msg'])));
 
-describe('ACME renewal when renewBefore comes', () => {
-  const tmp = tempDir('acme-timer');
+/** The log line of the nth ACME certificate served (the first comes by an order at start). */
+const nthServed = (proxy: Proxy, n: number) =>
+  eventually(`ACME certificate ${n} served`, () => lines(proxy, /^serving the ACME/)[n - 1], {
+    timeoutMs: n === 1 ? 60_000 : LIFETIME_S * 1000,
+    intervalMs: 100,
+  });
+
+/** pebble issuing LIFETIME_S certificates and a proxy ordering from it, for one describe. */
+function shortLivedCertificates(prefix: string, env: Record<string, string>) {
+  const tmp = tempDir(prefix);
   const tlsDir = join(tmp.path, 'tls');
-  const env = { RTP_TLS_ACME_CHALLENGES: 'tls-alpn-01' };
-  let acme: ACMESetup;
-  let proxy: Proxy;
+  let acme: ACMESetup | undefined;
+  let proxy: Proxy | undefined;
   beforeAll(async () => {
     acme = await setUpACME(tmp.path, {}, undefined, undefined, LIFETIME_S);
     proxy = await acme.start(tlsDir, env);
@@ -41,6 +48,18 @@ describe('ACME renewal when renewBefore comes', () => {
     await proxy?.stop();
     await acme?.close();
     tmp.remove();
+  });
+  return () => ({ acme: acme as ACMESetup, proxy: proxy as Proxy, tlsDir });
+}
+
+describe('ACME renewal when renewBefore comes', () => {
+  const env = { RTP_TLS_ACME_CHALLENGES: 'tls-alpn-01' };
+  const running = shortLivedCertificates('acme-timer', env);
+  let acme: ACMESetup;
+  let proxy: Proxy;
+  let tlsDir: string;
+  beforeAll(() => {
+    ({ acme, proxy, tlsDir } = running());
   });
 
   const ordersSucceeded = async () => {
@@ -52,11 +71,7 @@ describe('ACME renewal when renewBefore comes', () => {
     expect(acme.pebble.output()).toContain(
       `Using certificate validity period of ${LIFETIME_S} seconds`,
     );
-    const served = (n: number) =>
-      eventually(`ACME certificate ${n} served`, () => lines(proxy, /^serving the ACME/)[n - 1], {
-        timeoutMs: n === 1 ? 60_000 : LIFETIME_S * 1000,
-        intervalMs: 100,
-      });
+    const served = (n: number) => nthServed(proxy, n);
     const first = await served(1);
     expect(await ordersSucceeded()).toBe(1);
     const root = await acme.pebble.root();
@@ -123,28 +138,16 @@ describe('ACME renewal when renewBefore comes', () => {
 });
 
 describe('a renewBefore longer than the certificate lives', () => {
-  const tmp = tempDir('acme-timer-long');
-  const tlsDir = join(tmp.path, 'tls');
   // 1 h before expiry, for 30-second certificates: due the moment each one arrives.
   const env = { RTP_TLS_ACME_CHALLENGES: 'tls-alpn-01', RTP_TLS_ACME_RENEW_BEFORE: '1h' };
-  let acme: ACMESetup;
+  const running = shortLivedCertificates('acme-timer-long', env);
   let proxy: Proxy;
-  beforeAll(async () => {
-    acme = await setUpACME(tmp.path, {}, undefined, undefined, LIFETIME_S);
-    proxy = await acme.start(tlsDir, env);
-  });
-  afterAll(async () => {
-    await proxy?.stop();
-    await acme?.close();
-    tmp.remove();
+  beforeAll(() => {
+    ({ proxy } = running());
   });
 
   it('is set aside for that certificate, with a warning: a renewal at a third left, not an order loop', async () => {
-    const served = (n: number) =>
-      eventually(`ACME certificate ${n} served`, () => lines(proxy, /^serving the ACME/)[n - 1], {
-        timeoutMs: n === 1 ? 60_000 : LIFETIME_S * 1000,
-        intervalMs: 100,
-      });
+    const served = (n: number) => nthServed(proxy, n);
     const first = await served(1);
     const [warning] = lines(proxy, /^tls\.acme\.renewBefore is not shorter than/);
     expect(String(warning?.['msg'])).toMatch(/renewing when a third of it is left/);
