@@ -77,6 +77,7 @@ export function generationsInThisProcess(
   prepareCollector();
   /** A listening socket a generation bound but that has not taken over yet. */
   const unpromoted = new WeakMap<InProcessGeneration, PublicListener>();
+  const promoted = new WeakSet<InProcessGeneration>();
 
   const start = async (config: Config, health: HealthMonitor): Promise<InProcessGeneration> => {
     const source = certificateSource(config, logger);
@@ -136,6 +137,9 @@ export function generationsInThisProcess(
       ...(acmeStored ? { acmeStored } : {}),
       async retire(deadlineMs) {
         unpromoted.get(generation)?.stopAccepting();
+        // A reload that failed after this start (a drain began): the http-01 listener it
+        // opened must go too, or the next reload's commit would promote it.
+        if (!promoted.has(generation)) await http01.abandon();
         // Once the socket is closed, connections it accepted may still arrive: wait for them.
         const pending =
           !accepting && generation === current ? listener?.socket.sniffing : undefined;
@@ -159,6 +163,7 @@ export function generationsInThisProcess(
       const socket = unpromoted.get(next);
       unpromoted.delete(next);
       current = next;
+      promoted.add(next);
       if (next.port !== undefined) publicPort = next.port;
       http01.commit();
       if (acmeEnabled(next.config)) {
@@ -212,7 +217,7 @@ export async function loadCertificates(
 /**
  * The http-01 listener across reloads, one per process: `prepare` opens one on a
  * changed tls.acme.http01Listen (the current one keeps answering meanwhile), `commit`
- * closes the one it replaced. Answers come from tls.dir, whichever generation serves.
+ * closes the one it replaced, `abandon` the one a failed reload opened. Answers come from tls.dir, whichever generation serves.
  */
 function http01Listeners(target: () => { dir: string; httpsPort: number }) {
   let active: { listen: string; server: HTTP01Listener | undefined } = {
@@ -228,6 +233,12 @@ function http01Listeners(target: () => { dir: string; httpsPort: number }) {
       if (server) await listenOrExplain(() => server.listen(), listen, 'tls.acme.http01Listen');
       await next?.server?.close();
       next = { listen, server };
+    },
+    /** The reload that prepared `next` failed: close what it opened, keep the active one. */
+    async abandon(): Promise<void> {
+      const opened = next;
+      next = undefined;
+      await opened?.server?.close();
     },
     commit(): void {
       if (!next) return;

@@ -1,7 +1,7 @@
 /**
  * Renewal under load, against a real pebble: while skopeo pulls in a loop (by name,
  * trusting only pebble's root), the certificate is renewed twice (`acme renew
- * --force`; pebble 2.4's certificates live for years, so time cannot force it).
+ * --force`: renewal by the clock is test/acme-renewal-timer.test.ts).
  * No pull fails, and new handshakes see each new serial.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';

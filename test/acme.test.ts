@@ -5,11 +5,11 @@
  * while clients by IP keep our CA's certificate.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ACME_NAME,
+  http01Get,
   peerCertificate,
   pushAndPullByName,
   setUpACME,
@@ -94,25 +94,7 @@ describe.each(['http-01', 'tls-alpn-01'])('ACME by %s with pebble', (challenge) 
   });
 
   it('redirects everything but challenges on the http-01 listener to https (301)', async () => {
-    const { status, location } = await new Promise<{
-      status: number | undefined;
-      location: string | undefined;
-    }>((resolve, reject) =>
-      request(
-        {
-          host: '127.0.0.1',
-          port: acme.http01Port,
-          path: '/v2/_catalog',
-          headers: { host: ACME_NAME },
-        },
-        (res) => {
-          res.resume();
-          resolve({ status: res.statusCode, location: res.headers.location });
-        },
-      )
-        .on('error', reject)
-        .end(),
-    );
+    const { status, location } = await http01Get(acme.http01Port, '/v2/_catalog');
     expect(status).toBe(301);
     expect(location).toBe(`https://${ACME_NAME}:${acme.proxyPort}/v2/_catalog`);
   });

@@ -40,6 +40,13 @@ export async function attemptOrder(
   if (due() === undefined) return { kind: 'not-needed' };
   const lock = tryLock(join(dir, ACME_FILES.lock));
   if (!lock) return { kind: 'locked' };
+  if (lock.tookOver) {
+    const { pid, host, silentMs } = lock.tookOver;
+    logger.warn(
+      { holder: { pid, host }, silentMs: Math.round(silentMs) },
+      `ACME: took over the order lock from ${host ?? '?'} pid ${pid ?? '?'}, silent for ${Math.round(silentMs / 1000)} s (it crashed or hung mid-order)`,
+    );
+  }
   const answers = challengeAnswers(config, dir, logger);
   try {
     // Under the lock: the replica that held it before may have just stored a fresh one.

@@ -1,7 +1,8 @@
 /**
  * The ACME certificate while the proxy runs: served from tls.dir at start when one is
  * there, ordered at start when not (our own CA's certificate is served meanwhile),
- * renewed when due, retried with backoff after failures, never dropped. Every
+ * renewed when due (a timer set for the renewal time, so a renewal is not up to
+ * tls.checkInterval late), retried with backoff after failures, never dropped. Every
  * replica runs this; one orders (attempt.ts), the rest pick the result up from the
  * shared directory within a second (a file watch) or at the next check.
  */
@@ -13,7 +14,7 @@ import { watchFiles } from '../tls/file-watch.js';
 import { attemptOrder } from './attempt.js';
 import { acmeNames } from './config.js';
 import { clientTrustNote } from './which-certificate.js';
-import { renewalTime } from './renewal-time.js';
+import { renewBeforeFits, renewalTime } from './renewal-time.js';
 import {
   ACME_FILES,
   ensureACMEDir,
@@ -24,6 +25,8 @@ import {
 
 /** While another replica holds the order lock, look again this often. */
 const LOCKED_RECHECK_MS = 3_000;
+/** setTimeout's limit (about 24.8 days): a longer delay would fire at once, an order loop. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface ACMEManager {
   current(): ACMECertificate | undefined;
@@ -70,20 +73,28 @@ export function startACME(opts: ACMEOptions): ACMEManager {
   let running = false;
   let timer: NodeJS.Timeout | undefined;
 
+  const renewBefore = config.tls.acme.renewBefore;
   const serving = (stored: ACMECertificate) => {
     const trust = clientTrustNote(config, stored.chainPEM);
+    const renewAt = renewalTime(stored, renewBefore);
     logger.info(
       {
         names: stored.names,
         serial: stored.leaf.serialNumber,
         issuer: stored.leaf.issuer.replace(/\n/g, ', '),
         notAfter: stored.notAfter.toISOString(),
-        renewAt: renewalTime(stored, config.tls.acme.renewBefore).toISOString(),
+        renewAt: renewAt.toISOString(),
         ...trust.fields,
       },
       `${who}serving the ACME certificate for ${stored.names.join(', ')} (by SNI)${trust.text}; clients by IP address or without SNI keep our own CA's`,
     );
     if (trust.warning) logger.warn({ caBundle: config.tls.acme.caBundle }, trust.warning);
+    if (renewBefore > 0 && !renewBeforeFits(stored, renewBefore)) {
+      logger.warn(
+        { renewBeforeMs: renewBefore, notBefore: stored.notBefore.toISOString(), renewAt },
+        `tls.acme.renewBefore is not shorter than the certificate's lifetime: renewing when a third of it is left (${renewAt.toISOString()}) instead; set renewBefore below the lifetime`,
+      );
+    }
   };
   const pickUp = () => {
     const stored = readACMECertificate(dir);
@@ -95,32 +106,46 @@ export function startACME(opts: ACMEOptions): ACMEManager {
   const later = (ms: number) => {
     clearTimeout(timer);
     if (stopped) return;
-    timer = setTimeout(() => void tick(), ms);
+    timer = setTimeout(() => void tick(), Math.min(MAX_TIMER_MS, Math.max(0, ms)));
     timer.unref();
   };
+  /** What to do after a tick: the backoff or lock recheck it chose, else the renewal time. */
+  const untilRenewal = () =>
+    current ? renewalTime(current, renewBefore).getTime() - Date.now() : config.tls.checkInterval;
   const tick = async () => {
     if (running || stopped) return;
     running = true;
+    let nextMs: number | undefined;
     try {
       pickUp();
       const retryAt = Date.parse(readState(dir).retryAt ?? '');
-      if (retryAt > Date.now()) return later(retryAt - Date.now());
-      const result = await attemptOrder(config, dir, logger);
-      if (result.kind === 'ordered') {
+      const result =
+        retryAt > Date.now()
+          ? { kind: 'backoff' as const }
+          : await attemptOrder(config, dir, logger);
+      if (result.kind === 'backoff') {
+        nextMs = retryAt - Date.now();
+      } else if (result.kind === 'ordered') {
         opts.orders.inc({ result: 'success' });
         pickUp();
       } else if (result.kind === 'failed') {
         opts.orders.inc({ result: 'failure' });
-        later(result.retryAt.getTime() - Date.now());
+        nextMs = result.retryAt.getTime() - Date.now();
       } else if (result.kind === 'locked') {
-        later(LOCKED_RECHECK_MS);
+        logger.debug(
+          { recheckMs: LOCKED_RECHECK_MS },
+          'ACME: another replica holds the order lock; its certificate arrives through tls.dir',
+        );
+        nextMs = LOCKED_RECHECK_MS;
       }
     } catch (err) {
       // tls.dir unwritable and the like: logged, looked at again at the next check.
       logger.error({ err }, 'ACME: checking the certificate failed; still serving the current one');
+      nextMs = config.tls.checkInterval;
     } finally {
       running = false;
     }
+    later(nextMs ?? untilRenewal());
   };
 
   if (opts.initial) {

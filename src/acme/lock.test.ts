@@ -27,6 +27,9 @@ describe('the ACME order lock', () => {
     utimesSync(path, old, old);
     const next = tryLock(path, 10_000);
     expect(next).toBeDefined();
+    expect(next?.tookOver).toMatchObject({ pid: process.pid });
+    expect(next?.tookOver?.silentMs).toBeGreaterThanOrEqual(60_000);
+    expect(crashed?.tookOver).toBeUndefined();
     crashed?.release(); // must not delete the new holder's lock
     expect(existsSync(path)).toBe(true);
     expect(tryLock(path)).toBeUndefined();

@@ -22,19 +22,32 @@ import { hostname } from 'node:os';
 export const LOCK_STALE_MS = 10_000;
 const REFRESH_MS = 2_000;
 
+/** Who held a lock, as its file says. */
+export interface LockHolder {
+  pid?: number;
+  host?: string;
+  created?: string;
+}
+
 export interface HeldLock {
+  /** The replica whose stale lock this one replaced, and how long it had been silent. */
+  tookOver?: LockHolder & { silentMs: number };
   release(): void;
 }
 
 /** Takes the lock at `path`, or undefined when a live replica holds it. Never waits. */
 export function tryLock(path: string, staleMs = LOCK_STALE_MS): HeldLock | undefined {
   const token = randomUUID();
+  let tookOver: HeldLock['tookOver'];
   if (!create(path, token)) {
-    if (!isStale(path, staleMs)) return undefined;
+    const silentMs = silentFor(path);
+    if (silentMs <= staleMs) return undefined;
     // Renamed away, not deleted: of two replicas that both saw it stale, one rename wins.
+    const away = `${path}.stale-${token}`;
     try {
-      renameSync(path, `${path}.stale-${token}`);
-      unlinkSync(`${path}.stale-${token}`);
+      renameSync(path, away);
+      tookOver = { ...readHolder(away), silentMs };
+      unlinkSync(away);
     } catch {
       return undefined;
     }
@@ -50,6 +63,7 @@ export function tryLock(path: string, staleMs = LOCK_STALE_MS): HeldLock | undef
   }, REFRESH_MS);
   timer.unref();
   return {
+    ...(tookOver ? { tookOver } : {}),
     release() {
       clearInterval(timer);
       try {
@@ -76,10 +90,20 @@ function create(path: string, token: string): boolean {
   return true;
 }
 
-function isStale(path: string, staleMs: number): boolean {
+/** How long since the holder last refreshed the lock; Infinity when it is gone (released meanwhile: try again). */
+function silentFor(path: string): number {
   try {
-    return Date.now() - statSync(path).mtimeMs > staleMs;
+    return Date.now() - statSync(path).mtimeMs;
   } catch {
-    return true; // released meanwhile: try again
+    return Infinity;
+  }
+}
+
+function readHolder(path: string): LockHolder {
+  try {
+    const { pid, host, created } = JSON.parse(readFileSync(path, 'utf8')) as LockHolder;
+    return { ...(pid ? { pid } : {}), ...(host ? { host } : {}), ...(created ? { created } : {}) };
+  } catch {
+    return {}; // cut short by the crash that left it
   }
 }

@@ -19,6 +19,9 @@ describe('ACME renewal time', () => {
     [0, 60 * DAY],
     [30 * DAY, 60 * DAY],
     [7 * DAY, 83 * DAY],
+    // Not shorter than the 90-day lifetime: a third left, not at once (an order loop).
+    [90 * DAY, 60 * DAY],
+    [398 * DAY, 60 * DAY],
   ])('renewBefore %i renews at %i', (before, at) => {
     expect(renewalTime(c, before).getTime()).toBe(at);
   });

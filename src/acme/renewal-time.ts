@@ -2,6 +2,10 @@
  * When an ACME certificate is due (certmagic's needsRenewal): at renewBefore ahead of
  * its expiry, by default when a third of its lifetime is left, or at once when it no
  * longer covers every name asked for. And how long to wait after failures.
+ *
+ * A renewBefore as long as the lifetime or longer (30d with Let's Encrypt's 6-day
+ * certificates) would make every new certificate due the moment it arrives, an order
+ * loop into the CA's rate limits: such a certificate renews at a third left instead.
  */
 import type { ACMECertificate } from './store.js';
 import type { CAProblem } from './order.js';
@@ -12,9 +16,18 @@ const BACKOFF_MAX_MS = 6 * 60 * 60 * 1000;
 const RATE_LIMITED_MIN_MS = 60 * 60 * 1000;
 
 export function renewalTime(cert: ACMECertificate, renewBeforeMs: number): Date {
-  const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime();
-  const before = renewBeforeMs > 0 ? renewBeforeMs : lifetime / 3;
+  const lifetime = lifetimeMs(cert);
+  const before = renewBeforeFits(cert, renewBeforeMs) ? renewBeforeMs : lifetime / 3;
   return new Date(cert.notAfter.getTime() - before);
+}
+
+/** False when renewBefore is set but not shorter than the certificate's lifetime (see above). */
+export function renewBeforeFits(cert: ACMECertificate, renewBeforeMs: number): boolean {
+  return renewBeforeMs > 0 && renewBeforeMs < lifetimeMs(cert);
+}
+
+function lifetimeMs(cert: ACMECertificate): number {
+  return cert.notAfter.getTime() - cert.notBefore.getTime();
 }
 
 /** Why an order is needed now, or undefined when the stored certificate will do. */

@@ -5,6 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { connect, type PeerCertificate } from 'node:tls';
 import { buildOCIImage } from './oci.js';
@@ -41,6 +42,8 @@ export async function setUpACME(
   http01ValidationPort?: number,
   /** The DNS server pebble asks for dns-01 TXT records (default: challtestsrv). */
   dnsServer?: string,
+  /** The lifetime of pebble's certificates, for renewals that come by themselves. */
+  certificateValiditySeconds?: number,
 ): Promise<ACMESetup> {
   const [proxyPort, http01Port] = [await freePort(), await freePort()];
   const pebble = await startPebble(dir, {
@@ -48,6 +51,7 @@ export async function setUpACME(
     tlsPort: proxyPort,
     env: pebbleEnv,
     ...(dnsServer ? { dnsServer } : {}),
+    ...(certificateValiditySeconds ? { certificateValiditySeconds } : {}),
   });
   const registry = await createRegistry({ auth: { kind: 'none' } }, dir);
   await registry.start();
@@ -156,5 +160,24 @@ export function acmeCLI(
       (err, stdout, stderr) =>
         resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
     );
+  });
+}
+
+/** A plain-HTTP GET to the http-01 listener at 127.0.0.1:port, with the Host a CA (or a browser) sends. */
+export function http01Get(port: number, path: string) {
+  return new Promise<{ status: number; location?: string; body: string }>((resolve, reject) => {
+    request({ host: '127.0.0.1', port, path, headers: { host: ACME_NAME } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          ...(res.headers.location ? { location: res.headers.location } : {}),
+          body,
+        }),
+      );
+    })
+      .on('error', reject)
+      .end();
   });
 }

@@ -20,6 +20,8 @@ export interface PebbleOptions {
   env?: Record<string, string>;
   /** The DNS server pebble asks (dns-01 TXT lookups), host:port; default challtestsrv. */
   dnsServer?: string;
+  /** The lifetime of the certificates pebble issues (its certificateValidityPeriod); default 5 years. */
+  certificateValiditySeconds?: number;
 }
 
 export interface Pebble {
@@ -62,6 +64,9 @@ export async function startPebble(dir: string, opts: PebbleOptions): Promise<Peb
         tlsPort: opts.tlsPort,
         ocspResponderURL: '',
         externalAccountBindingRequired: false,
+        ...(opts.certificateValiditySeconds
+          ? { certificateValidityPeriod: opts.certificateValiditySeconds }
+          : {}),
       },
     }),
   );
