@@ -73,29 +73,7 @@ export function startACME(opts: ACMEOptions): ACMEManager {
   let running = false;
   let timer: NodeJS.Timeout | undefined;
 
-  const renewBefore = config.tls.acme.renewBefore;
-  const serving = (stored: ACMECertificate) => {
-    const trust = clientTrustNote(config, stored.chainPEM);
-    const renewAt = renewalTime(stored, renewBefore);
-    logger.info(
-      {
-        names: stored.names,
-        serial: stored.leaf.serialNumber,
-        issuer: stored.leaf.issuer.replace(/\n/g, ', '),
-        notAfter: stored.notAfter.toISOString(),
-        renewAt: renewAt.toISOString(),
-        ...trust.fields,
-      },
-      `${who}serving the ACME certificate for ${stored.names.join(', ')} (by SNI)${trust.text}; clients by IP address or without SNI keep our own CA's`,
-    );
-    if (trust.warning) logger.warn({ caBundle: config.tls.acme.caBundle }, trust.warning);
-    if (renewBefore > 0 && !renewBeforeFits(stored, renewBefore)) {
-      logger.warn(
-        { renewBeforeMs: renewBefore, notBefore: stored.notBefore.toISOString(), renewAt },
-        `tls.acme.renewBefore is not shorter than the certificate's lifetime: renewing when a third of it is left (${renewAt.toISOString()}) instead; set renewBefore below the lifetime`,
-      );
-    }
-  };
+  const serving = (stored: ACMECertificate) => logServing(config, logger, who, stored);
   const pickUp = () => {
     const stored = readACMECertificate(dir);
     if (!stored || stored.leaf.serialNumber === current?.leaf.serialNumber) return;
@@ -111,7 +89,9 @@ export function startACME(opts: ACMEOptions): ACMEManager {
   };
   /** What to do after a tick: the backoff or lock recheck it chose, else the renewal time. */
   const untilRenewal = () =>
-    current ? renewalTime(current, renewBefore).getTime() - Date.now() : config.tls.checkInterval;
+    current
+      ? renewalTime(current, config.tls.acme.renewBefore).getTime() - Date.now()
+      : config.tls.checkInterval;
   const tick = async () => {
     if (running || stopped) return;
     running = true;
@@ -171,4 +151,30 @@ export function startACME(opts: ACMEOptions): ACMEManager {
       watch.close();
     },
   };
+}
+
+/** The line saying which certificate is served now, with what clients install and when it renews. */
+function logServing(config: Config, logger: Logger, who: string, stored: ACMECertificate): void {
+  const renewBefore = config.tls.acme.renewBefore;
+  const trust = clientTrustNote(config, stored.chainPEM);
+  const renewAt = renewalTime(stored, renewBefore);
+  logger.info(
+    {
+      names: stored.names,
+      serial: stored.leaf.serialNumber,
+      issuer: stored.leaf.issuer.replace(/\n/g, ', '),
+      notAfter: stored.notAfter.toISOString(),
+      renewAt: renewAt.toISOString(),
+      ...trust.fields,
+    },
+    `${who}serving the ACME certificate for ${stored.names.join(', ')} (by SNI)${trust.text}; clients by IP address or without SNI keep our own CA's`,
+  );
+  if (trust.warning) logger.warn({ caBundle: config.tls.acme.caBundle }, trust.warning);
+  // A renewBefore as long as the lifetime would make every new certificate due at once.
+  if (renewBefore > 0 && !renewBeforeFits(stored, renewBefore)) {
+    logger.warn(
+      { renewBeforeMs: renewBefore, notBefore: stored.notBefore.toISOString(), renewAt },
+      `tls.acme.renewBefore is not shorter than the certificate's lifetime: renewing when a third of it is left (${renewAt.toISOString()}) instead; set renewBefore below the lifetime`,
+    );
+  }
 }
