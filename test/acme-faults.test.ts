@@ -4,12 +4,19 @@
  * fix, counts the failure and backs off, while the proxy keeps serving our own CA's
  * certificate and says so in /readyz; pebble down, then back: the proxy keeps
  * serving, retries, and succeeds once pebble answers; pebble rejecting half the
- * nonces still ends in a certificate.
+ * nonces still ends in a certificate; a pebble that has forgotten the account (its
+ * state reset) gets a new one registered, and the renewal goes through.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ACME_NAME, peerCertificate, setUpACME, type ACMESetup } from './helpers/acme-setup.js';
+import {
+  ACME_NAME,
+  acmeCLI,
+  peerCertificate,
+  setUpACME,
+  type ACMESetup,
+} from './helpers/acme-setup.js';
 import { eventually } from './helpers/eventually.js';
 import { freePort, runCLI, tempDir, type Proxy } from './helpers/processes.js';
 
@@ -119,6 +126,47 @@ describe('pebble down, then back', () => {
     expect(metrics).toMatch(/^rtp_certificate_expiry_timestamp_seconds\{certificate="acme"\} \d/m);
     const ready = JSON.parse((await admin(proxy, '/readyz')).body) as { reason: string };
     expect(ready.reason).not.toMatch(/our own CA/);
+  });
+});
+
+describe('an ACME server that forgets the account', () => {
+  const tmp = tempDir('acme-forgot');
+  let acme: ACMESetup;
+  let proxy: Proxy;
+  const env = { RTP_TLS_ACME_CHALLENGES: 'tls-alpn-01' };
+  beforeAll(async () => {
+    acme = await setUpACME(tmp.path);
+    proxy = await acme.start(join(tmp.path, 'tls'), env);
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    await acme?.close();
+    tmp.remove();
+  });
+
+  it('registers a new account and renews, instead of failing every order', async () => {
+    await eventually(
+      'the first ACME certificate',
+      () => logged(proxy, /^serving the ACME certificate/)[0],
+    );
+    // A restarted pebble keeps nothing: the stored account URL names no account now.
+    await acme.pebble.stop();
+    await acme.pebble.start();
+    const renew = await acmeCLI(['renew', '--force'], {
+      ...acme.env(env),
+      RTP_TLS_DIR: proxy.tlsDir,
+    });
+    expect(renew.code, renew.stdout + renew.stderr).toBe(0);
+    expect(renew.stdout + renew.stderr).toMatch(/no longer knows the stored account/);
+    const serial = /serial ([0-9A-F]+)/.exec(renew.stdout)?.[1];
+    expect(serial, renew.stdout).toBeDefined();
+    // Issued by the new pebble: its new root verifies what new handshakes get.
+    const root = await acme.pebble.root();
+    await eventually('the renewed certificate on new handshakes', async () =>
+      (await peerCertificate(acme.proxyPort, root, ACME_NAME)).serialNumber === serial
+        ? true
+        : undefined,
+    );
   });
 });
 

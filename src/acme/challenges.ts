@@ -4,10 +4,11 @@
  * records through the DNS module (RFC 2136 or a hook command), seen on the zone's
  * authoritative servers before the CA is asked to look.
  */
-import * as acme from 'acme-client';
+import type * as acme from 'acme-client';
 import { writeFileSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { acmeClientModule } from './client-module.js';
 import { dnsConfigOf } from './config.js';
 import { propagationOptionsFor, txtWriterFor, waitForTxt } from './dns/index.js';
 import { challengeFile, removeChallenge } from './store.js';
@@ -43,7 +44,9 @@ export function challengeAnswers(config: Config, dir: string, logger: Logger): C
       } else if (type === 'tls-alpn-01') {
         const file = challengeFile(dir, 'tlsALPN', name(authz));
         if (!file) throw new Error(`cannot answer tls-alpn-01 for ${name(authz)}`);
-        const [key, cert] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization);
+        const [key, cert] = await (
+          await acmeClientModule()
+        ).crypto.createAlpnCertificate(authz, keyAuthorization);
         writeFileSync(file, `${key.toString()}${cert.toString()}`, { mode: 0o600 });
       } else if (type === 'dns-01') {
         const fqdn = `_acme-challenge.${name(authz).replace(/^\*\./, '')}`;

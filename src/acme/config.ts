@@ -6,17 +6,17 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { directory as KNOWN } from 'acme-client';
 import type { ConfigProblem } from '../errors.js';
 import { ACME_CHALLENGES, type Config } from '../config/schema.js';
 import { dnsConfigProblems, type DnsConfig } from './dns/index.js';
 
 export type ChallengeType = (typeof ACME_CHALLENGES)[number];
 
+/** acme-client's own `directory` table, written out: importing it would load acme-client (client-module.ts). */
 const SHORTCUTS: Readonly<Record<string, string>> = {
-  letsencrypt: KNOWN.letsencrypt.production,
-  'letsencrypt-staging': KNOWN.letsencrypt.staging,
-  zerossl: KNOWN.zerossl.production,
+  letsencrypt: 'https://acme-v02.api.letsencrypt.org/directory',
+  'letsencrypt-staging': 'https://acme-staging-v02.api.letsencrypt.org/directory',
+  zerossl: 'https://acme.zerossl.com/v2/DV90',
 };
 
 export function acmeEnabled(config: Config): boolean {

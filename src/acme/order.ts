@@ -5,7 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
-import * as acme from 'acme-client';
+import type * as acme from 'acme-client';
+import { acmeClientModule } from './client-module.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { acmeNames, directoryURL, effectiveChallenges } from './config.js';
@@ -19,7 +20,11 @@ export interface CAProblem {
   retryAfterMs?: number;
 }
 
+type ACMEModule = Awaited<ReturnType<typeof acmeClientModule>>;
+
 let lastProblem: CAProblem | undefined;
+/** Read through a call: TypeScript narrows the variable itself across the awaits that set it. */
+const problemType = (): string | undefined => lastProblem?.type;
 let intercepting = false;
 
 /**
@@ -27,7 +32,7 @@ let intercepting = false;
  * (urn:ietf:params:acme:error:rateLimited) and Retry-After that the backoff honours
  * are read here, from its HTTP client's responses.
  */
-function interceptProblems(): void {
+function interceptProblems(acme: ACMEModule): void {
   if (intercepting) return;
   intercepting = true;
   const note = (resp: { status?: number; data?: unknown; headers?: Record<string, unknown> }) => {
@@ -79,7 +84,8 @@ export async function orderCertificate(
 ): Promise<{ chainPEM: string; keyPEM: string }> {
   const { config, dir, logger } = opts;
   const acmeConfig = config.tls.acme;
-  interceptProblems();
+  const acme = await acmeClientModule();
+  interceptProblems(acme);
   lastProblem = undefined;
   // acme-client retries a failed request 5 times, 5 s apart and longer (75 s in all),
   // within one order; the lifecycle's backoff (renewal-time.ts) does the long waits.
@@ -100,27 +106,18 @@ export async function orderCertificate(
     writeAccountKey(dir, accountKey);
     logger.info({ directory }, 'ACME: created an account key');
   }
-  const client = new acme.Client({
-    directoryUrl: directory,
-    accountKey,
-    ...(account.url && account.directory === directory ? { accountUrl: account.url } : {}),
-    ...(acmeConfig.eab.kid !== ''
-      ? { externalAccountBinding: { kid: acmeConfig.eab.kid, hmacKey: acmeConfig.eab.hmacKey } }
-      : {}),
-    backoffMin: 500,
-    backoffMax: 5000,
-  });
   const names = acmeNames(config);
   const [key, csr] = await acme.crypto.createCsr(
     { commonName: names[0] as string, altNames: names },
     await acme.crypto.createPrivateEcdsaKey(),
   );
-  try {
+  const order = async (stored: { url?: string; directory?: string }) => {
+    const client = acmeClient(acme, acmeConfig, directory, accountKey, stored);
     // Registered (and its URL stored) before the order: an order that fails must not
     // leave the next attempt to find the account again, which acme-client does with an
     // empty update that pebble and Boulder refuse.
-    await registerAccount(client, acmeConfig, dir, directory, account);
-    const chainPEM = await client.auto({
+    await registerAccount(client, acmeConfig, dir, directory, stored);
+    return client.auto({
       csr,
       ...(acmeConfig.email !== '' ? { email: acmeConfig.email } : {}),
       termsOfServiceAgreed: acmeConfig.agreeToTerms,
@@ -132,10 +129,46 @@ export async function orderCertificate(
       challengeRemoveFn: (authz, challenge, keyAuthorization) =>
         opts.answers.remove(authz, challenge, keyAuthorization),
     });
+  };
+  const usedStoredAccount = account.url !== undefined && account.directory === directory;
+  try {
+    let chainPEM: string;
+    try {
+      chainPEM = await order(account);
+    } catch (err) {
+      // A CA that no longer knows the stored account (its data reset, an internal CA
+      // rebuilt) would refuse every order from now on: register again, once.
+      if (!usedStoredAccount || !problemType()?.endsWith(':accountDoesNotExist')) throw err;
+      logger.warn(
+        { directory, account: account.url },
+        'ACME: the server no longer knows the stored account; registering a new one',
+      );
+      lastProblem = undefined;
+      chainPEM = await order({});
+    }
     return { chainPEM, keyPEM: key.toString() };
   } catch (err) {
     throw new OrderError((err as Error).message ?? String(err), lastProblem, { cause: err });
   }
+}
+
+function acmeClient(
+  acme: ACMEModule,
+  acmeConfig: Config['tls']['acme'],
+  directory: string,
+  accountKey: string,
+  stored: { url?: string; directory?: string },
+): acme.Client {
+  return new acme.Client({
+    directoryUrl: directory,
+    accountKey,
+    ...(stored.url && stored.directory === directory ? { accountUrl: stored.url } : {}),
+    ...(acmeConfig.eab.kid !== ''
+      ? { externalAccountBinding: { kid: acmeConfig.eab.kid, hmacKey: acmeConfig.eab.hmacKey } }
+      : {}),
+    backoffMin: 500,
+    backoffMax: 5000,
+  });
 }
 
 async function registerAccount(
