@@ -111,12 +111,14 @@ export async function orderCertificate(
     { commonName: names[0] as string, altNames: names },
     await acme.crypto.createPrivateEcdsaKey(),
   );
-  const order = async (stored: { url?: string; directory?: string }) => {
-    const client = acmeClient(acme, acmeConfig, directory, accountKey, stored);
+  // The stored account, when it was registered with this directory (not after a switch, e.g. staging → production).
+  const storedURL = account.url && account.directory === directory ? account.url : undefined;
+  const order = async (accountUrl: string | undefined) => {
+    const client = acmeClient(acme, acmeConfig, directory, accountKey, accountUrl);
     // Registered (and its URL stored) before the order: an order that fails must not
     // leave the next attempt to find the account again, which acme-client does with an
     // empty update that pebble and Boulder refuse.
-    await registerAccount(client, acmeConfig, dir, directory, stored);
+    if (!accountUrl) await registerAccount(client, acmeConfig, dir, directory);
     return client.auto({
       csr,
       ...(acmeConfig.email !== '' ? { email: acmeConfig.email } : {}),
@@ -130,21 +132,20 @@ export async function orderCertificate(
         opts.answers.remove(authz, challenge, keyAuthorization),
     });
   };
-  const usedStoredAccount = account.url !== undefined && account.directory === directory;
   try {
     let chainPEM: string;
     try {
-      chainPEM = await order(account);
+      chainPEM = await order(storedURL);
     } catch (err) {
       // A CA that no longer knows the stored account (its data reset, an internal CA
       // rebuilt) would refuse every order from now on: register again, once.
-      if (!usedStoredAccount || !problemType()?.endsWith(':accountDoesNotExist')) throw err;
+      if (!storedURL || !problemType()?.endsWith(':accountDoesNotExist')) throw err;
       logger.warn(
         { directory, account: account.url },
         'ACME: the server no longer knows the stored account; registering a new one',
       );
       lastProblem = undefined;
-      chainPEM = await order({});
+      chainPEM = await order(undefined);
     }
     return { chainPEM, keyPEM: key.toString() };
   } catch (err) {
@@ -157,12 +158,12 @@ function acmeClient(
   acmeConfig: Config['tls']['acme'],
   directory: string,
   accountKey: string,
-  stored: { url?: string; directory?: string },
+  accountUrl: string | undefined,
 ): acme.Client {
   return new acme.Client({
     directoryUrl: directory,
     accountKey,
-    ...(stored.url && stored.directory === directory ? { accountUrl: stored.url } : {}),
+    ...(accountUrl ? { accountUrl } : {}),
     ...(acmeConfig.eab.kid !== ''
       ? { externalAccountBinding: { kid: acmeConfig.eab.kid, hmacKey: acmeConfig.eab.hmacKey } }
       : {}),
@@ -176,9 +177,7 @@ async function registerAccount(
   acmeConfig: Config['tls']['acme'],
   dir: string,
   directory: string,
-  stored: { url?: string; directory?: string },
 ): Promise<void> {
-  if (stored.url && stored.directory === directory) return;
   await client.createAccount({
     termsOfServiceAgreed: acmeConfig.agreeToTerms,
     ...(acmeConfig.email !== '' ? { contact: [`mailto:${acmeConfig.email}`] } : {}),
