@@ -18,6 +18,7 @@ import {
   type ClientKind,
   type PlannedFile,
 } from './layout.js';
+import { installerOneLiner } from './one-liners.js';
 
 export type { ClientKind } from './layout.js';
 
@@ -155,7 +156,6 @@ function systemSnippet(hostPort: string, certs: string[], root: string): string 
 export function formatTrustReport(t: TrustTarget): string {
   const snippets = trustInstructions(t);
   const { hostPort } = checkTarget(t);
-  const curl = hostPort.startsWith('[') ? 'curl -fsSkg' : 'curl -fsSk';
   const lines = [
     `CA for https://${hostPort}`,
     '',
@@ -166,7 +166,7 @@ export function formatTrustReport(t: TrustTarget): string {
     '  openssl x509 -noout -fingerprint -sha256 -in FILE',
     '',
     'One step on a client (refuses a CA whose fingerprint differs, then installs for all clients):',
-    `  ${curl} https://${hostPort}/install-ca.sh | sudo sh -s -- --fingerprint ${t.fingerprints[0]}`,
+    `  ${installerOneLiner('linux', hostPort, t.fingerprints[0] ?? '')}`,
     '',
     'Or by hand, per client (each block runs as root and embeds the CA):',
   ];

@@ -1,0 +1,44 @@
+/**
+ * The one command per client platform that installs this proxy's CA after checking its
+ * fingerprint. The start-up log, `registry-tls-proxy trust` and the trust page all show
+ * these, so a user sees the same command wherever they look.
+ *
+ * Each command fetches an installer without verifying TLS (the client cannot verify
+ * anything yet); the fingerprint in the command, read from the proxy's log or the
+ * operator, is what the installer checks the downloaded CA against.
+ */
+import { assertHostPort } from './layout.js';
+
+export const PLATFORMS = ['linux', 'macos', 'windows', 'kubernetes'] as const;
+export type Platform = (typeof PLATFORMS)[number];
+
+/** Where each platform's installer is served on the public port. */
+export const INSTALLER_PATHS: Record<Exclude<Platform, 'kubernetes'>, string> = {
+  linux: '/install-ca.sh',
+  macos: '/install-ca-macos.sh',
+  windows: '/install-ca.ps1',
+};
+
+/** The command to paste on a client of this platform (or, for kubernetes, where kubectl runs). */
+export function installerOneLiner(
+  platform: Platform,
+  hostPortIn: string,
+  fingerprint: string,
+): string {
+  const hostPort = assertHostPort(hostPortIn);
+  // curl reads "[…]" as a glob unless -g.
+  const curl = hostPort.startsWith('[') ? 'curl -fsSkg' : 'curl -fsSk';
+  switch (platform) {
+    case 'linux':
+    case 'macos':
+      return `${curl} https://${hostPort}${INSTALLER_PATHS[platform]} | sudo sh -s -- --fingerprint ${fingerprint}`;
+    case 'windows':
+      // Windows PowerShell 5.1 has no -SkipCertificateCheck: trust this one download only.
+      return (
+        `powershell -NoProfile -ExecutionPolicy Bypass -Command "[Net.ServicePointManager]::ServerCertificateValidationCallback={$true};` +
+        ` & ([scriptblock]::Create((New-Object Net.WebClient).DownloadString('https://${hostPort}${INSTALLER_PATHS.windows}'))) -Fingerprint '${fingerprint}'"`
+      );
+    case 'kubernetes':
+      return `registry-tls-proxy trust --address ${hostPort} --client kubernetes | kubectl apply -f -`;
+  }
+}
