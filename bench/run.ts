@@ -25,10 +25,10 @@ import {
   measureTransfers,
   type Raw,
 } from './lib/measure.js';
-import { pidsNamed } from './lib/procfs.js';
+import { pidsNamed, rssBytes } from './lib/procfs.js';
 import { buildRows } from './lib/rows.js';
 import { NOTES, renderMarkdownTable, renderTable } from './lib/table.js';
-import { nginxBinary, startServers, type Servers } from './lib/servers.js';
+import { nginxBinary, startServers, type Servers, type Target } from './lib/servers.js';
 import { FULL, QUICK, type Settings } from './lib/settings.js';
 
 const USAGE = `usage: node bench/build/run.js [--quick] [--rounds N] [--workers N] [--out PATH] [--proxy DIR]
@@ -173,11 +173,25 @@ async function main(): Promise<void> {
     await pushBlob(servers.direct.origin, servers.caFile, layer);
     await pushManifest(servers.direct.origin, servers.caFile, layer);
 
+    // Section 5's "before" is where sections 1–4 left each server: say where that is.
+    const s = servers;
+    const rssLine = (after: string) =>
+      progress(`resident memory after ${after}: proxy ${mib(s.proxy)}, nginx ${mib(s.nginx)} MiB`);
+    const mib = (t: Target) => (rssBytes(t.pids()) / 2 ** 20).toFixed(1);
+    rssLine('start-up');
+    const pull = await measureTransfers('pull', servers, layer, settings, progress);
+    rssLine('pulls');
+    const push = await measureTransfers('push', servers, layer, settings, progress);
+    rssLine('pushes');
+    const manifest = await measureManifests(servers, settings, progress);
+    rssLine('manifests');
+    const handshakes = await measureHandshakes(servers, settings, dir, progress);
+    rssLine('handshakes');
     const raw: Raw = {
-      pull: await measureTransfers('pull', servers, layer, settings, progress),
-      push: await measureTransfers('push', servers, layer, settings, progress),
-      manifest: await measureManifests(servers, settings, progress),
-      ...(await measureHandshakes(servers, settings, dir, progress)),
+      pull,
+      push,
+      manifest,
+      ...handshakes,
       memory: await measureMemory(servers, layer, settings, progress),
     };
     const rows = buildRows(raw, settings);
