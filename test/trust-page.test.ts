@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from './helpers/eventually.js';
+import { httpsGet } from './helpers/https.js';
 import { useRegistryBehindProxy } from './helpers/fixture.js';
 import { ROOT } from './helpers/processes.js';
 
@@ -85,6 +86,14 @@ describe('the trust page in chromium', () => {
     const response = await page.goto(url);
     return { context, page, errors, response };
   }
+
+  it('answers whatever allowedPaths says, as /ca.crt does (which is in force: other paths are refused)', async () => {
+    const origin = `https://127.0.0.1:${env.proxy.port}`;
+    expect((await httpsGet(`${origin}/elsewhere`, { ca: env.ca })).status).toBe(403);
+    for (const path of ['/_proxy/trust', '/ca.cer', '/ca.crt']) {
+      expect((await httpsGet(`${origin}${path}`, { ca: env.ca })).status, path).toBe(200);
+    }
+  });
 
   it('a browser that does not trust the CA refuses the page', async () => {
     const bare = join(env.tmp, 'home-bare');
