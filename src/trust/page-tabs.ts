@@ -41,9 +41,9 @@ ${command('windows')}
     {
       id: 'kubernetes',
       title: 'Kubernetes nodes',
-      body: markup`<p>Where kubectl reaches the cluster: a DaemonSet installs the CA on every node, for containerd and docker.</p>
+      body: markup`<p>On the proxy's host (the command reads the CA from the proxy's configuration), with kubectl pointed at the cluster. It applies a DaemonSet that installs the CA into every node's containerd:</p>
 ${command('kubernetes')}
-<p class="note">Check that the fingerprint in what it applies is the one above.</p>`,
+<p class="note">Check that the fingerprint in the DaemonSet is the one above.</p>`,
     },
     { id: 'browser', title: 'Browser and system store', body: browserTab(hostPort, fingerprint) },
   ];
