@@ -20,7 +20,7 @@ export function clientTabs(hostPort: string, fingerprint: string): ClientTab[] {
     {
       id: 'linux',
       title: 'Linux: docker, containerd, podman',
-      body: markup`<p>As root on each host that pulls or pushes. The installer refuses a CA with another fingerprint, then installs it for docker, containerd, podman/skopeo/buildah and the system store:</p>
+      body: markup`<p>As root on each host that pulls or pushes. The installer refuses a CA with another fingerprint, then installs it for the clients it finds (docker, containerd, podman/skopeo/buildah) and the system store:</p>
 ${command('linux')}
 <p class="note">docker and podman read the CA on the next pull: no restart. containerd reads it only when its CRI config sets <code>config_path = "/etc/containerd/certs.d"</code>; the installer says so when it does not.</p>`,
     },
