@@ -16,6 +16,7 @@ import { FILES } from './pki/store.js';
 import type { TLSMaterial } from './pki/store.js';
 import { generationsInThisProcess, type ServeRole } from './runtime-generations.js';
 import { startRuntime, type RunningProxy } from './runtime.js';
+import { TRUST_PAGE_PATH } from './trust/page.js';
 
 export type { RunningProxy } from './runtime.js';
 export type { ServeRole } from './runtime-generations.js';
@@ -74,7 +75,6 @@ function logServing(config: Config, material: TLSMaterial, port: number, logger:
   const machine = readMachineIdentity();
   const publicName = advertisedHost(config, machine.hostname);
   const hostPort = `${publicName}:${port}`;
-  const certsDir = `/etc/docker/certs.d/${hostPort}`;
   const listenHost = parseHostPort(config.listen)?.host ?? '0.0.0.0';
   logger.info(
     {
@@ -85,10 +85,7 @@ function logServing(config: Config, material: TLSMaterial, port: number, logger:
         ? { nextCAFingerprint256: material.trustFingerprints[1] }
         : {}),
       caFile: join(resolve(config.tls.dir), FILES.caCert),
-      trustOnClient:
-        `mkdir -p ${certsDir} && curl -fsSk https://${hostPort}/ca.crt -o ${certsDir}/ca.crt` +
-        ` && openssl x509 -noout -fingerprint -sha256 -in ${certsDir}/ca.crt` +
-        ` # the fingerprint must read ${material.caFingerprint256}`,
+      trustOnClient: `https://${hostPort}${TRUST_PAGE_PATH}`,
     },
     `proxying https://${hostPort} to ${config.backend}; clients trust the CA at https://${hostPort}/ca.crt`,
   );

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACME_NAME, pushAndPullAnImage, setUpACME, type ACMESetup } from './helpers/acme-setup.js';
 import { eventually } from './helpers/eventually.js';
+import { httpsGet } from './helpers/https.js';
 import { runCLI, tempDir, type Proxy } from './helpers/processes.js';
 import { skopeo } from './helpers/skopeo.js';
 
@@ -22,7 +23,7 @@ const fingerprints = (pem: string) =>
     (block) => new X509Certificate(block).fingerprint256,
   );
 
-describe('/install-ca.sh with an internal ACME server', () => {
+describe('/install-ca.sh and the trust page with an internal ACME server', () => {
   const tmp = tempDir('acme-install-ca');
   let acme: ACMESetup;
   let proxy: Proxy;
@@ -133,5 +134,29 @@ describe('/install-ca.sh with an internal ACME server', () => {
       `docker://${byIP()}/acme/app:v1`,
     ]);
     expect(inspect.code, inspect.stderr).toBe(0);
+  });
+
+  it('the trust page and ca.cer by name give the issuing root; by IP address our own CA', async () => {
+    const [rootFP] = fingerprints(issuingRoot);
+    const [ourFP] = fingerprints(ourCA);
+    const viaName = (path: string) =>
+      httpsGet(`https://127.0.0.1:${acme.proxyPort}${path}`, {
+        ca: issuingRoot,
+        servername: ACME_NAME,
+        headers: { host: byName() },
+      });
+    const page = await viaName('/_proxy/trust');
+    expect(page.status).toBe(200);
+    expect(page.body).toContain(`ACME root SHA-256</dt><dd><code class="fp">${rootFP}</code>`);
+    expect(page.body).toContain(`--fingerprint ${rootFP}`);
+    expect(page.body).toContain(`<code>${ACME_NAME}</code>`);
+    expect(page.body).not.toContain(ourFP);
+    // One certificate in DER: the issuing root's (the bytes themselves: trust-endpoints.test.ts).
+    const cer = await viaName('/ca.cer');
+    expect(cer.headers['content-type']).toBe('application/pkix-cert');
+    expect(cer.headers['content-length']).toBe(String(new X509Certificate(issuingRoot).raw.length));
+    const byIPPage = await httpsGet(`https://${byIP()}/_proxy/trust`, { ca: ourCA });
+    expect(byIPPage.body).toContain(`CA SHA-256</dt><dd><code class="fp">${ourFP}</code>`);
+    expect(byIPPage.body).not.toContain(rootFP);
   });
 });

@@ -178,14 +178,11 @@ describe('auto-issued certificates', () => {
     expect(chain[0]?.subjectaltname).toContain('DNS:other.test');
   });
 
-  it('logs the CA fingerprint and the ready-to-run docker trust command', () => {
+  it('logs the CA fingerprint and the trust page to open on a client', () => {
     const line = proxy.logLines().find((l) => typeof l['trustOnClient'] === 'string');
     const fingerprint = new X509Certificate(ca).fingerprint256;
     expect(line?.['caFingerprint256']).toBe(fingerprint);
-    expect(line?.['trustOnClient']).toContain(
-      `/etc/docker/certs.d/other.test:${proxy.port}/ca.crt`,
-    );
-    expect(line?.['trustOnClient']).toContain(fingerprint);
+    expect(line?.['trustOnClient']).toBe(`https://other.test:${proxy.port}/_proxy/trust`);
   });
 });
 

@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { parseHostHeader } from '../net/address.js';
 import type { Exchange } from './exchange.js';
 import type { Outcome } from './outcome.js';
-import { defaultHost } from './own-endpoints.js';
+import { defaultHost } from './own-response.js';
 import type { PathVerdict } from './path-allowlist.js';
 import type { RegistryErrorSpec } from './registry-error.js';
 import { requestProblem } from './request-checks.js';

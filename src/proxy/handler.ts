@@ -18,6 +18,7 @@ import { createForward } from './forward.js';
 import { findOwnEndpoint, ownEndpoints } from './own-endpoints.js';
 import type { PathVerdict } from './path-allowlist.js';
 import type { RelayPool } from './relay-pool.js';
+import type { TrustPageSource } from './trust-endpoints.js';
 import { createRespond } from './respond.js';
 import { httpProxyUpstream } from './upstream-http-proxy.js';
 import { relayUpstream } from './upstream-relay.js';
@@ -36,6 +37,8 @@ export interface HandlerOptions {
   trustBundlePEM: () => string;
   /** With tls.acme: what clients by this host install, when they get the ACME certificate. */
   acmeTrust?: (host: string) => ACMETrust | undefined;
+  /** What the trust page (/_proxy/trust) shows and /ca.cer serves. */
+  trustPage: TrustPageSource;
   /** Whether the served certificate covers a Host (name or IP, no port). */
   coversHost: (host: string) => boolean;
   /** health.publicPath and the cached backend verdict; absent when turned off. */

@@ -11,6 +11,12 @@ describe('/install-ca.sh and /ca.crt for names served the ACME certificate', () 
     const table = ownEndpoints({
       trustBundlePEM: () => 'OUR CA',
       ownHeaders: {},
+      // The trust page has its own tests (trust-endpoints.test.ts).
+      trustPage: {
+        material: () => {
+          throw new Error('the trust page is not under test here');
+        },
+      },
       acmeTrust: (host) =>
         host === 'registry.example.com'
           ? { kind: 'public' }

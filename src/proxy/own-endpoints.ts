@@ -1,17 +1,19 @@
 /**
  * What the proxy answers itself on the public port, never asking the registry: the
- * CA bundle (`/ca.crt`), the fingerprint-checking installer (`/install-ca.sh`) and
- * the cached backend verdict for balancers (health.publicPath). They answer whatever
+ * CA bundle (`/ca.crt`, and `/ca.cer` in DER), the fingerprint-checking installer
+ * (`/install-ca.sh`), the trust page (`/_proxy/trust`, trust-endpoints.ts) and the
+ * cached backend verdict for balancers (health.publicPath). They answer whatever
  * allowedPaths says (a client fetches the CA before it can trust anything), and they
  * pass only the framing checks of admit.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { verdictBody } from '../health/report.js';
 import type { Verdict } from '../health/probe.js';
-import { formatHostPort, parseHostHeader, withDefaultPort } from '../net/address.js';
 import type { ACMETrust } from '../acme/which-certificate.js';
 import { installerScript } from '../trust/installer-script.js';
-import { sendRegistryError } from './registry-error.js';
+import { TRUST_PAGE_PATH } from '../trust/page.js';
+import { refuseHost, requestHostPort, sendSmall, trustFor } from './own-response.js';
+import { serveCADER, serveTrustPage, type TrustPageSource } from './trust-endpoints.js';
 
 export interface OwnEndpoint {
   path: string;
@@ -33,6 +35,8 @@ export interface OwnEndpointOptions {
    * certificate (nothing, or the internal ACME server's roots); undefined: our own CA.
    */
   acmeTrust?: ((host: string) => ACMETrust | undefined) | undefined;
+  /** What the trust page shows and /ca.cer serves: the material served now, the verdict. */
+  trustPage: TrustPageSource;
 }
 
 const READ = ['GET', 'HEAD'] as const;
@@ -52,11 +56,13 @@ export function ownEndpoints(opts: OwnEndpointOptions): ReadonlyMap<string, OwnE
         return serveCACertificate(res, pem, ownHeaders);
       },
     },
+    { path: '/ca.cer', methods: READ, serve: (req, res) => serveCADER(req, res, opts) },
     {
       path: '/install-ca.sh',
       methods: READ,
       serve: (req, res) => serveInstaller(req, res, ownHeaders, opts.acmeTrust),
     },
+    { path: TRUST_PAGE_PATH, methods: READ, serve: (req, res) => serveTrustPage(req, res, opts) },
   ];
   const health = opts.health;
   if (health) {
@@ -79,19 +85,6 @@ export function findOwnEndpoint(
   return endpoint && method !== undefined && endpoint.methods.includes(method)
     ? endpoint
     : undefined;
-}
-
-/** Answers with a small complete body; returns the body bytes sent. */
-function sendSmall(
-  res: ServerResponse,
-  status: number,
-  headers: Record<string, string>,
-  body: string,
-): number {
-  const head = res.req.method === 'HEAD';
-  res.writeHead(status, { ...headers, 'content-length': String(Buffer.byteLength(body)) });
-  res.end(head ? undefined : body);
-  return head ? 0 : Buffer.byteLength(body);
 }
 
 function serveCACertificate(
@@ -126,15 +119,6 @@ function serveHealth(
   );
 }
 
-/** What a client that came by this request's Host installs for it with tls.acme (undefined: our CA). */
-function trustFor(
-  req: IncomingMessage,
-  acmeTrust: OwnEndpointOptions['acmeTrust'],
-): ACMETrust | undefined {
-  const host = parseHostHeader(req.headers.host ?? '')?.host;
-  return host === undefined ? undefined : acmeTrust?.(host);
-}
-
 /** The fingerprint-checking installer, defaulting to the host:port this client used. */
 function serveInstaller(
   req: IncomingMessage,
@@ -142,27 +126,16 @@ function serveInstaller(
   ownHeaders: Readonly<Record<string, string>>,
   acmeTrust: OwnEndpointOptions['acmeTrust'],
 ): number {
-  const port = req.socket.localPort ?? 443;
-  const host = req.headers.host ?? defaultHost(req.socket.localAddress, port);
-  let script: string;
-  try {
-    const hostPort = withDefaultPort(host, port);
-    const trust = trustFor(req, acmeTrust);
-    script =
-      trust?.kind === 'public'
-        ? nothingToInstallScript(hostPort)
-        : installerScript(
-            hostPort,
-            trust ? "the internal ACME server's root (tls.acme.caBundle)" : undefined,
-          );
-  } catch {
-    sendRegistryError(
-      res,
-      { status: 400, code: 'UNSUPPORTED', message: 'the Host header is not a host[:port]' },
-      ownHeaders,
-    );
-    return 0;
-  }
+  const hostPort = requestHostPort(req);
+  if (hostPort === undefined) return refuseHost(res, ownHeaders);
+  const trust = trustFor(req, acmeTrust);
+  const script =
+    trust?.kind === 'public'
+      ? nothingToInstallScript(hostPort)
+      : installerScript(
+          hostPort,
+          trust ? "the internal ACME server's root (tls.acme.caBundle)" : undefined,
+        );
   return sendSmall(
     res,
     200,
@@ -184,9 +157,4 @@ function nothingToInstallScript(hostPort: string): string {
     'exit 0',
     '',
   ].join('\n');
-}
-
-/** The Host a request without one meant: the address it came in on. */
-export function defaultHost(address: string | undefined, port: number | undefined): string {
-  return formatHostPort(address ?? 'localhost', port ?? 443);
 }

@@ -99,6 +99,11 @@ export function createPublicServer(
     metrics,
     trustBundlePEM: () => current.trustBundlePEM,
     ...(acmeEnabled(config) ? { acmeTrust: acme.trust } : {}),
+    trustPage: {
+      material: () => current,
+      acmeCertificate: acme.certificateFor,
+      ...(options.verdict ? { verdict: drainAware(options.verdict) } : {}),
+    },
     coversHost: coverage.covers,
     ...(options.verdict && config.health.publicPath !== ''
       ? { health: { path: config.health.publicPath, verdict: drainAware(options.verdict) } }
@@ -162,6 +167,8 @@ function acmeBySNI(config: Config, material: () => TLSMaterial) {
   return {
     SNICallback,
     trust,
+    /** The ACME certificate when clients by this name get it (the trust page shows its names). */
+    certificateFor: (host: string) => (covers(host) ? acme?.leaf : undefined),
     set(cert: { chainPEM: string; keyPEM: string }) {
       const clientCAs = material().clientCAsPEM;
       acme = {
