@@ -5,7 +5,7 @@
  * gets a PATH holding only the tools it may use, with a recording stub for
  * update-ca-certificates, and RTP_INSTALL_ROOT pointing into a temporary directory.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import {
   existsSync,
@@ -25,6 +25,7 @@ import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCA, issueServerCertificate, type IssuedCertificate } from '../pki/issue.js';
 import { installTrust } from './install.js';
+import { runToEnd } from '../../test/helpers/tool-dir.js';
 import { installerScript } from './installer-script.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'rtp-trust-installer-'));
@@ -68,7 +69,7 @@ interface Run {
 }
 
 /** The user's one-liner; async, since the server answering it lives in this process. */
-function install(
+async function install(
   url: string,
   args: string[],
   path: string,
@@ -77,21 +78,11 @@ function install(
 ): Promise<Run> {
   // curl by its full path: it fetches the script even where the tested PATH has none.
   const oneLiner = `u=$1 r=$2; shift 2; ${which('curl')} ${curlFlags} "$u" | RTP_INSTALL_ROOT="$r" sh -s -- "$@"`;
-  const child = spawn('/bin/sh', ['-c', oneLiner, 'sh', url, root, ...args], {
-    env: { PATH: path },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => {
-    child.on('close', (code) => {
-      const log = join(path, 'calls.log');
-      const calls = existsSync(log) ? readFileSync(log, 'utf8') : '';
-      rmSync(log, { force: true });
-      resolve({ code, stdout, stderr, root, calls });
-    });
-  });
+  const run = await runToEnd('/bin/sh', ['-c', oneLiner, 'sh', url, root, ...args], { PATH: path });
+  const log = join(path, 'calls.log');
+  const calls = existsSync(log) ? readFileSync(log, 'utf8') : '';
+  rmSync(log, { force: true });
+  return { ...run, root, calls };
 }
 
 /** Every file under `root`: relative path → [content, mode]. */
