@@ -189,6 +189,8 @@ describe('/install-ca.ps1', () => {
     expect(oneLiner).toContain(`-Fingerprint '${fp}'`);
     expect(ps1).toMatch(/^param\(\n\s+\[string\[\]\]\$Fingerprint = @\(\),/m);
     expect(ps1).not.toMatch(/@[A-Z][A-Z0-9_]*@|%\{|`/);
+    // WebClient.DownloadString decodes with the ANSI code page: ASCII reads the same in all.
+    expect(ps1).toMatch(/^[\x09\x0a\x20-\x7e]*$/);
     // Outside single-quoted strings, every ( [ { closes in order.
     const code = ps1.replace(/'(?:[^']|'')*'/g, "''").replace(/#.*$/gm, '');
     const open: string[] = [];
