@@ -51,7 +51,7 @@ interface Run {
  */
 async function runInstaller(
   args: string[],
-  opts: { uid?: number; securityExit?: number } = {},
+  opts: { uid?: number; securityExit?: number; shell?: string } = {},
 ): Promise<Run> {
   const dir = join(tmp.path, `run-${++runs}`);
   const certs = join(dir, 'certs');
@@ -68,7 +68,7 @@ async function runInstaller(
     '',
   ].join('\n');
   const path = toolDir(join(dir, 'bin'), {
-    tools: [...MAC_TOOLS, 'ls', 'wc', 'cp'],
+    tools: [...MAC_TOOLS, 'bash', 'ls', 'wc', 'cp'],
     standIns: {
       security,
       id: `[ "$1" = -u ] && echo ${opts.uid ?? 0} && exit 0\necho "id stand-in: unexpected $*" >&2; exit 1\n`,
@@ -78,7 +78,13 @@ async function runInstaller(
   const url = `${proxy.origin}/install-ca-macos.sh`;
   const run = await runToEnd(
     '/bin/sh',
-    ['-c', `u=$1; shift; ${which('curl')} -fsSk "$u" | sh -s -- "$@"`, 'sh', url, ...args],
+    [
+      '-c',
+      `u=$1; shift; ${which('curl')} -fsSk "$u" | ${opts.shell ?? 'sh'} -s -- "$@"`,
+      'sh',
+      url,
+      ...args,
+    ],
     { PATH: path },
   );
   const calls = existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : [];
@@ -97,6 +103,15 @@ describe('/install-ca-macos.sh', () => {
     expect(new X509Certificate(handed).raw.equals(new X509Certificate(ca).raw)).toBe(true);
     expect(run.stdout).toMatch(/Restart Docker Desktop/);
     expect(run.stdout).toContain(`done: ${proxy.origin} is trusted`);
+  });
+
+  it("under bash in POSIX mode (macOS's /bin/sh is bash 3.2 as sh): the same", async () => {
+    const run = await runInstaller(['--fingerprint', fingerprintOf(ca)], {
+      shell: 'bash --posix',
+    });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.calls).toEqual([`add-trusted-cert -d -r trustRoot -k ${KEYCHAIN} certs/0.pem`]);
+    expect(fingerprintOf(run.cert('certs/0.pem'))).toBe(fingerprintOf(ca));
   });
 
   it('any spelling of the fingerprint works (lower case, no colons)', async () => {
