@@ -8,15 +8,18 @@
  *    openssl), against a temporary directory standing in for the node's /etc (the
  *    hostPath), and a real proxy serving the CA.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { DaemonSet } from 'kubernetes-models/apps/v1';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
 import { nodeTrustExample } from '../src/trust/node-trust-manifest.js';
 import { eventually } from './helpers/eventually.js';
+import {
+  parseNodeTrust as parseManifest,
+  startNodeTrust,
+  type NodeTrustContainer,
+  type NodeTrustManifest,
+} from './helpers/node-trust.js';
 import {
   ROOT,
   freePort,
@@ -26,33 +29,16 @@ import {
   tempDir,
   type Proxy,
 } from './helpers/processes.js';
-import { toolDir } from './helpers/tool-dir.js';
 
 const tmp = tempDir('node-trust');
 const tlsDir = join(tmp.path, 'tls');
-/** What curlimages/curl has: busybox applets and curl (install-ca.sh falls back to base64 + sha256sum). */
-const BUSYBOX = ['sh', 'mktemp', 'mkdir', 'cat', 'chmod', 'mv', 'rm', 'tr', 'sed', 'grep'];
-const IMAGE_PATH = toolDir(join(tmp.path, 'image-bin'), {
-  tools: ['curl'],
-  busybox: [...BUSYBOX, 'base64', 'sha256sum', 'sleep'],
-});
-
-type Manifest = ReturnType<typeof parseManifest>;
-function parseManifest(text: string) {
-  const daemonSet = new DaemonSet(parse(text) as ConstructorParameters<typeof DaemonSet>[0]);
-  daemonSet.validate(); // throws, naming the path, on what the API server would reject
-  const pod = daemonSet.spec!.template.spec!;
-  const container = pod.containers[0]!;
-  const env = Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value ?? '']));
-  return { daemonSet, pod, container, env };
-}
 
 let port = 0;
 let hostPort = '';
 let ca = '';
 let printed = '';
 let proxy: Proxy | undefined;
-const running: ChildProcess[] = [];
+const running: NodeTrustContainer[] = [];
 
 beforeAll(async () => {
   // The first start creates the CA; the test then runs the container before the proxy is up.
@@ -70,44 +56,19 @@ beforeAll(async () => {
   printed = trust.stdout;
 });
 
-afterEach(async () => {
-  // The loop's sleep outlives a killed sh: stop the whole process group we started.
-  for (const child of running.splice(0)) {
-    if (child.exitCode === null && child.pid) process.kill(-child.pid, 'SIGKILL');
-  }
+afterEach(() => {
+  for (const container of running.splice(0)) container.stop();
 });
 afterAll(async () => {
   await proxy?.stop();
   tmp.remove();
 });
 
-/** Starts the container's command as written, with the node's /etc under `nodeRoot`. */
-function startContainer(m: Manifest, nodeRoot: string, env: Record<string, string> = {}) {
-  const mount = m.container.volumeMounts?.find((v) => v.name === 'containerd-certs');
-  const volume = m.pod.volumes?.find((v) => v.name === 'containerd-certs');
-  // The script writes under RTP_INSTALL_ROOT + /etc/containerd/certs.d: the mount point
-  // of the node's directory of the same path.
-  expect(mount?.mountPath).toBe(`${m.env['RTP_INSTALL_ROOT']}/etc/containerd/certs.d`);
-  expect(volume?.hostPath?.path).toBe('/etc/containerd/certs.d');
-  const [command, ...args] = [...(m.container.command ?? []), ...(m.container.args ?? [])];
-  const scratch = join(nodeRoot, '..', 'tmp'); // the emptyDir at /tmp
-  mkdirSync(scratch, { recursive: true });
-  const child = spawn(command!, args, {
-    detached: true,
-    env: {
-      ...m.env,
-      PATH: IMAGE_PATH,
-      TMPDIR: scratch,
-      RTP_INSTALL_ROOT: nodeRoot,
-      RETRY_SECONDS: '1', // the manifest's 10 s, shortened for the test
-      ...env,
-    },
-  });
-  running.push(child);
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  return { output: () => output, exited: () => child.exitCode };
+/** The container's command as written, with the node's / at `nodeRoot`, retrying every second. */
+function startContainer(m: NodeTrustManifest, nodeRoot: string, env: Record<string, string> = {}) {
+  const container = startNodeTrust(m, nodeRoot, { RETRY_SECONDS: '1', ...env });
+  running.push(container);
+  return container;
 }
 
 describe('node-trust DaemonSet', () => {
@@ -157,7 +118,7 @@ describe('node-trust DaemonSet', () => {
     expect(toml).toContain(`[host."https://${hostPort}"]`);
     expect(toml).toContain(`ca = "/etc/containerd/certs.d/${hostPort}/ca.crt"`);
     expect(container.output()).not.toMatch(/@[A-Z][A-Z0-9_]*@/);
-    expect(container.exited()).toBeNull(); // it stays up, re-checking hourly
+    expect(container.exitCode()).toBeNull(); // it stays up, re-checking hourly
   });
 
   it('a wrong fingerprint: refuses on every try, writes nothing, keeps waiting', async () => {
@@ -175,6 +136,6 @@ describe('node-trust DaemonSet', () => {
     expect(container.output()).toContain(right);
     expect(container.output()).toContain(`to serve the CA with fingerprint ${wrong}; retrying`);
     expect(existsSync(node)).toBe(false);
-    expect(container.exited()).toBeNull();
+    expect(container.exitCode()).toBeNull();
   });
 });
