@@ -24,7 +24,11 @@ Usage:
   registry-tls-proxy serve [--config FILE]   run the proxy
   registry-tls-proxy trust --address HOST:PORT [--install] [--client docker,containerd,containers,system]
                                              print (or, with --install, do) what makes a
-                                             client trust this proxy's CA
+                                             client trust this proxy's CA (--install alone:
+                                             the clients found on this machine)
+  registry-tls-proxy trust --address HOST:PORT --client macos|windows|kubernetes
+                                             the command for a Mac or Windows client; for
+                                             kubernetes a DaemonSet: | kubectl apply -f -
   registry-tls-proxy ca show                  the CA (PEM, fingerprint, expiry) and the server certificate's SANs
   registry-tls-proxy ca export --out FILE     back up the CA certificate and key (written 0600)
   registry-tls-proxy ca rotate [--cancel]     CA rotation step 1: create the next CA; clients get both

@@ -7,6 +7,8 @@
  * has written exactly the files containerd reads: certs.d/HOST:PORT/ca.crt and the
  * hosts.toml that points at it (https://github.com/containerd/containerd/blob/v1.6.20/docs/hosts.md).
  * Then the pull succeeds and containerd holds the image skopeo pushed, digest for digest.
+ * The node-trust DaemonSet's container (test/helpers/node-trust.ts), with this machine
+ * as the node, writes the same trust and the pull succeeds again.
  *
  * Needs root (namespaces, containerd, /etc/containerd/certs.d), containerd (a
  * dependency of docker.io), skopeo and iproute2.
@@ -30,7 +32,9 @@ import {
   startContainerd,
   type Containerd,
 } from './helpers/containerd.js';
+import { eventually } from './helpers/eventually.js';
 import { createTestHost, ownNamespaces, type TestHost } from './helpers/netns.js';
+import { parseNodeTrust, startNodeTrust } from './helpers/node-trust.js';
 import { buildOCIImage, type OCIImage } from './helpers/oci.js';
 import {
   createRegistry,
@@ -297,6 +301,32 @@ describe(
       expect(blobGETsAfter).toBeGreaterThan(blobGETsBefore); // fetched again, not from a cache
       const ready = await ctr(['images', 'check', '--quiet', '--snapshotter', SNAPSHOTTER]);
       expect(ready.stdout.split('\n')).toContain(imageRef);
+    });
+
+    it('the Kubernetes node-trust container writes the same trust, and containerd pulls with it', async () => {
+      // This machine as the node: the hostPath is its own /etc/containerd/certs.d.
+      removeTrust();
+      const removed = await ctr(['images', 'rm', '--sync', imageRef]);
+      expect(removed.code, removed.output).toBe(0);
+      const trust = runCLI(['trust', '--address', registryHost, '--client', 'kubernetes'], {
+        RTP_TLS_DIR: proxy!.tlsDir,
+      });
+      expect(trust.status, trust.stderr).toBe(0);
+      const container = startNodeTrust(parseNodeTrust(trust.stdout), '');
+      try {
+        await eventually(
+          'the container to install the CA',
+          () => /^done: https:\/\/\S+ is trusted/m.test(container.output()),
+          { timeoutMs: 30_000 },
+        );
+      } finally {
+        container.stop();
+      }
+      expect(readdirSync(trustDir).sort()).toEqual(['ca.crt', 'hosts.toml']);
+      const pulled = await pull(CERTS_D);
+      expect(pulled.code, pulled.output).toBe(0);
+      expect(pulled.output).not.toMatch(/failed to decode hosts\.toml|trying next host|x509/);
+      expect(pulled.stdout).toContain(`unpacking linux/amd64 ${pushedDigest}`);
     });
 
     it('removes exactly the trust it installed', () => {

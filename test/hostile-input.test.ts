@@ -484,15 +484,18 @@ describe('allowedPaths: only listed prefixes reach the backend', () => {
     },
   );
 
-  it.each(['/ca.crt', '/install-ca.sh', '/_proxy/health'])(
-    "the proxy's own %s still answers",
-    async (path) => {
-      const res = await request(path);
-      expect([200, 503]).toContain(res.status);
-      expect(res.body).not.toMatch(/DENIED/);
-      expect(res.received).toBe('');
-    },
-  );
+  it.each([
+    '/ca.crt',
+    '/install-ca.sh',
+    '/install-ca-macos.sh',
+    '/install-ca.ps1',
+    '/_proxy/health',
+  ])("the proxy's own %s still answers", async (path) => {
+    const res = await request(path);
+    expect([200, 503]).toContain(res.status);
+    expect(res.body).not.toMatch(/DENIED/);
+    expect(res.received).toBe('');
+  });
 
   it('a refused request pipelined behind an allowed one is not forwarded', async () => {
     let response = '';

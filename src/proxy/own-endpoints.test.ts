@@ -1,6 +1,7 @@
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { INSTALLER_PATHS } from '../trust/one-liners.js';
 import { ownEndpoints } from './own-endpoints.js';
 
 /** GET /install-ca.sh with this Host from a real server answering through the table. */
@@ -63,5 +64,24 @@ describe('/install-ca.sh and /ca.crt for names served the ACME certificate', () 
     expect(text).toContain("REGISTRY='registry.internal:5443'");
     expect(text).toContain("install the internal ACME server's root");
     expect(await script('registry.internal:5443', '/ca.crt')).toBe('INTERNAL ROOT');
+  });
+
+  it.each(Object.values(INSTALLER_PATHS))(
+    '%s: no @NAME@ placeholder survives, for any kind of host',
+    async (path) => {
+      const hosts = ['127.0.0.1:5443', '[fd00::5]:5443', 'registry.lan', 'registry.internal:5443'];
+      for (const host of [...hosts, 'registry.example.com:443']) {
+        const text = await script(host, path);
+        expect(text).not.toMatch(/@[A-Z][A-Z0-9_]*@/);
+        expect(text).not.toContain('%{');
+        expect(text).toContain(host.includes(':') ? host : `${host}:${port}`);
+      }
+    },
+  );
+
+  it('refuses to put a Host that is not a host:port into an installer', async () => {
+    for (const path of Object.values(INSTALLER_PATHS)) {
+      expect(await script("x';rm -rf /:1", path)).toMatch(/"code":"UNSUPPORTED"/);
+    }
   });
 });

@@ -1,7 +1,8 @@
 /**
  * What the proxy answers itself on the public port, never asking the registry: the
- * CA bundle (`/ca.crt`, and `/ca.cer` in DER), the fingerprint-checking installer
- * (`/install-ca.sh`), the trust page (`/_proxy/trust`, trust-endpoints.ts) and the
+ * CA bundle (`/ca.crt`, and `/ca.cer` in DER), the fingerprint-checking installers
+ * (`/install-ca.sh` for Linux, `/install-ca-macos.sh`, `/install-ca.ps1` for Windows),
+ * the trust page (`/_proxy/trust`, trust-endpoints.ts) and the
  * cached backend verdict for balancers (health.publicPath). They answer whatever
  * allowedPaths says (a client fetches the CA before it can trust anything), and they
  * pass only the framing checks of admit.ts.
@@ -10,8 +11,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { verdictBody } from '../health/report.js';
 import type { Verdict } from '../health/probe.js';
 import type { ACMETrust } from '../acme/which-certificate.js';
+import { macosInstallerScript } from '../trust/installer-macos.js';
 import { installerScript } from '../trust/installer-script.js';
 import { TRUST_PAGE_PATH } from '../trust/page.js';
+import { windowsInstallerScript } from '../trust/installer-windows.js';
+import { INSTALLER_PATHS } from '../trust/one-liners.js';
 import { refuseHost, requestHostPort, sendSmall, trustFor } from './own-response.js';
 import { serveCADER, serveTrustPage, type TrustPageSource } from './trust-endpoints.js';
 
@@ -57,11 +61,11 @@ export function ownEndpoints(opts: OwnEndpointOptions): ReadonlyMap<string, OwnE
       },
     },
     { path: '/ca.cer', methods: READ, serve: (req, res) => serveCADER(req, res, opts) },
-    {
-      path: '/install-ca.sh',
+    ...INSTALLERS.map((installer): OwnEndpoint => ({
+      path: installer.path,
       methods: READ,
-      serve: (req, res) => serveInstaller(req, res, ownHeaders, opts.acmeTrust),
-    },
+      serve: (req, res) => serveInstaller(installer, req, res, ownHeaders, opts.acmeTrust),
+    })),
     { path: TRUST_PAGE_PATH, methods: READ, serve: (req, res) => serveTrustPage(req, res, opts) },
   ];
   const health = opts.health;
@@ -119,8 +123,50 @@ function serveHealth(
   );
 }
 
-/** The fingerprint-checking installer, defaulting to the host:port this client used. */
+interface Installer {
+  path: string;
+  contentType: string;
+  /** The script for this host:port; `what` names an internal ACME server's root. */
+  script(hostPort: string, what?: string): string;
+  /** For a name served the ACME certificate: clients already trust it. */
+  nothingToInstall(hostPort: string): string;
+}
+
+const shNothingToInstall = (hostPort: string): string =>
+  [
+    '#!/bin/sh',
+    `# registry-tls-proxy: ${hostPort} is served a publicly trusted certificate (ACME)`,
+    `echo '${hostPort}: publicly trusted: nothing to install on clients'`,
+    'exit 0',
+    '',
+  ].join('\n');
+
+const SH = 'text/x-shellscript; charset=utf-8';
+const INSTALLERS: readonly Installer[] = [
+  {
+    path: INSTALLER_PATHS.linux,
+    contentType: SH,
+    script: installerScript,
+    nothingToInstall: shNothingToInstall,
+  },
+  {
+    path: INSTALLER_PATHS.macos,
+    contentType: SH,
+    script: macosInstallerScript,
+    nothingToInstall: shNothingToInstall,
+  },
+  {
+    path: INSTALLER_PATHS.windows,
+    contentType: 'text/plain; charset=utf-8',
+    script: windowsInstallerScript,
+    nothingToInstall: (hostPort) =>
+      `# registry-tls-proxy\nWrite-Output '${hostPort}: publicly trusted: nothing to install on clients'\n`,
+  },
+];
+
+/** A fingerprint-checking installer, defaulting to the host:port this client used. */
 function serveInstaller(
+  installer: Installer,
   req: IncomingMessage,
   res: ServerResponse,
   ownHeaders: Readonly<Record<string, string>>,
@@ -131,30 +177,15 @@ function serveInstaller(
   const trust = trustFor(req, acmeTrust);
   const script =
     trust?.kind === 'public'
-      ? nothingToInstallScript(hostPort)
-      : installerScript(
+      ? installer.nothingToInstall(hostPort)
+      : installer.script(
           hostPort,
           trust ? "the internal ACME server's root (tls.acme.caBundle)" : undefined,
         );
   return sendSmall(
     res,
     200,
-    {
-      ...ownHeaders,
-      'content-type': 'text/x-shellscript; charset=utf-8',
-      'cache-control': 'no-cache',
-    },
+    { ...ownHeaders, 'content-type': installer.contentType, 'cache-control': 'no-cache' },
     script,
   );
-}
-
-/** For a name served the ACME certificate: clients already trust it. */
-function nothingToInstallScript(hostPort: string): string {
-  return [
-    '#!/bin/sh',
-    `# registry-tls-proxy: ${hostPort} is served a publicly trusted certificate (ACME)`,
-    `echo '${hostPort}: publicly trusted: nothing to install on clients'`,
-    'exit 0',
-    '',
-  ].join('\n');
 }

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { acmeServesHost } from '../acme/which-certificate.js';
 import { DEFAULTS, type Config } from '../config/schema.js';
 import { createCA, issueServerCertificate } from '../pki/issue.js';
-import { coverageWarning, runTrust } from './command.js';
+import { coverageWarning, parseTrustArgs, runTrust } from './command.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 let certPEM = '';
@@ -79,5 +79,35 @@ describe('trust --address for names the ACME certificate covers', () => {
     const text = await run(acmeConfig(bundle), 'registry.example.com:443');
     expect(text).toContain(new X509Certificate(certPEM).fingerprint256);
     expect(text).toContain('registry.example.com:443');
+  });
+});
+
+describe('trust --client', () => {
+  const parse = (...client: string[]) =>
+    parseTrustArgs(['--address', 'registry.lan:5443', ...client]);
+
+  it.each([
+    [[], 'all', undefined],
+    [['--client', 'all'], 'all', undefined],
+    [['--client', 'docker,containerd'], ['docker', 'containerd'], undefined],
+    [['--client', 'macos'], 'all', 'macos'],
+    [['--client', 'windows'], 'all', 'windows'],
+    [['--client', 'kubernetes'], 'all', 'kubernetes'],
+  ])('%j → clients %j, platform %s', (args, clients, platform) => {
+    const parsed = parse(...(args as string[]));
+    expect(parsed.clients).toEqual(clients);
+    expect(parsed.platform).toBe(platform);
+  });
+
+  it.each([['macos,docker'], ['linux'], ['']])('--client %j: says what it takes', (value) => {
+    expect(() => parse('--client', value)).toThrow(
+      /--client takes docker, containerd, containers, system or all .* or one of macos, windows, kubernetes/,
+    );
+  });
+
+  it('--install with a platform of elsewhere: says to leave it out', () => {
+    expect(() => parse('--client', 'macos', '--install')).toThrow(
+      /--client macos prints what to run on the Mac: leave out --install/,
+    );
   });
 });

@@ -20,38 +20,50 @@ import { canonicalIP } from '../pki/sans.js';
 import { FILES } from '../pki/store.js';
 import { loadSuppliedTLS } from '../pki/supplied.js';
 import { configuredTrustBundle } from '../pki/trust-bundle.js';
-import { installTrust } from './install.js';
+import { installTrust, presentClients } from './install.js';
 import { formatTrustReport, type TrustTarget } from './instructions.js';
 import { CLIENT_KINDS, type ClientKind } from './layout.js';
+import { OTHER_PLATFORMS, formatPlatformReport, type OtherPlatform } from './platform-report.js';
 
 export interface TrustArgs {
   /** host:port as clients write it, e.g. registry.lan:5443 */
   address: string;
   install: boolean;
-  clients: ClientKind[];
+  /** 'all' (the default): every client in the report; with --install, those found here. */
+  clients: ClientKind[] | 'all';
+  /** --client macos|windows|kubernetes: that platform's command (or DaemonSet) instead. */
+  platform?: OtherPlatform;
 }
 
-/** Parses `--address HOST:PORT [--install] [--client docker,containers,…]`. */
+const CLIENT_CHOICES = `${CLIENT_KINDS.join(', ')} or all (a list: docker,containerd), or one of ${OTHER_PLATFORMS.join(', ')}`;
+
+/** Parses `--address HOST:PORT [--install] [--client docker,containers,…|macos|windows|kubernetes]`. */
 export function parseTrustArgs(args: readonly string[]): TrustArgs {
   let address: string | undefined;
   let install = false;
-  let clients: ClientKind[] = [...CLIENT_KINDS];
+  let clients: ClientKind[] | 'all' = 'all';
+  let platform: OtherPlatform | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] as string;
     if (arg === '--address') address = args[++i];
     else if (arg === '--install') install = true;
     else if (arg === '--client') {
-      const list = (args[++i] ?? '').split(',').filter((c) => c !== '');
+      const value = args[++i] ?? '';
+      if ((OTHER_PLATFORMS as readonly string[]).includes(value)) {
+        platform = value as OtherPlatform;
+        continue;
+      }
+      const list = value.split(',').filter((c) => c !== '');
       const bad = list.filter(
         (c) => c !== 'all' && !(CLIENT_KINDS as readonly string[]).includes(c),
       );
       if (list.length === 0 || bad.length > 0) {
         throw new RTPError(
           'USAGE',
-          `--client takes ${CLIENT_KINDS.join(', ')} or all, got ${JSON.stringify(args[i] ?? '')}`,
+          `--client takes ${CLIENT_CHOICES}, got ${JSON.stringify(value)}`,
         );
       }
-      clients = list.includes('all') ? [...CLIENT_KINDS] : (list as ClientKind[]);
+      clients = list.includes('all') ? 'all' : (list as ClientKind[]);
     } else throw new RTPError('USAGE', `trust: unknown argument ${JSON.stringify(arg)}`);
   }
   if (!address) {
@@ -60,7 +72,13 @@ export function parseTrustArgs(args: readonly string[]): TrustArgs {
       'trust needs --address HOST:PORT, the address clients use (e.g. registry.lan:5443)',
     );
   }
-  return { address, install, clients };
+  if (platform && install) {
+    throw new RTPError(
+      'USAGE',
+      `--install installs on this machine; --client ${platform} prints what to run ${platform === 'kubernetes' ? 'with kubectl' : `on the ${platform === 'macos' ? 'Mac' : 'Windows machine'}`}: leave out --install`,
+    );
+  }
+  return { address, install, clients, ...(platform ? { platform } : {}) };
 }
 
 /** The trust target for this proxy: its CA bundle (both CAs during a rotation, signing CA first). */
@@ -78,7 +96,8 @@ export async function runTrust(
   const byACME = acmeServesHost(config, host);
   if (byACME && config.tls.acme.caBundle === '') {
     out(
-      `${host} is served the ACME certificate: ${acmeTrustNote(config)}` +
+      // As a YAML comment for kubernetes: the output is piped into kubectl apply.
+      `${args.platform === 'kubernetes' ? '# ' : ''}${host} is served the ACME certificate: ${acmeTrustNote(config)}` +
         `${args.install ? ' (nothing installed)' : ''}; clients that come by IP address trust the proxy's own CA: trust --address IP:PORT\n`,
     );
     return;
@@ -95,12 +114,29 @@ export async function runTrust(
     : await localTrustTarget(config, args.address);
   const served = byACME ? undefined : servedCertificatePEM(config);
   const warning = served && coverageWarning(served, args.address, config.tls.cert !== '');
+  if (args.platform) {
+    out(formatPlatformReport(args.platform, target, warning ? [warning] : []));
+    return;
+  }
   if (warning) out(`${warning}\n`);
   if (!args.install) {
     out(formatTrustReport(target));
     return;
   }
-  const { written, ran } = installTrust(target, { kinds: args.clients });
+  let kinds = args.clients;
+  if (kinds === 'all') {
+    // As install-ca.sh does: the clients found here, and a word on the others.
+    const { present, skipped } = presentClients();
+    for (const { kind, reason } of skipped) out(`skipped ${kind}: ${reason}\n`);
+    if (present.length === 0) {
+      throw new RTPError(
+        'TRUST_NO_CLIENT',
+        'trust --install: found no client on this host; name it with --client docker,containerd,containers,system',
+      );
+    }
+    kinds = present;
+  }
+  const { written, ran } = installTrust(target, { kinds });
   for (const file of written) out(`wrote ${file}\n`);
   for (const command of ran) out(`ran ${command}\n`);
   out(`trusted CA ${target.fingerprints.join(' and ')} for ${args.address}\n`);

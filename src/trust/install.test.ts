@@ -14,7 +14,9 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCA } from '../pki/issue.js';
-import { installTrust } from './install.js';
+import { installTrust, presentClients } from './install.js';
+import { installerScript } from './installer-script.js';
+import { CLIENT_KINDS } from './layout.js';
 import { trustInstructions, type TrustTarget } from './instructions.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'rtp-trust-install-'));
@@ -137,5 +139,54 @@ describe('installTrust', () => {
     expect(() =>
       installTrust(t, { kinds: ['system'], root: join(tmp, 'none'), searchPath: dir }),
     ).toThrow(/install the ca-certificates package/);
+  });
+});
+
+describe('presentClients (trust --install without --client)', () => {
+  /** What the served install-ca.sh's `present` says for each client, run by sh on the same host. */
+  function bySh(root: string, searchPath: string): string[] {
+    const script = installerScript('registry.lan:5443');
+    const fns = /^have\(\) [\s\S]*?\n\}$/m.exec(script)?.[0] ?? '';
+    const loop = `for k in ${CLIENT_KINDS.join(' ')}; do if present $k; then echo $k; fi; done`;
+    const run = spawnSync('/bin/sh', ['-c', `ROOT="$1"\n${fns}\n${loop}`, 'sh', root], {
+      env: { PATH: searchPath },
+      encoding: 'utf8',
+    });
+    expect(run.status, run.stderr).toBe(0);
+    return run.stdout.split('\n').filter(Boolean);
+  }
+
+  it.each([
+    ['nothing', [], [], []],
+    ['podman only', ['podman'], [], ['containers']],
+    ['dockerd only', ['dockerd'], [], ['docker']],
+    [
+      '/etc/docker and /etc/containerd, no commands',
+      [],
+      ['etc/docker', 'etc/containerd'],
+      ['docker', 'containerd'],
+    ],
+    [
+      'RHEL store, skopeo, /etc/containers',
+      ['update-ca-trust', 'skopeo'],
+      ['etc/containers'],
+      ['containers', 'system'],
+    ],
+    [
+      'everything',
+      ['docker', 'containerd', 'buildah', 'update-ca-certificates'],
+      [],
+      [...CLIENT_KINDS],
+    ],
+  ])('%s: the same clients as install-ca.sh finds', (name, commands, dirs, expected) => {
+    const root = join(tmp, `present-${name.replace(/\W+/g, '-')}`);
+    for (const d of dirs) mkdirSync(join(root, d), { recursive: true });
+    mkdirSync(root, { recursive: true });
+    const { dir } = stubs(`present-bin-${name.replace(/\W+/g, '-')}`, commands);
+    const { present, skipped } = presentClients({ root, searchPath: dir });
+    expect(present).toEqual(expected);
+    expect(bySh(root, dir)).toEqual(expected);
+    expect([...present, ...skipped.map((s) => s.kind)].sort()).toEqual([...CLIENT_KINDS].sort());
+    for (const { reason } of skipped) expect(reason).toMatch(/^not found on this host \(no /);
   });
 });

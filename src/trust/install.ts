@@ -8,6 +8,7 @@ import {
   accessSync,
   chmodSync,
   constants,
+  existsSync,
   mkdirSync,
   readdirSync,
   renameSync,
@@ -18,7 +19,10 @@ import { delimiter, dirname, join } from 'node:path';
 import { RTPError } from '../errors.js';
 import { checkTarget, type TrustTarget } from './instructions.js';
 import {
+  CLIENT_KINDS,
+  CLIENT_PRESENCE,
   SYSTEM_STORES,
+  absenceReason,
   anchorFileName,
   anchorFiles,
   clientFiles,
@@ -77,18 +81,48 @@ function put(root: string, f: PlannedFile): string {
   return file;
 }
 
+/**
+ * The clients found on this host, as the served script's `all` finds them (layout.ts
+ * CLIENT_PRESENCE): a command on the search path or a configuration directory under root.
+ */
+export function presentClients(opts: Omit<InstallOptions, 'kinds' | 'runUpdate'> = {}): {
+  present: ClientKind[];
+  skipped: Array<{ kind: ClientKind; reason: string }>;
+} {
+  const root = opts.root ?? '/';
+  const searchPath = opts.searchPath ?? process.env['PATH'] ?? '';
+  const present: ClientKind[] = [];
+  const skipped: Array<{ kind: ClientKind; reason: string }> = [];
+  for (const kind of CLIENT_KINDS) {
+    const { commands, dirs } = CLIENT_PRESENCE[kind];
+    const found =
+      commands.some((c) => findCommand(c, searchPath) !== undefined) ||
+      dirs.some((d) => existsSync(join(root, d)));
+    if (found) present.push(kind);
+    else skipped.push({ kind, reason: absenceReason(kind) });
+  }
+  return { present, skipped };
+}
+
+/** The executable `name` on the search path, like `command -v`. */
+function findCommand(name: string, searchPath: string): string | undefined {
+  for (const dir of searchPath.split(delimiter).filter(Boolean)) {
+    const commandPath = join(dir, name);
+    try {
+      accessSync(commandPath, constants.X_OK);
+      return commandPath;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+}
+
 /** The first store whose update command is on the search path, as the snippets pick it. */
 function findSystemStore(searchPath: string): { store: SystemStore; commandPath: string } {
   for (const store of SYSTEM_STORES) {
-    for (const dir of searchPath.split(delimiter).filter(Boolean)) {
-      const commandPath = join(dir, store.command);
-      try {
-        accessSync(commandPath, constants.X_OK);
-        return { store, commandPath };
-      } catch {
-        // not in this directory
-      }
-    }
+    const commandPath = findCommand(store.command, searchPath);
+    if (commandPath !== undefined) return { store, commandPath };
   }
   throw new RTPError(
     'TRUST_NO_SYSTEM_STORE',

@@ -5,7 +5,7 @@
  * gets a PATH holding only the tools it may use, with a recording stub for
  * update-ca-certificates, and RTP_INSTALL_ROOT pointing into a temporary directory.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import {
   existsSync,
@@ -25,6 +25,7 @@ import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCA, issueServerCertificate, type IssuedCertificate } from '../pki/issue.js';
 import { installTrust } from './install.js';
+import { runToEnd } from '../../test/helpers/tool-dir.js';
 import { installerScript } from './installer-script.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'rtp-trust-installer-'));
@@ -39,14 +40,23 @@ function which(tool: string): string {
 }
 
 let dirs = 0;
-/** A PATH directory: links to the real `tools` (or to busybox applets), a stub update-ca-certificates. */
-function toolDir(tools: string[], opts: { busybox?: string[] } = {}): string {
+/** Stand-ins that make `all` find every client on the host the script runs on. */
+const CLIENT_COMMANDS = ['docker', 'containerd', 'podman'];
+
+/**
+ * A PATH directory: links to the real `tools` (or to busybox applets), a stub
+ * update-ca-certificates and (unless `clients` is false) stand-ins for the clients.
+ */
+function toolDir(tools: string[], opts: { busybox?: string[]; clients?: boolean } = {}): string {
   const dir = join(tmp, `bin-${++dirs}`);
   mkdirSync(dir);
   for (const tool of tools) symlinkSync(which(tool), join(dir, tool));
   for (const applet of opts.busybox ?? []) symlinkSync(which('busybox'), join(dir, applet));
   const stub = `#!/bin/sh\necho "update-ca-certificates $*" >> "${dir}/calls.log"\n`;
   writeFileSync(join(dir, 'update-ca-certificates'), stub, { mode: 0o755 });
+  for (const client of opts.clients === false ? [] : CLIENT_COMMANDS) {
+    writeFileSync(join(dir, client), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+  }
   return dir;
 }
 
@@ -59,25 +69,20 @@ interface Run {
 }
 
 /** The user's one-liner; async, since the server answering it lives in this process. */
-function install(url: string, args: string[], path: string, curlFlags = '-fsSk'): Promise<Run> {
-  const root = join(tmp, `root-${++dirs}`);
+async function install(
+  url: string,
+  args: string[],
+  path: string,
+  curlFlags = '-fsSk',
+  root = join(tmp, `root-${++dirs}`),
+): Promise<Run> {
   // curl by its full path: it fetches the script even where the tested PATH has none.
   const oneLiner = `u=$1 r=$2; shift 2; ${which('curl')} ${curlFlags} "$u" | RTP_INSTALL_ROOT="$r" sh -s -- "$@"`;
-  const child = spawn('/bin/sh', ['-c', oneLiner, 'sh', url, root, ...args], {
-    env: { PATH: path },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => {
-    child.on('close', (code) => {
-      const log = join(path, 'calls.log');
-      const calls = existsSync(log) ? readFileSync(log, 'utf8') : '';
-      rmSync(log, { force: true });
-      resolve({ code, stdout, stderr, root, calls });
-    });
-  });
+  const run = await runToEnd('/bin/sh', ['-c', oneLiner, 'sh', url, root, ...args], { PATH: path });
+  const log = join(path, 'calls.log');
+  const calls = existsSync(log) ? readFileSync(log, 'utf8') : '';
+  rmSync(log, { force: true });
+  return { ...run, root, calls };
 }
 
 /** Every file under `root`: relative path → [content, mode]. */
@@ -281,6 +286,49 @@ describe('install-ca.sh', () => {
     const run = await install(url(v4), ['--fingerprint', fpA, '--client', 'all'], path);
     expect(run.code, run.stderr).toBe(0);
     expect(tree(run.root)).toEqual(expectedTree(v4, caA.certPEM, fpA));
+  });
+
+  it('all (the default): installs for the clients present, says what it skipped and why', async () => {
+    served = caA.certPEM;
+    const path = toolDir([...BASE_TOOLS, 'curl', 'openssl'], { clients: false });
+    const root = join(tmp, `root-${++dirs}`);
+    mkdirSync(join(root, 'etc/docker'), { recursive: true }); // docker's directory, no command
+    const run = await install(url(v4), ['--fingerprint', fpA], path, '-fsSk', root);
+    expect(run.code, run.stderr).toBe(0);
+    expect(Object.keys(tree(run.root)).sort()).toEqual([
+      `etc/docker/certs.d/${v4}/ca.crt`,
+      `usr/local/share/ca-certificates/registry-tls-proxy-${v4.replace(':', '_')}.crt`,
+    ]);
+    expect(run.stdout).toMatch(
+      /^skipped containerd: not found on this host \(no containerd command, no \/etc\/containerd\); --client containerd installs it anyway$/m,
+    );
+    expect(run.stdout).toMatch(/^skipped containers: not found on this host/m);
+    expect(run.stdout).not.toMatch(/skipped (docker|system)/);
+    expect(run.calls).toBe('update-ca-certificates \n');
+  });
+
+  it('a named client is installed even where it is not found', async () => {
+    served = caA.certPEM;
+    const path = toolDir([...BASE_TOOLS, 'curl', 'openssl'], { clients: false });
+    const run = await install(url(v4), ['--fingerprint', fpA, '--client', 'containerd'], path);
+    expect(run.code, run.stderr).toBe(0);
+    expect(Object.keys(tree(run.root)).sort()).toEqual([
+      `etc/containerd/certs.d/${v4}/ca.crt`,
+      `etc/containerd/certs.d/${v4}/hosts.toml`,
+    ]);
+    expect(run.stdout).not.toMatch(/skipped/);
+  });
+
+  it('all, with no client on the host: says so and installs nothing', async () => {
+    served = caA.certPEM;
+    const path = toolDir([...BASE_TOOLS, 'curl', 'openssl'], { clients: false });
+    rmSync(join(path, 'update-ca-certificates'));
+    const run = await install(url(v4), ['--fingerprint', fpA], path);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /found none of docker, containerd.*name the client to install for with --client/,
+    );
+    expect(existsSync(run.root)).toBe(false);
   });
 
   it('passes shellcheck as POSIX sh', () => {

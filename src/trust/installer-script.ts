@@ -3,24 +3,23 @@
  *
  *   curl -fsSk https://HOST:PORT/install-ca.sh | sudo sh -s -- --fingerprint AB:CD:… [--client KIND|all] [--registry HOST:PORT]
  *
- * The first download is unauthenticated (-k: the client does not trust the CA yet), so
- * the script trusts nothing it fetched until one certificate of the bundle has the
- * SHA-256 fingerprint the user read elsewhere (the proxy's log, `registry-tls-proxy trust`).
- * It then fetches the bundle again over TLS verified by that certificate alone, which
- * authenticates the other certificates of the bundle (the next CA during a rotation).
+ * It installs the CA only after pinning it to the fingerprint (installer-pin.ts).
+ * `all` (the default) installs for the clients present on this host and says which it
+ * skipped (layout.ts CLIENT_PRESENCE); a named client is installed whether or not it is.
  * Paths come from layout.ts, so the script and instructions.ts cannot drift apart.
- * Runs under dash and busybox sh: no bashisms (no [[, arrays, local, pipefail).
  */
 import { RTPError } from '../errors.js';
+import { PIN_SH, ARGS_CHECK_SH, fillTemplate, pinValues } from './installer-pin.js';
 import {
   ANCHOR_PREFIX,
   CA_FILE,
   CERTS_DIRS,
+  CLIENT_KINDS,
+  CLIENT_PRESENCE,
   CONTAINERD_CRI_TABLES,
   HOSTS_TOML,
-  HOST_PORT_ERE,
   SYSTEM_STORES,
-  assertHostPort,
+  absenceReason,
   hostsTOML,
 } from './layout.js';
 
@@ -29,12 +28,6 @@ import {
  * `what` names what /ca.crt holds for that address (an internal ACME server's root).
  */
 export function installerScript(hostPort: string, what = "this registry's CA"): string {
-  if (/[`\\$"\n]/.test(what)) {
-    throw new RTPError(
-      'TRUST_BAD_TEMPLATE',
-      'installer script: the description would expand in sh',
-    );
-  }
   const toml = hostsTOML('%{REGISTRY}', `%{dir}/${CA_FILE}`);
   if (/[`\\$]/.test(toml)) {
     throw new RTPError('TRUST_BAD_TEMPLATE', 'installer script: hosts.toml would expand in sh');
@@ -43,32 +36,35 @@ export function installerScript(hostPort: string, what = "this registry's CA"): 
     `  ${i === 0 ? 'if' : 'elif'} command -v ${s.command} >/dev/null 2>&1; then`,
     `    dir="$ROOT${s.anchorsDir}"; update='${[s.command, ...s.args].join(' ')}'`,
   ]).join('\n');
-  const values: Record<string, string> = {
-    REGISTRY: assertHostPort(hostPort),
-    WHAT: what,
-    HOST_PORT_ERE,
+  return fillTemplate(HEAD + ARGS_CHECK_SH + PRESENCE_SH + PIN_SH + INSTALL_SH, {
+    ...pinValues('install-ca.sh', hostPort, what),
+    CLIENT_KINDS: CLIENT_KINDS.join(' '),
+    PRESENCE_CASES: presenceCases(),
+    ABSENCE_CASES: CLIENT_KINDS.map(
+      (kind) => `    ${kind}) echo 'skipped ${kind}: ${absenceReason(kind)}' ;;`,
+    ).join('\n'),
     DOCKER_DIR: CERTS_DIRS.docker,
     CONTAINERS_DIR: CERTS_DIRS.containers,
     CONTAINERD_DIR: CERTS_DIRS.containerd,
     CONTAINERD_CRI_2: CONTAINERD_CRI_TABLES.v2,
     CONTAINERD_CRI_1: CONTAINERD_CRI_TABLES.v1,
-    CA_FILE,
     HOSTS_TOML,
     HOSTS_TOML_TEXT: toml,
     ANCHOR_PREFIX,
     SYSTEM_STORES: stores,
-  };
-  // @NAME@ are filled in from layout.ts; %{…} stands for sh's ${…}, which a template
-  // literal would take for its own interpolation.
-  return TEMPLATE.replace(/@([A-Z_]+)@/g, (_, name: string) => {
-    const value = values[name];
-    if (value === undefined)
-      throw new RTPError('TRUST_BAD_TEMPLATE', `installer script: no @${name}@`);
-    return value;
-  }).replaceAll('%{', '${');
+  });
 }
 
-const TEMPLATE = String.raw`#!/bin/sh
+/** `KIND) have CMD || … || [ -d "$ROOT/DIR" ] ;;` for each client, from CLIENT_PRESENCE. */
+function presenceCases(): string {
+  return CLIENT_KINDS.map((kind) => {
+    const { commands, dirs } = CLIENT_PRESENCE[kind];
+    const tests = [...commands.map((c) => `have ${c}`), ...dirs.map((d) => `[ -d "$ROOT${d}" ]`)];
+    return `    ${kind}) ${tests.join(' || ')} ;;`;
+  }).join('\n');
+}
+
+const HEAD = String.raw`#!/bin/sh
 # registry-tls-proxy: install @WHAT@ for container clients, after checking
 # its SHA-256 fingerprint against the one you were given.
 set -eu
@@ -87,6 +83,8 @@ usage: curl -fsSk https://HOST:PORT/install-ca.sh | sudo sh -s -- --fingerprint 
 Downloads https://HOST:PORT/ca.crt, refuses it unless one of its certificates has the
 SHA-256 fingerprint you give (read it from the proxy's log or "registry-tls-proxy trust"
 on the proxy's machine, never from this connection), then installs it for the client(s).
+"all" (the default) means the clients found on this host; a named client is installed
+even if it is not (yet) there.
 RTP_USAGE
 }
 die() { printf 'install-ca.sh: %s\n' "$*" >&2; exit 1; }
@@ -109,114 +107,31 @@ while [ $# -gt 0 ]; do
     *) usage_error "unknown argument: $1" ;;
   esac
 done
+`;
 
-[ -n "$FINGERPRINT" ] || usage_error '--fingerprint is required: without it anyone between you and the registry could hand you their CA'
+/** Resolves CLIENT=all to the clients present; reasons for the rest are printed after pinning. */
+const PRESENCE_SH = String.raw`
+have() { command -v "$1" >/dev/null 2>&1; }
+# present KIND: KIND's command is on PATH or its configuration directory exists.
+present() {
+  case $1 in
+@PRESENCE_CASES@
+  esac
+}
+SKIPPED=
 case $CLIENT in
   docker|containerd|containers|system) ;;
-  all) CLIENT='docker containerd containers system' ;;
+  all)
+    CLIENT=
+    for kind in @CLIENT_KINDS@; do
+      if present "$kind"; then CLIENT="$CLIENT $kind"; else SKIPPED="$SKIPPED $kind"; fi
+    done
+    [ -n "$CLIENT" ] || die 'found none of docker, containerd, podman/skopeo/buildah or a system trust store (update-ca-certificates, update-ca-trust) on this host: name the client to install for with --client; nothing was installed' ;;
   *) usage_error "unknown client: $CLIENT" ;;
 esac
-nl='
-'
-case $REGISTRY in *"$nl"*) usage_error 'not a host:port: it holds a newline' ;; esac
-printf '%s\n' "$REGISTRY" | grep -Eq '@HOST_PORT_ERE@' || usage_error "not a host:port: $REGISTRY"
-port=%{REGISTRY##*:}
-if [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then usage_error "port out of range: $REGISTRY"; fi
+`;
 
-# AB:cd:… or abcd… → AB:CD:…, empty if it is not 32 bytes of hex.
-colon_hex() {
-  hex=$(printf '%s' "%{1#*=}" | tr -d ': ' | tr 'abcdef' 'ABCDEF')
-  case $hex in *[!0-9A-F]*) return 0 ;; esac
-  [ %{#hex} -eq 64 ] || return 0
-  printf '%s' "$hex" | sed 's/../&:/g; s/:$//'
-}
-WANT=$(colon_hex "$FINGERPRINT")
-[ -n "$WANT" ] || usage_error "not a SHA-256 fingerprint: $FINGERPRINT"
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-mkdir "$tmp/capath"
-trap 'exit 1' HUP INT TERM
-URL="https://$REGISTRY/@CA_FILE@"
-
-# fetch FILE [CAFILE]: without CAFILE unverified (-k), with it verified by that CA only
-# (the empty --capath keeps a build-time default CA directory out of the verification).
-fetch() {
-  if command -v curl >/dev/null 2>&1; then
-    # -g: no URL globbing, so [fd00::5] stays an IPv6 address
-    if [ $# -eq 2 ]; then
-      curl -fsSg --cacert "$2" --capath "$tmp/capath" -o "$1" "$URL"
-    else
-      curl -fsSkg -o "$1" "$URL"
-    fi
-  elif command -v wget >/dev/null 2>&1; then
-    if [ $# -eq 2 ]; then
-      wget -q --ca-certificate="$2" --ca-directory="$tmp/capath" -O "$1" "$URL"
-    else
-      wget -q --no-check-certificate -O "$1" "$URL"
-    fi
-  else
-    die 'needs curl or wget'
-  fi
-}
-
-# split_bundle BUNDLE PREFIX: PREFIX.1.pem, PREFIX.2.pem, … one certificate each, CRs removed.
-split_bundle() {
-  n=0; out=; cr=$(printf '\r')
-  while IFS= read -r line || [ -n "$line" ]; do
-    line=%{line%"$cr"}
-    if [ "$line" = '-----BEGIN CERTIFICATE-----' ]; then n=$((n + 1)); out="$2.$n.pem"; : > "$out"; fi
-    if [ -n "$out" ]; then printf '%s\n' "$line" >> "$out"; fi
-    if [ "$line" = '-----END CERTIFICATE-----' ]; then out=; fi
-  done < "$1"
-  [ "$n" -gt 0 ] || die "$URL holds no PEM certificate"
-}
-
-# SHA-256 of the certificate's DER, AB:CD:…
-fingerprint() {
-  if command -v openssl >/dev/null 2>&1; then
-    colon_hex "$(openssl x509 -noout -fingerprint -sha256 -in "$1")"
-  else
-    colon_hex "$(sed '/^-----/d' "$1" | base64 -d | sha256sum | { read -r hex _; printf '%s' "$hex"; })"
-  fi
-}
-
-# find PREFIX: prints the file whose fingerprint is WANT; all fingerprints go to $tmp/seen.
-find_wanted() {
-  i=1; found=; : > "$tmp/seen"
-  while [ -f "$1.$i.pem" ]; do
-    fp=$(fingerprint "$1.$i.pem")
-    [ -n "$fp" ] || die "cannot compute the fingerprint of certificate $i from $URL"
-    printf '  %s\n' "$fp" >> "$tmp/seen"
-    if [ "$fp" = "$WANT" ] && [ -z "$found" ]; then found="$1.$i.pem"; fi
-    i=$((i + 1))
-  done
-  printf '%s' "$found"
-}
-
-fetch "$tmp/probe.crt" || die "cannot download $URL"
-split_bundle "$tmp/probe.crt" "$tmp/probe"
-anchor=$(find_wanted "$tmp/probe")
-if [ -z "$anchor" ]; then
-  {
-    printf 'install-ca.sh: REFUSING the CA served at %s: no certificate has the fingerprint you gave.\n' "$URL"
-    printf '  you gave:\n  %s\n  served:\n%s\n' "$WANT" "$(cat "$tmp/seen")"
-    printf 'Someone may be intercepting the connection to %s, or the fingerprint is wrong or out of date.\n' "$REGISTRY"
-    printf 'Nothing was installed.\n'
-  } >&2
-  exit 1
-fi
-
-# The rest of the bundle is trusted only through TLS verified by the fingerprinted CA.
-fetch "$tmp/verified.crt" "$anchor" ||
-  die "the CA with fingerprint $WANT does not verify https://$REGISTRY (is it the CA that signs the proxy's certificate?); nothing was installed"
-split_bundle "$tmp/verified.crt" "$tmp/cert"
-again=$(find_wanted "$tmp/cert")
-[ -n "$again" ] || die "the bundle changed between downloads; nothing was installed, try again"
-i=1
-: > "$tmp/bundle.crt"
-while [ -f "$tmp/cert.$i.pem" ]; do cat "$tmp/cert.$i.pem" >> "$tmp/bundle.crt"; i=$((i + 1)); done
-
+const INSTALL_SH = String.raw`
 # put SRC DEST: atomically (temp + rename), 0644, parent directories 0755.
 put() {
   mkdir -p "%{2%/*}"
@@ -254,5 +169,10 @@ install_system() {
 }
 
 for kind in $CLIENT; do "install_$kind"; done
+for kind in $SKIPPED; do
+  case $kind in
+@ABSENCE_CASES@
+  esac
+done
 echo "done: https://$REGISTRY is trusted (@WHAT@, fingerprint $WANT)"
 `;

@@ -165,8 +165,9 @@ export function formatTrustReport(t: TrustTarget): string {
     'The one-step installer checks it for you; check a CA file copied some other way with',
     '  openssl x509 -noout -fingerprint -sha256 -in FILE',
     '',
-    'One step on a client (refuses a CA whose fingerprint differs, then installs for all clients):',
+    'One step on a Linux client (refuses a CA whose fingerprint differs, then installs for the clients it finds):',
     `  ${installerOneLiner('linux', hostPort, t.fingerprints[0] ?? '')}`,
+    `For a Mac, Windows or Kubernetes nodes: registry-tls-proxy trust --address ${hostPort} --client macos|windows|kubernetes`,
     '',
     'Or by hand, per client (each block runs as root and embeds the CA):',
   ];

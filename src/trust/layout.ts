@@ -48,6 +48,29 @@ export const SYSTEM_STORES = [
   },
 ] as const;
 export type SystemStore = (typeof SYSTEM_STORES)[number];
+
+/**
+ * How `all` (the default) tells that a client is on this host: one of its commands on
+ * PATH, or its configuration directory. The served script and install.ts both use it,
+ * so `curl …/install-ca.sh | sh` and `trust --install` skip the same clients.
+ */
+export const CLIENT_PRESENCE: Record<
+  ClientKind,
+  { commands: readonly string[]; dirs: readonly string[] }
+> = {
+  docker: { commands: ['docker', 'dockerd'], dirs: ['/etc/docker'] },
+  containerd: { commands: ['containerd'], dirs: ['/etc/containerd'] },
+  containers: { commands: ['podman', 'skopeo', 'buildah'], dirs: ['/etc/containers'] },
+  system: { commands: SYSTEM_STORES.map((s) => s.command), dirs: [] },
+};
+
+/** "not found on this host (no docker or dockerd command, no /etc/docker)" */
+export function absenceReason(kind: ClientKind): string {
+  const { commands, dirs } = CLIENT_PRESENCE[kind];
+  const what = [`no ${commands.join(' or ')} command`, ...dirs.map((d) => `no ${d}`)];
+  const fix = kind === 'system' ? 'install ca-certificates' : `--client ${kind} installs it anyway`;
+  return `not found on this host (${what.join(', ')}); ${fix}`;
+}
 export const ANCHOR_PREFIX = 'registry-tls-proxy-';
 
 /**

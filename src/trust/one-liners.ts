@@ -7,6 +7,7 @@
  * anything yet); the fingerprint in the command, read from the proxy's log or the
  * operator, is what the installer checks the downloaded CA against.
  */
+import { RTPError } from '../errors.js';
 import { assertHostPort } from './layout.js';
 
 export const PLATFORMS = ['linux', 'macos', 'windows', 'kubernetes'] as const;
@@ -26,6 +27,7 @@ export function installerOneLiner(
   fingerprint: string,
 ): string {
   const hostPort = assertHostPort(hostPortIn);
+  assertFingerprint(fingerprint);
   // curl reads "[…]" as a glob unless -g.
   const curl = hostPort.startsWith('[') ? 'curl -fsSkg' : 'curl -fsSk';
   switch (platform) {
@@ -33,12 +35,30 @@ export function installerOneLiner(
     case 'macos':
       return `${curl} https://${hostPort}${INSTALLER_PATHS[platform]} | sudo sh -s -- --fingerprint ${fingerprint}`;
     case 'windows':
-      // Windows PowerShell 5.1 has no -SkipCertificateCheck: trust this one download only.
+      // Run from PowerShell (as Administrator for every user): a script block given to
+      // powershell.exe runs in a child process, so the "trust any certificate" callback
+      // this one download needs (Windows PowerShell 5.1 has no -SkipCertificateCheck)
+      // dies with it, and an exit in the script cannot close the user's window.
       return (
-        `powershell -NoProfile -ExecutionPolicy Bypass -Command "[Net.ServicePointManager]::ServerCertificateValidationCallback={$true};` +
-        ` & ([scriptblock]::Create((New-Object Net.WebClient).DownloadString('https://${hostPort}${INSTALLER_PATHS.windows}'))) -Fingerprint '${fingerprint}'"`
+        'powershell -NoProfile -Command { [Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12;' +
+        ' [Net.ServicePointManager]::ServerCertificateValidationCallback = { $true };' +
+        ` & ([scriptblock]::Create((New-Object Net.WebClient).DownloadString('https://${hostPort}${INSTALLER_PATHS.windows}'))) -Fingerprint '${fingerprint}' }`
       );
     case 'kubernetes':
       return `registry-tls-proxy trust --address ${hostPort} --client kubernetes | kubectl apply -f -`;
   }
+}
+
+/**
+ * Throws unless `fingerprint` is what X509Certificate.fingerprint256 prints: it goes
+ * into sh, PowerShell and YAML text.
+ */
+export function assertFingerprint(fingerprint: string): string {
+  if (!/^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/.test(fingerprint)) {
+    throw new RTPError(
+      'TRUST_BAD_FINGERPRINT',
+      `trust: ${JSON.stringify(fingerprint)} is not a SHA-256 fingerprint (AB:CD:… as the proxy's log prints it)`,
+    );
+  }
+  return fingerprint;
 }
