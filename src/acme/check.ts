@@ -1,5 +1,4 @@
 /** What `registry-tls-proxy check` says about tls.acme: the stored certificate and the last order. */
-import type { CheckLevel } from '../check.js';
 import type { Config } from '../config/schema.js';
 import { acmeEnabled, acmeNames } from './config.js';
 import { orderReason, renewalTime } from './renewal-time.js';
@@ -8,7 +7,7 @@ import { acmeDir, readACMECertificate, readState } from './store.js';
 export function acmeCheckLines(
   config: Config,
   now: Date,
-): Array<{ level: CheckLevel; what: string; detail: string }> {
+): Array<{ level: 'ok' | 'warn' | 'fail'; what: string; detail: string }> {
   if (!acmeEnabled(config)) return [];
   const dir = acmeDir(config.tls.dir);
   const cert = readACMECertificate(dir);

@@ -17,7 +17,12 @@ import { TRUST_PAGE_PATH } from '../trust/page.js';
 import { windowsInstallerScript } from '../trust/installer-windows.js';
 import { INSTALLER_PATHS } from '../trust/one-liners.js';
 import { refuseHost, requestHostPort, sendSmall, trustFor } from './own-response.js';
-import { serveCADER, serveTrustPage, type TrustPageSource } from './trust-endpoints.js';
+import {
+  serveCADER,
+  serveTrustPage,
+  type TrustEndpointOptions,
+  type TrustPageSource,
+} from './trust-endpoints.js';
 
 export interface OwnEndpoint {
   path: string;
@@ -27,13 +32,11 @@ export interface OwnEndpoint {
   serve(req: IncomingMessage, res: ServerResponse): number;
 }
 
-export interface OwnEndpointOptions {
+export interface OwnEndpointOptions extends TrustEndpointOptions {
   /** The CA bundle served at GET /ca.crt (public information): during a rotation, both CAs. */
   trustBundlePEM: () => string;
   /** health.publicPath and the cached backend verdict; absent when turned off. */
   health?: { path: string; verdict: () => Verdict } | undefined;
-  /** Headers on every response of ours (Strict-Transport-Security). */
-  ownHeaders: Readonly<Record<string, string>>;
   /**
    * With tls.acme: what clients by this host install when it is served the ACME
    * certificate (nothing, or the internal ACME server's roots); undefined: our own CA.

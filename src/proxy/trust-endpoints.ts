@@ -16,7 +16,7 @@ import {
   type PageTrust,
   type TrustPageView,
 } from '../trust/page.js';
-import type { OwnEndpointOptions } from './own-endpoints.js';
+import type { ACMETrust } from '../acme/which-certificate.js';
 import { refuseHost, requestHostPort, sendSmall, trustFor } from './own-response.js';
 
 export interface TrustPageSource {
@@ -28,11 +28,20 @@ export interface TrustPageSource {
   verdict?: (() => Verdict) | undefined;
 }
 
+/** What these endpoints take of own-endpoints.ts's options (which extend it). */
+export interface TrustEndpointOptions {
+  /** Headers on every response of ours (Strict-Transport-Security). */
+  ownHeaders: Readonly<Record<string, string>>;
+  /** With tls.acme: what clients by this host install (see OwnEndpointOptions). */
+  acmeTrust?: ((host: string) => ACMETrust | undefined) | undefined;
+  trustPage: TrustPageSource;
+}
+
 /** The page for the host:port this client used. */
 export function serveTrustPage(
   req: IncomingMessage,
   res: ServerResponse,
-  opts: OwnEndpointOptions,
+  opts: TrustEndpointOptions,
 ): number {
   const hostPort = requestHostPort(req);
   if (hostPort === undefined) return refuseHost(res, opts.ownHeaders);
@@ -60,7 +69,7 @@ export function serveTrustPage(
 export function serveCADER(
   req: IncomingMessage,
   res: ServerResponse,
-  opts: OwnEndpointOptions,
+  opts: TrustEndpointOptions,
 ): number {
   const trust = trustFor(req, opts.acmeTrust);
   const pem =
@@ -80,12 +89,16 @@ export function serveCADER(
 }
 
 /** Our CA that signs the served certificate (caCertPEM may be a supplied tls.ca bundle: its first). */
-function signingCA(opts: OwnEndpointOptions): string {
+function signingCA(opts: TrustEndpointOptions): string {
   return splitCertificates(opts.trustPage.material().caCertPEM)[0] ?? '';
 }
 
 /** What the page shows to a client by this request's Host. */
-function pageView(req: IncomingMessage, hostPort: string, opts: OwnEndpointOptions): TrustPageView {
+function pageView(
+  req: IncomingMessage,
+  hostPort: string,
+  opts: TrustEndpointOptions,
+): TrustPageView {
   const source = opts.trustPage;
   const material = source.material();
   const host = parseHostHeader(req.headers.host ?? '')?.host;
