@@ -4,7 +4,14 @@
  */
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
-import { runPrimary, workerConfig, workerCount, workerTicketKeys } from './cluster.js';
+import {
+  reportStartFailure,
+  runPrimary,
+  toleratePrimaryGone,
+  workerConfig,
+  workerCount,
+  workerTicketKeys,
+} from './cluster.js';
 import { loadConfig } from './config/load.js';
 import { ConfigError, RTPError } from './errors.js';
 import { superviseSignals } from './lifecycle.js';
@@ -120,6 +127,7 @@ async function runServe(args: string[]): Promise<number> {
     cluster.isWorker && cluster.worker
       ? createLogger(config.log.level).child({ worker: cluster.worker.id })
       : createLogger(config.log.level);
+  if (cluster.isWorker) toleratePrimaryGone(logger);
   const lifecycle = superviseSignals({
     logger,
     role,
@@ -147,7 +155,9 @@ async function runServe(args: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof RTPError) {
       logger.fatal({ code: err.code }, err.message);
-      process.stderr.write(`registry-tls-proxy: ${err.message}\n`);
+      // A worker's primary says it, once for all its workers.
+      if (role === 'worker') await reportStartFailure(err);
+      else process.stderr.write(`registry-tls-proxy: ${err.message}\n`);
       return 1;
     }
     throw err;

@@ -45,6 +45,16 @@ export const DRAIN_MESSAGE = 'registry-tls-proxy:drain';
  */
 export const EXIT_REQUEST = 'registry-tls-proxy:may-exit';
 const EXIT_GRANTED = 'registry-tls-proxy:exit';
+/**
+ * A worker that cannot start tells its primary why, and the primary alone says it: two
+ * workers failing on the same busy port each printed the same line.
+ */
+const START_FAILED = 'registry-tls-proxy:start-failed';
+interface StartFailure {
+  kind: typeof START_FAILED;
+  code: string;
+  message: string;
+}
 /** How long a worker waits for that answer (its primary may be gone). */
 const EXIT_ANSWER_MS = 2000;
 const RESTART_DELAY_MS = 1000;
@@ -85,6 +95,33 @@ export function leaveCluster(): Promise<void> {
       if (err) done();
     });
   });
+}
+
+/**
+ * In a worker: a primary that exits while this worker is still writing to it (the listen
+ * request of a worker still starting when another failed to listen) fails that write with
+ * EPIPE, which Node emits on `cluster.worker`; with no listener it is thrown, and its stack
+ * trace follows the primary's own message. Nothing is lost: Node exits the worker on the
+ * disconnect that follows.
+ */
+export function toleratePrimaryGone(logger: Logger): void {
+  cluster.worker?.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE' || err.code === 'ERR_IPC_CHANNEL_CLOSED') return;
+    logger.error({ err }, 'the channel to the primary failed');
+  });
+}
+
+/** In a worker that cannot start: hands its reason to the primary, which says it once for the cluster. */
+export function reportStartFailure(err: RTPError): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.connected || !process.send) return resolve();
+    const failure: StartFailure = { kind: START_FAILED, code: err.code, message: err.message };
+    process.send(failure, undefined, {}, () => resolve());
+  });
+}
+
+function isStartFailure(message: unknown): message is StartFailure {
+  return (message as StartFailure | null)?.kind === START_FAILED;
 }
 
 /** In a worker: the configuration its primary validated. */
@@ -200,17 +237,24 @@ function aSetOfWorkers(logger: Logger): ServingPart<WorkerSet> {
     return new Promise<WorkerSet>((resolve, reject) => {
       let listening = 0;
       let failed = false;
+      const fail = (err: RTPError) => {
+        if (listening >= n || failed) return;
+        failed = true;
+        for (const w of set.workers) void stop(w, 0);
+        reject(err);
+      };
       for (let i = 0; i < n; i++) {
         const worker = fork(set);
         worker.once('listening', () => {
           if (++listening === n && !failed) resolve(set);
         });
-        worker.once('exit', () => {
-          if (listening >= n || failed) return;
-          failed = true;
-          for (const w of set.workers) void stop(w, 0);
-          reject(new RTPError('WORKER_FAILED', 'a worker failed to start; see its message above'));
+        worker.on('message', (message) => {
+          if (isStartFailure(message)) fail(new RTPError(message.code, message.message));
         });
+        // After the channel closed, not at exit: every message the worker sent has arrived by then.
+        worker.once('disconnect', () =>
+          fail(new RTPError('WORKER_FAILED', 'a worker failed to start; see its output above')),
+        );
       }
     });
   };

@@ -64,6 +64,32 @@ describe('registry-tls-proxy CLI', () => {
     );
   });
 
+  it('says only that the port is in use, with two workers, every time (once, no EPIPE stack trace)', async () => {
+    const { createServer } = await import('node:net');
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as { port: number }).port;
+    const env = {
+      RTP_LISTEN: `127.0.0.1:${port}`,
+      RTP_ADMIN_LISTEN: '',
+      RTP_WORKERS: '2',
+      RTP_TLS_DIR: join(tmp.path, 'tls-cluster'),
+    };
+    // The stack trace came in 2 of 12 runs: a worker still starting wrote to a primary that had exited.
+    const stderrs = Array.from({ length: 20 }, () => {
+      // spawnSync returns once every process holding the pipes (the workers too) has closed them.
+      const result = run(['serve'], env);
+      expect(result.status).toBe(1);
+      return result.stderr;
+    });
+    blocker.close();
+    const inUse = `registry-tls-proxy: listening on 127.0.0.1:${port} (listen): the port is in use; stop what holds it or choose another port`;
+    for (const stderr of stderrs) {
+      // Said once, by the primary, however many workers found the port taken.
+      expect(stderr).toBe(`${inUse}\n`);
+    }
+  }, 120_000);
+
   it('prints usage with examples', () => {
     const result = run(['help']);
     expect(result.status).toBe(0);
