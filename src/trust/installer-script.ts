@@ -1,7 +1,7 @@
 /**
  * The POSIX sh script served at GET /install-ca.sh:
  *
- *   curl -fsSk https://HOST:PORT/install-ca.sh | sudo sh -s -- --fingerprint AB:CD:… [--client KIND|all] [--registry HOST:PORT]
+ *   curl -fsSk https://HOST:PORT/install-ca.sh | $(command -v sudo) sh -s -- --fingerprint AB:CD:… [--client KIND|all] [--registry HOST:PORT]
  *
  * The first download is unauthenticated (-k: the client does not trust the CA yet), so
  * the script trusts nothing it fetched until one certificate of the bundle has the
@@ -81,7 +81,7 @@ CLIENT=all
 
 usage() {
   cat >&2 <<'RTP_USAGE'
-usage: curl -fsSk https://HOST:PORT/install-ca.sh | sudo sh -s -- --fingerprint AB:CD:...
+usage: curl -fsSk https://HOST:PORT/install-ca.sh | $(command -v sudo) sh -s -- --fingerprint AB:CD:...
          [--client docker|containerd|containers|system|all] [--registry HOST:PORT]
 
 Downloads https://HOST:PORT/ca.crt, refuses it unless one of its certificates has the
