@@ -24,7 +24,9 @@ import { RTPError } from './errors.js';
 import type { Logger } from './log.js';
 import { workersMetricsSum } from './metrics/cluster.js';
 import { loadCertificates } from './runtime-generations.js';
+import type { TLSMaterial } from './pki/store.js';
 import { startRuntime, type Generation, type RunningProxy, type ServingPart } from './runtime.js';
+import { logCertificate, logServing } from './startup-log.js';
 
 /** Session-ticket keys travel to workers in their environment (readable by the same user only; not RTP_*, which is configuration). */
 export const TICKET_KEYS_ENV = 'REGISTRY_TLS_PROXY_TICKET_KEYS';
@@ -136,6 +138,10 @@ export function workerConfig(): Config {
 /** The workers serving one configuration. */
 interface WorkerSet extends Generation {
   readonly workers: Set<Worker>;
+  /** The certificates the primary made or found before forking them. */
+  material?: TLSMaterial;
+  /** The port they listen on (the one in `listen`, or the one the first of them was given). */
+  port?: number;
 }
 
 export async function runPrimary(
@@ -145,8 +151,13 @@ export async function runPrimary(
 ): Promise<RunningProxy> {
   const part = aSetOfWorkers(logger);
   logACMEOnce(config, logger, count);
-  const { running } = await startRuntime({ config, logger, part, role: 'primary' });
+  const { running, first } = await startRuntime({ config, logger, part, role: 'primary' });
   logger.info({ workers: count }, `${count} workers serve the public port`);
+  // Once for the cluster: every worker would say the same.
+  if (first.material) {
+    logCertificate(config, first.material, logger);
+    logServing(config, first.material, first.port ?? 0, logger);
+  }
   return {
     drain: () => running.drain(),
     async reload(next) {
@@ -245,7 +256,8 @@ function aSetOfWorkers(logger: Logger): ServingPart<WorkerSet> {
       };
       for (let i = 0; i < n; i++) {
         const worker = fork(set);
-        worker.once('listening', () => {
+        worker.once('listening', (address) => {
+          set.port ??= address.port;
           if (++listening === n && !failed) resolve(set);
         });
         worker.on('message', (message) => {
@@ -263,9 +275,11 @@ function aSetOfWorkers(logger: Logger): ServingPart<WorkerSet> {
     metrics,
     async start(config) {
       // Certificates first, once: workers then find them instead of all waiting on the lock.
-      await loadCertificates(config, logger);
+      const material = await loadCertificates(config, logger);
       // A worker that cannot start (bad port, bad certificate) says why and exits; so do we.
-      return startWorkers(config, workerCount(config));
+      const set = await startWorkers(config, workerCount(config));
+      set.material = material;
+      return set;
     },
     promote(next) {
       current = next;
