@@ -13,6 +13,7 @@ import {
   workerTicketKeys,
 } from './cluster.js';
 import { loadConfig } from './config/load.js';
+import { commandName } from './command-name.js';
 import { ConfigError, RTPError } from './errors.js';
 import { superviseSignals } from './lifecycle.js';
 import { createLogger } from './log.js';
@@ -24,6 +25,8 @@ import { exportCA, rotateCA, showCA, switchCACommand } from './pki/ca-command.js
 import { assertPrivateKeys } from './pki/permissions.js';
 import { serve } from './serve.js';
 import { parseTrustArgs, runTrust } from './trust/command.js';
+
+const BIN = 'registry-tls-proxy';
 
 const USAGE = `registry-tls-proxy: trusted HTTPS in front of a plain-HTTP container registry
 
@@ -62,6 +65,26 @@ path, e.g. RTP_LISTEN, RTP_BACKEND, RTP_TLS_DIR, RTP_TLS_NAMES, RTP_ADMIN_LISTEN
 Documented example with every key: config/default.yaml.
 `;
 
+/** USAGE with the command as the user runs it (`node dist/cli.js` from a clone), its columns kept. */
+function usage(): string {
+  const name = commandName();
+  if (name === BIN) return USAGE;
+  return USAGE.split('\n')
+    .map((line) => {
+      if (!line.includes(`${BIN} `)) return line;
+      const renamed = line.replaceAll(`${BIN} `, `${name} `);
+      // Keep the description column: take the length difference out of the gap before it.
+      const delta = renamed.length - line.length;
+      const gap = / {3,}/.exec(renamed);
+      if (!gap || delta === 0) return renamed;
+      const width = Math.max(1, gap[0].length - delta);
+      return (
+        renamed.slice(0, gap.index) + ' '.repeat(width) + renamed.slice(gap.index + gap[0].length)
+      );
+    })
+    .join('\n');
+}
+
 /** Exit codes: 0 fine, 1 failed while running, 2 bad usage or configuration. */
 async function main(argv: string[]): Promise<number> {
   const [command = 'help', ...rest] = argv;
@@ -87,10 +110,10 @@ async function main(argv: string[]): Promise<number> {
     case 'help':
     case '--help':
     case '-h':
-      process.stdout.write(USAGE);
+      process.stdout.write(usage());
       return 0;
     default:
-      process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${usage()}`);
       return 2;
   }
 }
@@ -177,7 +200,7 @@ async function runCACommand(args: string[]): Promise<number> {
     if (sub === 'switch') return switchCACommand(config, more);
     throw new RTPError(
       'USAGE',
-      'usage: registry-tls-proxy ca show | ca export --out FILE | ca rotate [--cancel] | ca switch [--back]',
+      `usage: ${commandName()} ca show | ca export --out FILE | ca rotate [--cancel] | ca switch [--back]`,
     );
   });
 }
@@ -211,7 +234,7 @@ async function runACMECommand(args: string[]): Promise<number> {
     if (sub === 'status' && flags.length === 0) return acmeStatus(config);
     if (sub === 'renew' && unknown.length === 0)
       return acmeRenew(config, flags.includes('--force'));
-    throw new RTPError('USAGE', `usage: acme status | acme renew [--force]\n\n${USAGE}`);
+    throw new RTPError('USAGE', `usage: acme status | acme renew [--force]\n\n${usage()}`);
   });
 }
 
@@ -255,7 +278,7 @@ function takeConfigFlag(args: string[]): { file: string | undefined; rest: strin
 }
 
 function usageError(message: string): number {
-  process.stderr.write(`registry-tls-proxy: ${message}\n\n${USAGE}`);
+  process.stderr.write(`registry-tls-proxy: ${message}\n\n${usage()}`);
   return 2;
 }
 

@@ -93,7 +93,7 @@ describe('registry-tls-proxy CLI', () => {
   it('prints usage with examples', () => {
     const result = run(['help']);
     expect(result.status).toBe(0);
-    expect(result.stdout).toMatch(/registry-tls-proxy serve --config config\/default\.yaml/);
+    expect(result.stdout).toMatch(/^  node dist\/cli\.js serve --config config\/default\.yaml$/m);
   });
 });
 
