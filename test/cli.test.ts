@@ -41,6 +41,14 @@ describe('registry-tls-proxy CLI', () => {
     expect(result.stderr).toMatch(/has 7 problems/);
   });
 
+  it('suggests the RTP_ variable a misspelt one was meant to be, as for YAML keys', () => {
+    const result = run(['serve'], { RTP_BACKND: 'http://127.0.0.1:5000' });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(
+      /- \$RTP_BACKND: unknown environment override; did you mean RTP_BACKEND\?\n/,
+    );
+  });
+
   it('names a missing --config file', () => {
     const result = run(['serve', '--config', join(tmp.path, 'absent.yaml')]);
     expect(result.status).toBe(2);
