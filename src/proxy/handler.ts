@@ -39,7 +39,7 @@ export interface HandlerOptions {
   /** Whether the served certificate covers a Host (name or IP, no port). */
   coversHost: (host: string) => boolean;
   /** health.publicPath and the cached backend verdict; absent when turned off. */
-  health?: { path: string; verdict: () => Verdict };
+  health?: { path: string; verdict: () => Verdict; backend: string };
   /** Headers on every response of ours and every response passed on (Strict-Transport-Security). */
   ownHeaders: Readonly<Record<string, string>>;
   /** Whether a peer is a trusted proxy (trustedProxies); absent when none is. */

@@ -101,7 +101,13 @@ export function createPublicServer(
     ...(acmeEnabled(config) ? { acmeTrust: acme.trust } : {}),
     coversHost: coverage.covers,
     ...(options.verdict && config.health.publicPath !== ''
-      ? { health: { path: config.health.publicPath, verdict: drainAware(options.verdict) } }
+      ? {
+          health: {
+            path: config.health.publicPath,
+            verdict: drainAware(options.verdict),
+            backend: config.backend,
+          },
+        }
       : {}),
     ownHeaders,
     ...optionalAdmission(config),
