@@ -125,8 +125,15 @@ describe('a secured registry (htpasswd)', () => {
     expect(publicBody).toMatchObject({ status: 'unavailable', verdict: 'down' });
     expect(publicBody.reason).toMatch(/^backend down: \/v2\/: connection refused/);
     expect(pub.body).not.toContain(String(env.registry.port));
-    // A client's request meanwhile: 502, counted as a refused upstream connection.
-    expect((await httpsGet(`${env.proxy.origin}/v2/`, { ca: env.ca })).status).toBe(502);
+    // A client's request meanwhile: 502, counted as a refused upstream connection…
+    const refused = await httpsGet(`${env.proxy.origin}/v2/`, { ca: env.ca });
+    expect(refused.status).toBe(502);
+    // …and its log line counts the error body the proxy sent (it said bytesOut: 0).
+    const logged = await eventually('the log line of the 502', () =>
+      env.proxy.logLines().find((l) => l['msg'] === 'request' && l['status'] === 502),
+    );
+    expect(logged['bytesOut']).toBe(Buffer.byteLength(refused.body));
+    expect(Buffer.byteLength(refused.body)).toBeGreaterThan(0);
     const metrics = await (await fetch(`http://127.0.0.1:${env.proxy.adminPort}/metrics`)).text();
     expect(metrics).toMatch(/^rtp_upstream_errors_total\{kind="refused"\} [1-9]\d*$/m);
     expect(metrics).toMatch(/^rtp_backend_up 0$/m);

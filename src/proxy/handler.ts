@@ -79,7 +79,7 @@ export function createRequestHandler(
     const refusal = admit(ex, rules, endpoint !== undefined);
     if (refusal) {
       ex.outcome = refusal.outcome;
-      respond.error(res, refusal.spec);
+      ex.bytesOut = respond.error(res, refusal.spec);
     } else if (endpoint) {
       ex.bytesOut = endpoint.serve(req, res);
     } else {
@@ -97,8 +97,15 @@ export function createRequestHandler(
         'internal error',
       );
       const ex = exchangeOf(res);
-      if (ex) ex.outcome = 'internal_error';
-      respond.error(res, { status: 500, code: 'UNKNOWN', message: 'internal proxy error' });
+      const sent = respond.error(res, {
+        status: 500,
+        code: 'UNKNOWN',
+        message: 'internal proxy error',
+      });
+      if (ex) {
+        ex.outcome = 'internal_error';
+        ex.bytesOut += sent;
+      }
     }
   };
 }

@@ -157,12 +157,11 @@ function serveInstaller(
             trust ? "the internal ACME server's root (tls.acme.caBundle)" : undefined,
           );
   } catch {
-    sendRegistryError(
+    return sendRegistryError(
       res,
       { status: 400, code: 'UNSUPPORTED', message: 'the Host header is not a host[:port]' },
       ownHeaders,
     );
-    return 0;
   }
   return sendSmall(
     res,
