@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCLI, tempDir } from './helpers/processes.js';
+import { freePort, runCLI, tempDir } from './helpers/processes.js';
 
 const tmp = tempDir('cli');
 afterAll(() => tmp.remove());
@@ -46,6 +46,19 @@ describe('registry-tls-proxy CLI', () => {
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(
       /- \$RTP_BACKND: unknown environment override; did you mean RTP_BACKEND\?\n/,
+    );
+  });
+
+  it("refuses a backend that is the proxy's own port, saying what to do", async () => {
+    const port = await freePort();
+    const result = run(['serve'], {
+      RTP_LISTEN: `0.0.0.0:${port}`,
+      RTP_BACKEND: `http://localhost:${port}`,
+      RTP_TLS_DIR: join(tmp.path, 'tls-self'),
+    });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(
+      `- backend: http://localhost:${port} is this proxy's own port (listen: 0.0.0.0:${port}): every request would come back to the proxy; point backend at the registry's plain-HTTP address`,
     );
   });
 

@@ -17,6 +17,7 @@ import {
   type Config,
   type FieldSpec,
 } from './schema.js';
+import { backendIsListen } from '../net/own-address.js';
 
 export const ENV_PREFIX = 'RTP_';
 
@@ -66,6 +67,14 @@ export function loadConfig({ file, env = process.env }: LoadOptions = {}): Confi
       path: 'admin.listen',
       message: `must differ from listen (${config.listen}): admin endpoints stay off the public port`,
     });
+  }
+  if (problems.every((p) => p.path !== 'backend' && p.path !== 'listen')) {
+    if (backendIsListen(config.backend, config.listen)) {
+      problems.push({
+        path: 'backend',
+        message: `${config.backend} is this proxy's own port (listen: ${config.listen}): every request would come back to the proxy; point backend at the registry's plain-HTTP address, e.g. http://127.0.0.1:5000, or move listen to another port`,
+      });
+    }
   }
   if ((config.tls.cert === '') !== (config.tls.key === '')) {
     problems.push({
