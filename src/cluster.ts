@@ -276,7 +276,7 @@ function aSetOfWorkers(logger: Logger): ServingPart<WorkerSet> {
     async start(config) {
       // Certificates first, once: workers then find them instead of all waiting on the lock.
       const material = await loadCertificates(config, logger);
-      // A worker that cannot start (bad port, bad certificate) says why and exits; so do we.
+      // A worker that cannot start (bad port, bad certificate) tells us why and exits; we say it and exit.
       const set = await startWorkers(config, workerCount(config));
       set.material = material;
       return set;
