@@ -20,6 +20,7 @@ import { issueClientCertificate } from './pki/issue.js';
 import { permissionProblems } from './pki/permissions.js';
 import { FILES, certificateSANs, readCASet } from './pki/store.js';
 import { configuredTrustBundle } from './pki/trust-bundle.js';
+import { commandName } from './command-name.js';
 
 const DAY_MS = 86_400_000;
 
@@ -122,16 +123,16 @@ async function checkCertificates(config: Config, now: Date, add: Add): Promise<v
     'CA',
     `${cas.active.cert.fingerprint256}, expires ${day(caNotAfter)} (${daysLeft(caNotAfter, now)})` +
       (caLeft <= 0
-        ? ': clients reject this proxy; rotate it (registry-tls-proxy ca rotate, then ca switch)'
+        ? `: clients reject this proxy; rotate it (${commandName()} ca rotate, then ca switch)`
         : caLeft < config.tls.caWarnBefore
-          ? '; rotate it soon: registry-tls-proxy ca rotate'
+          ? `; rotate it soon: ${commandName()} ca rotate`
           : ''),
   );
   if (cas.next) {
     add(
       'warn',
       'next CA',
-      `${cas.next.cert.fingerprint256}: a rotation is in progress; run "registry-tls-proxy ca switch" once every client trusts both`,
+      `${cas.next.cert.fingerprint256}: a rotation is in progress; run "${commandName()} ca switch" once every client trusts both`,
     );
   }
   let leaf: X509Certificate;

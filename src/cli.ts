@@ -4,8 +4,16 @@
  */
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
-import { runPrimary, workerConfig, workerCount, workerTicketKeys } from './cluster.js';
+import {
+  reportStartFailure,
+  runPrimary,
+  toleratePrimaryGone,
+  workerConfig,
+  workerCount,
+  workerTicketKeys,
+} from './cluster.js';
 import { loadConfig } from './config/load.js';
+import { commandName } from './command-name.js';
 import { ConfigError, RTPError } from './errors.js';
 import { superviseSignals } from './lifecycle.js';
 import { createLogger } from './log.js';
@@ -17,6 +25,8 @@ import { exportCA, rotateCA, showCA, switchCACommand } from './pki/ca-command.js
 import { assertPrivateKeys } from './pki/permissions.js';
 import { serve } from './serve.js';
 import { parseTrustArgs, runTrust } from './trust/command.js';
+
+const BIN = 'registry-tls-proxy';
 
 const USAGE = `registry-tls-proxy: trusted HTTPS in front of a plain-HTTP container registry
 
@@ -59,6 +69,26 @@ path, e.g. RTP_LISTEN, RTP_BACKEND, RTP_TLS_DIR, RTP_TLS_NAMES, RTP_ADMIN_LISTEN
 Documented example with every key: config/default.yaml.
 `;
 
+/** USAGE with the command as the user runs it (`node dist/cli.js` from a clone), its columns kept. */
+function usage(): string {
+  const name = commandName();
+  if (name === BIN) return USAGE;
+  return USAGE.split('\n')
+    .map((line) => {
+      if (!line.includes(`${BIN} `)) return line;
+      const renamed = line.replaceAll(`${BIN} `, `${name} `);
+      // Keep the description column: take the length difference out of the gap before it.
+      const delta = renamed.length - line.length;
+      const gap = / {3,}/.exec(renamed);
+      if (!gap || delta === 0) return renamed;
+      const width = Math.max(1, gap[0].length - delta);
+      return (
+        renamed.slice(0, gap.index) + ' '.repeat(width) + renamed.slice(gap.index + gap[0].length)
+      );
+    })
+    .join('\n');
+}
+
 /** Exit codes: 0 fine, 1 failed while running, 2 bad usage or configuration. */
 async function main(argv: string[]): Promise<number> {
   const [command = 'help', ...rest] = argv;
@@ -84,10 +114,10 @@ async function main(argv: string[]): Promise<number> {
     case 'help':
     case '--help':
     case '-h':
-      process.stdout.write(USAGE);
+      process.stdout.write(usage());
       return 0;
     default:
-      process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      process.stderr.write(`unknown command ${JSON.stringify(command)}\n\n${usage()}`);
       return 2;
   }
 }
@@ -124,6 +154,7 @@ async function runServe(args: string[]): Promise<number> {
     cluster.isWorker && cluster.worker
       ? createLogger(config.log.level).child({ worker: cluster.worker.id })
       : createLogger(config.log.level);
+  if (cluster.isWorker) toleratePrimaryGone(logger);
   const lifecycle = superviseSignals({
     logger,
     role,
@@ -151,7 +182,9 @@ async function runServe(args: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof RTPError) {
       logger.fatal({ code: err.code }, err.message);
-      process.stderr.write(`registry-tls-proxy: ${err.message}\n`);
+      // A worker's primary says it, once for all its workers.
+      if (role === 'worker') await reportStartFailure(err);
+      else process.stderr.write(`registry-tls-proxy: ${err.message}\n`);
       return 1;
     }
     throw err;
@@ -171,7 +204,7 @@ async function runCACommand(args: string[]): Promise<number> {
     if (sub === 'switch') return switchCACommand(config, more);
     throw new RTPError(
       'USAGE',
-      'usage: registry-tls-proxy ca show | ca export --out FILE | ca rotate [--cancel] | ca switch [--back]',
+      `usage: ${commandName()} ca show | ca export --out FILE | ca rotate [--cancel] | ca switch [--back]`,
     );
   });
 }
@@ -205,7 +238,7 @@ async function runACMECommand(args: string[]): Promise<number> {
     if (sub === 'status' && flags.length === 0) return acmeStatus(config);
     if (sub === 'renew' && unknown.length === 0)
       return acmeRenew(config, flags.includes('--force'));
-    throw new RTPError('USAGE', `usage: acme status | acme renew [--force]\n\n${USAGE}`);
+    throw new RTPError('USAGE', `usage: acme status | acme renew [--force]\n\n${usage()}`);
   });
 }
 
@@ -249,7 +282,7 @@ function takeConfigFlag(args: string[]): { file: string | undefined; rest: strin
 }
 
 function usageError(message: string): number {
-  process.stderr.write(`registry-tls-proxy: ${message}\n\n${USAGE}`);
+  process.stderr.write(`registry-tls-proxy: ${message}\n\n${usage()}`);
   return 2;
 }
 

@@ -24,7 +24,9 @@ import { RTPError } from './errors.js';
 import type { Logger } from './log.js';
 import { workersMetricsSum } from './metrics/cluster.js';
 import { loadCertificates } from './runtime-generations.js';
+import type { TLSMaterial } from './pki/store.js';
 import { startRuntime, type Generation, type RunningProxy, type ServingPart } from './runtime.js';
+import { logCertificate, logServing } from './startup-log.js';
 
 /** Session-ticket keys travel to workers in their environment (readable by the same user only; not RTP_*, which is configuration). */
 export const TICKET_KEYS_ENV = 'REGISTRY_TLS_PROXY_TICKET_KEYS';
@@ -45,6 +47,16 @@ export const DRAIN_MESSAGE = 'registry-tls-proxy:drain';
  */
 export const EXIT_REQUEST = 'registry-tls-proxy:may-exit';
 const EXIT_GRANTED = 'registry-tls-proxy:exit';
+/**
+ * A worker that cannot start tells its primary why, and the primary alone says it: two
+ * workers failing on the same busy port each printed the same line.
+ */
+const START_FAILED = 'registry-tls-proxy:start-failed';
+interface StartFailure {
+  kind: typeof START_FAILED;
+  code: string;
+  message: string;
+}
 /** How long a worker waits for that answer (its primary may be gone). */
 const EXIT_ANSWER_MS = 2000;
 const RESTART_DELAY_MS = 1000;
@@ -87,6 +99,33 @@ export function leaveCluster(): Promise<void> {
   });
 }
 
+/**
+ * In a worker: a primary that exits while this worker is still writing to it (the listen
+ * request of a worker still starting when another failed to listen) fails that write with
+ * EPIPE, which Node emits on `cluster.worker`; with no listener it is thrown, and its stack
+ * trace follows the primary's own message. Nothing is lost: Node exits the worker on the
+ * disconnect that follows.
+ */
+export function toleratePrimaryGone(logger: Logger): void {
+  cluster.worker?.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE' || err.code === 'ERR_IPC_CHANNEL_CLOSED') return;
+    logger.error({ err }, 'the channel to the primary failed');
+  });
+}
+
+/** In a worker that cannot start: hands its reason to the primary, which says it once for the cluster. */
+export function reportStartFailure(err: RTPError): Promise<void> {
+  return new Promise((resolve) => {
+    if (!process.connected || !process.send) return resolve();
+    const failure: StartFailure = { kind: START_FAILED, code: err.code, message: err.message };
+    process.send(failure, undefined, {}, () => resolve());
+  });
+}
+
+function isStartFailure(message: unknown): message is StartFailure {
+  return (message as StartFailure | null)?.kind === START_FAILED;
+}
+
 /** In a worker: the configuration its primary validated. */
 export function workerConfig(): Config {
   const json = process.env[CONFIG_ENV];
@@ -99,6 +138,10 @@ export function workerConfig(): Config {
 /** The workers serving one configuration. */
 interface WorkerSet extends Generation {
   readonly workers: Set<Worker>;
+  /** The certificates the primary made or found before forking them. */
+  material?: TLSMaterial;
+  /** The port they listen on (the one in `listen`, or the one the first of them was given). */
+  port?: number;
 }
 
 export async function runPrimary(
@@ -108,8 +151,13 @@ export async function runPrimary(
 ): Promise<RunningProxy> {
   const part = aSetOfWorkers(logger);
   logACMEOnce(config, logger, count);
-  const { running } = await startRuntime({ config, logger, part, role: 'primary' });
+  const { running, first } = await startRuntime({ config, logger, part, role: 'primary' });
   logger.info({ workers: count }, `${count} workers serve the public port`);
+  // Once for the cluster: every worker would say the same.
+  if (first.material) {
+    logCertificate(config, first.material, logger);
+    logServing(config, first.material, first.port ?? 0, logger);
+  }
   return {
     drain: () => running.drain(),
     async reload(next) {
@@ -200,17 +248,25 @@ function aSetOfWorkers(logger: Logger): ServingPart<WorkerSet> {
     return new Promise<WorkerSet>((resolve, reject) => {
       let listening = 0;
       let failed = false;
+      const fail = (err: RTPError) => {
+        if (listening >= n || failed) return;
+        failed = true;
+        for (const w of set.workers) void stop(w, 0);
+        reject(err);
+      };
       for (let i = 0; i < n; i++) {
         const worker = fork(set);
-        worker.once('listening', () => {
+        worker.once('listening', (address) => {
+          set.port ??= address.port;
           if (++listening === n && !failed) resolve(set);
         });
-        worker.once('exit', () => {
-          if (listening >= n || failed) return;
-          failed = true;
-          for (const w of set.workers) void stop(w, 0);
-          reject(new RTPError('WORKER_FAILED', 'a worker failed to start; see its message above'));
+        worker.on('message', (message) => {
+          if (isStartFailure(message)) fail(new RTPError(message.code, message.message));
         });
+        // After the channel closed, not at exit: every message the worker sent has arrived by then.
+        worker.once('disconnect', () =>
+          fail(new RTPError('WORKER_FAILED', 'a worker failed to start; see its output above')),
+        );
       }
     });
   };
@@ -219,9 +275,11 @@ function aSetOfWorkers(logger: Logger): ServingPart<WorkerSet> {
     metrics,
     async start(config) {
       // Certificates first, once: workers then find them instead of all waiting on the lock.
-      await loadCertificates(config, logger);
-      // A worker that cannot start (bad port, bad certificate) says why and exits; so do we.
-      return startWorkers(config, workerCount(config));
+      const material = await loadCertificates(config, logger);
+      // A worker that cannot start (bad port, bad certificate) tells us why and exits; we say it and exit.
+      const set = await startWorkers(config, workerCount(config));
+      set.material = material;
+      return set;
     },
     promote(next) {
       current = next;

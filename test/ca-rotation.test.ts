@@ -80,7 +80,7 @@ describe('CA rotation without breaking clients', () => {
       .logLines()
       .find((l) => String(l['msg']).startsWith('the CA expires soon'));
     expect(warning).toMatchObject({ level: 'warn', caFingerprint256: oldFingerprint });
-    expect(String(warning?.['msg'])).toContain('registry-tls-proxy ca rotate');
+    expect(String(warning?.['msg'])).toContain('node dist/cli.js ca rotate');
   });
 
   it('step 1, `ca rotate`: creates the next CA and the running proxy serves both at /ca.crt', async () => {
@@ -184,7 +184,7 @@ describe('CA rotation without breaking clients', () => {
     const line = proxy.logLines().find((l) => l['reason'] === 'untrusted_ca');
     expect(line?.['client']).toBe('127.0.0.1');
     expect(String(line?.['msg'])).toContain(
-      `registry-tls-proxy trust --address 127.0.0.1:${proxy.port}`,
+      `node dist/cli.js trust --address 127.0.0.1:${proxy.port}`,
     );
   });
 

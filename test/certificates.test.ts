@@ -178,11 +178,15 @@ describe('auto-issued certificates', () => {
     expect(chain[0]?.subjectaltname).toContain('DNS:other.test');
   });
 
-  it('logs the CA fingerprint and the trust page to open on a client', () => {
-    const line = proxy.logLines().find((l) => typeof l['trustOnClient'] === 'string');
+  it('logs the CA fingerprint and the fingerprint-checked installer, tls.names first', () => {
+    const line = proxy.logLines().find((l) => Array.isArray(l['trustOnClient']));
     const fingerprint = new X509Certificate(ca).fingerprint256;
     expect(line?.['caFingerprint256']).toBe(fingerprint);
-    expect(line?.['trustOnClient']).toBe(`https://other.test:${proxy.port}/_proxy/trust`);
+    expect(line?.['trustOnClient']).toEqual([
+      `curl -fsSk https://other.test:${proxy.port}/install-ca.sh | $(command -v sudo) sh -s -- --fingerprint ${fingerprint}`,
+      `curl -fsSk https://127.0.0.1:${proxy.port}/install-ca.sh | $(command -v sudo) sh -s -- --fingerprint ${fingerprint}`,
+    ]);
+    expect(line?.['trustPage']).toBe(`https://other.test:${proxy.port}/_proxy/trust`);
   });
 });
 

@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCLI, tempDir } from './helpers/processes.js';
+import { freePort, runCLI, tempDir } from './helpers/processes.js';
 
 const tmp = tempDir('cli');
 afterAll(() => tmp.remove());
@@ -41,6 +41,27 @@ describe('registry-tls-proxy CLI', () => {
     expect(result.stderr).toMatch(/has 7 problems/);
   });
 
+  it('suggests the RTP_ variable a misspelt one was meant to be, as for YAML keys', () => {
+    const result = run(['serve'], { RTP_BACKND: 'http://127.0.0.1:5000' });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(
+      /- \$RTP_BACKND: unknown environment override; did you mean RTP_BACKEND\?\n/,
+    );
+  });
+
+  it("refuses a backend that is the proxy's own port, saying what to do", async () => {
+    const port = await freePort();
+    const result = run(['serve'], {
+      RTP_LISTEN: `0.0.0.0:${port}`,
+      RTP_BACKEND: `http://localhost:${port}`,
+      RTP_TLS_DIR: join(tmp.path, 'tls-self'),
+    });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(
+      `- backend: http://localhost:${port} is this proxy's own port (listen: 0.0.0.0:${port}): every request would come back to the proxy; point backend at the registry's plain-HTTP address`,
+    );
+  });
+
   it('names a missing --config file', () => {
     const result = run(['serve', '--config', join(tmp.path, 'absent.yaml')]);
     expect(result.status).toBe(2);
@@ -64,10 +85,36 @@ describe('registry-tls-proxy CLI', () => {
     );
   });
 
+  it('says only that the port is in use, with two workers, every time (once, no EPIPE stack trace)', async () => {
+    const { createServer } = await import('node:net');
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as { port: number }).port;
+    const env = {
+      RTP_LISTEN: `127.0.0.1:${port}`,
+      RTP_ADMIN_LISTEN: '',
+      RTP_WORKERS: '2',
+      RTP_TLS_DIR: join(tmp.path, 'tls-cluster'),
+    };
+    // The stack trace came in 2 of 12 runs: a worker still starting wrote to a primary that had exited.
+    const stderrs = Array.from({ length: 20 }, () => {
+      // spawnSync returns once every process holding the pipes (the workers too) has closed them.
+      const result = run(['serve'], env);
+      expect(result.status).toBe(1);
+      return result.stderr;
+    });
+    blocker.close();
+    const inUse = `registry-tls-proxy: listening on 127.0.0.1:${port} (listen): the port is in use; stop what holds it or choose another port`;
+    for (const stderr of stderrs) {
+      // Said once, by the primary, however many workers found the port taken.
+      expect(stderr).toBe(`${inUse}\n`);
+    }
+  }, 120_000);
+
   it('prints usage with examples', () => {
     const result = run(['help']);
     expect(result.status).toBe(0);
-    expect(result.stdout).toMatch(/registry-tls-proxy serve --config config\/default\.yaml/);
+    expect(result.stdout).toMatch(/^  node dist\/cli\.js serve --config config\/default\.yaml$/m);
   });
 });
 

@@ -90,6 +90,7 @@ describe('a secured registry (htpasswd)', () => {
     const pub = await httpsGet(`${env.proxy.origin}/_proxy/health`, { ca: env.ca });
     expect(pub.status).toBe(200);
     expect(JSON.parse(pub.body)).toMatchObject({ verdict: 'healthy' });
+    expect(pub.body).not.toContain(String(env.registry.port));
     const v2 = await httpsGet(`${env.proxy.origin}/v2/`, { ca: env.ca });
     expect(v2.status).toBe(401);
     expect(v2.headers['www-authenticate']).toMatch(/^Basic /);
@@ -116,10 +117,23 @@ describe('a secured registry (htpasswd)', () => {
     expect(down.status).toBe(503);
     expect(down.body).toMatchObject({ status: 'unavailable', verdict: 'down' });
     expect(down.body.reason).toMatch(/connection refused/);
+    // The admin listener names the backend; the public port tells anyone only that it is down.
+    expect(down.body.reason).toContain(`${env.registry.url}/v2/`);
     const pub = await httpsGet(`${env.proxy.origin}/_proxy/health`, { ca: env.ca });
     expect(pub.status).toBe(503);
-    // A client's request meanwhile: 502, counted as a refused upstream connection.
-    expect((await httpsGet(`${env.proxy.origin}/v2/`, { ca: env.ca })).status).toBe(502);
+    const publicBody = JSON.parse(pub.body) as { verdict: string; reason: string };
+    expect(publicBody).toMatchObject({ status: 'unavailable', verdict: 'down' });
+    expect(publicBody.reason).toMatch(/^backend down: \/v2\/: connection refused/);
+    expect(pub.body).not.toContain(String(env.registry.port));
+    // A client's request meanwhile: 502, counted as a refused upstream connection…
+    const refused = await httpsGet(`${env.proxy.origin}/v2/`, { ca: env.ca });
+    expect(refused.status).toBe(502);
+    // …and its log line counts the error body the proxy sent (it said bytesOut: 0).
+    const logged = await eventually('the log line of the 502', () =>
+      env.proxy.logLines().find((l) => l['msg'] === 'request' && l['status'] === 502),
+    );
+    expect(logged['bytesOut']).toBe(Buffer.byteLength(refused.body));
+    expect(Buffer.byteLength(refused.body)).toBeGreaterThan(0);
     const metrics = await (await fetch(`http://127.0.0.1:${env.proxy.adminPort}/metrics`)).text();
     expect(metrics).toMatch(/^rtp_upstream_errors_total\{kind="refused"\} [1-9]\d*$/m);
     expect(metrics).toMatch(/^rtp_backend_up 0$/m);

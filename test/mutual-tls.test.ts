@@ -94,7 +94,7 @@ describe('mutual TLS with client certificates from issue-client', () => {
     await waitForOutput(proxy.child, proxy.output, /"reason":"client_cert_missing"/);
     const line = proxy.logLines().find((l) => l['reason'] === 'client_cert_missing');
     expect(line).toMatchObject({ level: 'warn', client: '127.0.0.1' });
-    expect(String(line?.['msg'])).toContain('registry-tls-proxy issue-client');
+    expect(String(line?.['msg'])).toContain('node dist/cli.js issue-client');
   });
 
   it('a certificate from another CA is refused, and the log says why', async () => {

@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.js';
 import type { Verdict } from '../health/probe.js';
 import { acmeEnabled, acmeNames } from './config.js';
 import { acmeDir, readACMECertificate } from './store.js';
+import { commandName } from '../command-name.js';
 
 const CACHE_MS = 1000;
 
@@ -22,7 +23,7 @@ export function acmeVerdictNote(): (verdict: Verdict, config: Config) => Verdict
     if (cached.arrived) return verdict;
     return {
       ...verdict,
-      reason: `${verdict.reason}; serving our own CA's certificate: the ACME certificate for ${acmeNames(config).join(', ')} has not arrived yet (see registry-tls-proxy acme status)`,
+      reason: `${verdict.reason}; serving our own CA's certificate: the ACME certificate for ${acmeNames(config).join(', ')} has not arrived yet (see ${commandName()} acme status)`,
     };
   };
 }

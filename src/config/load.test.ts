@@ -117,6 +117,18 @@ describe('environment overrides by path', () => {
 
   it.each<[Record<string, string>, string, RegExp]>([
     [{ RTP_FOO: '1' }, '$RTP_FOO', /unknown environment override.*RTP_LISTEN/],
+    [{ RTP_BACKND: 'http://127.0.0.1:5000' }, '$RTP_BACKND', /; did you mean RTP_BACKEND\?$/],
+    [
+      { RTP_BACKEND: 'http://127.0.0.1:5443' },
+      'backend',
+      /is this proxy's own port \(listen: 0\.0\.0\.0:5443\)/,
+    ],
+    [
+      { RTP_LISTEN: '127.0.0.1:6000', RTP_BACKEND: 'http://localhost:6000' },
+      'backend',
+      /every request would come back to the proxy; point backend at/,
+    ],
+    [{ RTP_TLS_NAME: 'a.example' }, '$RTP_TLS_NAME', /; did you mean RTP_TLS_NAMES\?$/],
     [{ RTP_TIMEOUTS_CLIENT_IDLE_MS: '5s' }, 'timeouts.clientIdleMs', /whole number/],
     [{ RTP_TIMEOUTS_CLIENT_IDLE_MS: '10' }, 'timeouts.clientIdleMs', /from 1000 to/],
     [{ RTP_TIMEOUTS_DRAIN_MS: '-1' }, 'timeouts.drainMs', /from 0 to 86400000, got -1/],

@@ -17,6 +17,7 @@ import {
   type Config,
   type FieldSpec,
 } from './schema.js';
+import { backendIsListen } from '../net/own-address.js';
 
 export const ENV_PREFIX = 'RTP_';
 
@@ -66,6 +67,14 @@ export function loadConfig({ file, env = process.env }: LoadOptions = {}): Confi
       path: 'admin.listen',
       message: `must differ from listen (${config.listen}): admin endpoints stay off the public port`,
     });
+  }
+  if (problems.every((p) => p.path !== 'backend' && p.path !== 'listen')) {
+    if (backendIsListen(config.backend, config.listen)) {
+      problems.push({
+        path: 'backend',
+        message: `${config.backend} is this proxy's own port (listen: ${config.listen}): every request would come back to the proxy; point backend at the registry's plain-HTTP address, e.g. http://127.0.0.1:5000, or move listen to another port`,
+      });
+    }
   }
   if ((config.tls.cert === '') !== (config.tls.key === '')) {
     problems.push({
@@ -169,9 +178,12 @@ function applyEnv(
     if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
     const path = byName.get(normalize(name.slice(ENV_PREFIX.length)));
     if (!path) {
+      // As for a misspelt YAML key: RTP_BACKND → did you mean RTP_BACKEND?
+      const known = [...byName.values()].map(envName);
+      const best = closest(name, known);
       problems.push({
         path: `$${name}`,
-        message: `unknown environment override; known ones are ${[...byName.values()].map(envName).join(', ')}`,
+        message: `unknown environment override; ${best ? `did you mean ${best}?` : `known ones are ${known.join(', ')}`}`,
       });
       continue;
     }
@@ -250,15 +262,20 @@ function describe(value: unknown): string {
 }
 
 function suggest(path: string): string {
-  const lower = path.toLowerCase();
-  let best: { path: string; distance: number } | undefined;
-  for (const known of Object.keys(FIELDS)) {
-    const distance = editDistance(lower, known.toLowerCase());
-    if (!best || distance < best.distance) best = { path: known, distance };
+  const known = Object.keys(FIELDS);
+  const best = closest(path, known);
+  return best ? `; did you mean ${best}?` : `; known keys are ${known.join(', ')}`;
+}
+
+/** The candidate within 3 edits of `word` (ignoring case), the nearest; undefined if none. */
+function closest(word: string, candidates: readonly string[]): string | undefined {
+  const lower = word.toLowerCase();
+  let best: { candidate: string; distance: number } | undefined;
+  for (const candidate of candidates) {
+    const distance = editDistance(lower, candidate.toLowerCase());
+    if (!best || distance < best.distance) best = { candidate, distance };
   }
-  return best && best.distance <= 3
-    ? `; did you mean ${best.path}?`
-    : `; known keys are ${Object.keys(FIELDS).join(', ')}`;
+  return best && best.distance <= 3 ? best.candidate : undefined;
 }
 
 /** Levenshtein distance, for "did you mean" hints on misspelt keys. */

@@ -12,6 +12,7 @@ import { RTPError } from '../errors.js';
 import { formatDuration } from '../config/schema.js';
 import { cancelRotation, startRotation, switchCA } from './rotation.js';
 import { FILES, certificateSANs, pemBundle } from './store.js';
+import { commandName } from '../command-name.js';
 
 function read(dir: string, name: string): string {
   const file = join(dir, name);
@@ -94,8 +95,7 @@ export async function rotateCA(config: Config, args: readonly string[]): Promise
     const dropped = await cancelRotation(dir);
     return `dropped the next CA ${dropped.fingerprint256}; /ca.crt serves the current CA alone (${PICKUP(config)})\n`;
   }
-  if (args.length > 0)
-    throw new RTPError('USAGE', 'usage: registry-tls-proxy ca rotate [--cancel]');
+  if (args.length > 0) throw new RTPError('USAGE', `usage: ${commandName()} ca rotate [--cancel]`);
   const { active, next } = await startRotation({ dir, caLifetimeMs: config.tls.caLifetime });
   return [
     'CA rotation, step 1 of 2: created the next CA',
@@ -105,11 +105,11 @@ export async function rotateCA(config: Config, args: readonly string[]): Promise
     `serves both CAs at https://HOST:PORT/ca.crt (${PICKUP(config)}).`,
     '',
     'Next:',
-    '  1. Have every client trust the new bundle: run "registry-tls-proxy trust --address HOST:PORT"',
+    `  1. Have every client trust the new bundle: run "${commandName()} trust --address HOST:PORT"`,
     '     and do what it prints on each client (the installer takes the current fingerprint).',
-    '  2. When every client trusts both, run "registry-tls-proxy ca switch": the next CA',
+    `  2. When every client trusts both, run "${commandName()} ca switch": the next CA`,
     '     starts signing and proxies re-issue their server certificate from it.',
-    'To abandon the rotation: registry-tls-proxy ca rotate --cancel',
+    `To abandon the rotation: ${commandName()} ca rotate --cancel`,
     '',
   ].join('\n');
 }
@@ -119,7 +119,7 @@ export async function switchCACommand(config: Config, args: readonly string[]): 
   const dir = resolve(config.tls.dir);
   const back = args.length === 1 && args[0] === '--back';
   if (args.length > 0 && !back) {
-    throw new RTPError('USAGE', 'usage: registry-tls-proxy ca switch [--back]');
+    throw new RTPError('USAGE', `usage: ${commandName()} ca switch [--back]`);
   }
   const { active, retired } = await switchCA(dir, back ? 'back' : 'forward');
   return [
@@ -130,7 +130,7 @@ export async function switchCACommand(config: Config, args: readonly string[]): 
     `Proxies re-issue their server certificate from it: ${PICKUP(config)}.`,
     back
       ? ''
-      : 'Clients that trust only the old CA now fail with "certificate signed by unknown authority": run "registry-tls-proxy trust" for them.',
+      : `Clients that trust only the old CA now fail with "certificate signed by unknown authority": run "${commandName()} trust" for them.`,
     '',
   ].join('\n');
 }

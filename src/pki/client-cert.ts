@@ -13,6 +13,7 @@ import { CERTS_DIRS } from '../trust/layout.js';
 import { issueClientCertificate } from './issue.js';
 import { readCASet } from './store.js';
 import { configuredTrustBundle } from './trust-bundle.js';
+import { commandName } from '../command-name.js';
 
 const DEFAULT_LIFETIME_MS = 365 * 86_400_000;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
@@ -25,7 +26,7 @@ export interface IssueClientArgs {
 }
 
 export function parseIssueClientArgs(args: readonly string[]): IssueClientArgs {
-  const usage = 'usage: registry-tls-proxy issue-client NAME [--out DIR] [--lifetime DURATION]';
+  const usage = `usage: ${commandName()} issue-client NAME [--out DIR] [--lifetime DURATION]`;
   let name: string | undefined;
   let out: string | undefined;
   let lifetimeMs = DEFAULT_LIFETIME_MS;

@@ -6,6 +6,7 @@
  */
 import { isIP } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
+import { canonicalIP } from '../net/address.js';
 
 export interface SANs {
   dns: string[];
@@ -57,23 +58,8 @@ export function readMachineIdentity(): MachineIdentity {
   return { hostname: hostname(), addresses };
 }
 
-/** One spelling per address: IPv6 compressed and lower case, IPv4-mapped IPv6 as IPv4. */
-export function canonicalIP(address: string): string {
-  // A link-local peer arrives as fe80::1%eth0; the zone names our interface, not the peer.
-  const ip = address.replace(/%.*$/, '');
-  if (isIP(ip) === 6) {
-    const host = new URL(`http://[${ip}]/`).hostname.slice(1, -1);
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(host);
-    if (mapped?.[1]) return mapped[1];
-    const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host);
-    if (hex?.[1] && hex[2]) {
-      const n = (parseInt(hex[1], 16) << 16) | parseInt(hex[2], 16);
-      return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-    }
-    return host;
-  }
-  return ip;
-}
+// Where addresses are spelt (net/address.ts); here for the SAN code that has always used it.
+export { canonicalIP };
 
 /** The SANs in `want` that `have` lacks. */
 export function missingSANs(want: SANs, have: SANs): string[] {

@@ -2,6 +2,7 @@
  * The CA expiry warning of a long-running proxy: said at start-up, then once a
  * day while it lasts, not on every check (tls.checkInterval is a minute).
  */
+import { commandName } from '../command-name.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,7 +44,7 @@ describe('certificateSource', () => {
     await source.load();
     expect(warnings()).toHaveLength(1);
     expect(warnings()[0]).toMatchObject({ level: 40, daysLeft: 364 });
-    expect(String(warnings()[0]?.['msg'])).toContain('registry-tls-proxy ca rotate');
+    expect(String(warnings()[0]?.['msg'])).toContain(`${commandName()} ca rotate`);
     for (let i = 0; i < 5; i++) await source.load();
     expect(warnings()).toHaveLength(1);
 

@@ -17,6 +17,7 @@ import {
   type TLSMaterial,
 } from './store.js';
 import { suppliedLoader } from './supplied.js';
+import { commandName } from '../command-name.js';
 
 const DAY_MS = 86_400_000;
 
@@ -56,8 +57,8 @@ export function certificateSource(config: Config, logger: Logger): CertificateSo
         const todo = supplied
           ? 'get a certificate from a CA that stays valid, and trust its CA on the clients'
           : material.trustFingerprints.length > 1
-            ? 'a rotation is in progress: run "registry-tls-proxy ca switch" once every client trusts both CAs'
-            : 'rotate it now with "registry-tls-proxy ca rotate"';
+            ? `a rotation is in progress: run "${commandName()} ca switch" once every client trusts both CAs`
+            : `rotate it now with "${commandName()} ca rotate"`;
         logger.warn(
           {
             caFingerprint256: material.caFingerprint256,

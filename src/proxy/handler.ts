@@ -42,7 +42,7 @@ export interface HandlerOptions {
   /** Whether the served certificate covers a Host (name or IP, no port). */
   coversHost: (host: string) => boolean;
   /** health.publicPath and the cached backend verdict; absent when turned off. */
-  health?: { path: string; verdict: () => Verdict };
+  health?: { path: string; verdict: () => Verdict; backend: string };
   /** Headers on every response of ours and every response passed on (Strict-Transport-Security). */
   ownHeaders: Readonly<Record<string, string>>;
   /** Whether a peer is a trusted proxy (trustedProxies); absent when none is. */
@@ -82,7 +82,7 @@ export function createRequestHandler(
     const refusal = admit(ex, rules, endpoint !== undefined);
     if (refusal) {
       ex.outcome = refusal.outcome;
-      respond.error(res, refusal.spec);
+      ex.bytesOut = respond.error(res, refusal.spec);
     } else if (endpoint) {
       ex.bytesOut = endpoint.serve(req, res);
     } else {
@@ -100,8 +100,15 @@ export function createRequestHandler(
         'internal error',
       );
       const ex = exchangeOf(res);
-      if (ex) ex.outcome = 'internal_error';
-      respond.error(res, { status: 500, code: 'UNKNOWN', message: 'internal proxy error' });
+      const sent = respond.error(res, {
+        status: 500,
+        code: 'UNKNOWN',
+        message: 'internal proxy error',
+      });
+      if (ex) {
+        ex.outcome = 'internal_error';
+        ex.bytesOut += sent;
+      }
     }
   };
 }

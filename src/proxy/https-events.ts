@@ -12,6 +12,7 @@ import { formatHostPort } from '../net/address.js';
 import type { ProxyMetrics } from '../metrics/registry.js';
 import { classifyTLSFailure } from '../tls/failures.js';
 import { rawRegistryError } from './registry-error.js';
+import { commandName } from '../command-name.js';
 
 export interface HandshakeFailureContext {
   logger: Logger;
@@ -29,7 +30,7 @@ export function handshakeFailureLogger(context: HandshakeFailureContext) {
   const { logger, metrics } = context;
   return (err: NodeJS.ErrnoException, socket: TLSSocket): void => {
     const failure = classifyTLSFailure(err, socket, {
-      trustCommand: `registry-tls-proxy trust --address ${localHostPort(socket)}`,
+      trustCommand: `${commandName()} trust --address ${localHostPort(socket)}`,
       covers: context.covers,
       coveredNames: context.coveredNames(),
       supplied: context.supplied,

@@ -8,7 +8,7 @@
  * pass only the framing checks of admit.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { verdictBody } from '../health/report.js';
+import { publicVerdictBody } from '../health/report.js';
 import type { Verdict } from '../health/probe.js';
 import type { ACMETrust } from '../acme/which-certificate.js';
 import { macosInstallerScript } from '../trust/installer-macos.js';
@@ -36,7 +36,7 @@ export interface OwnEndpointOptions extends TrustEndpointOptions {
   /** The CA bundle served at GET /ca.crt (public information): during a rotation, both CAs. */
   trustBundlePEM: () => string;
   /** health.publicPath and the cached backend verdict; absent when turned off. */
-  health?: { path: string; verdict: () => Verdict } | undefined;
+  health?: { path: string; verdict: () => Verdict; backend: string } | undefined;
   /**
    * With tls.acme: what clients by this host install when it is served the ACME
    * certificate (nothing, or the internal ACME server's roots); undefined: our own CA.
@@ -76,7 +76,8 @@ export function ownEndpoints(opts: OwnEndpointOptions): ReadonlyMap<string, OwnE
     table.push({
       path: health.path,
       methods: READ,
-      serve: (_req, res) => serveHealth(res, health.verdict(), ownHeaders),
+      serve: (_req, res) =>
+        serveHealth(res, publicVerdictBody(health.verdict(), health.backend), ownHeaders),
     });
   }
   return new Map(table.map((endpoint) => [endpoint.path, endpoint]));
@@ -115,14 +116,14 @@ function serveCACertificate(
 /** The backend verdict as a simple balancer reads it: 200 healthy, 503 not, with the reason. */
 function serveHealth(
   res: ServerResponse,
-  verdict: Verdict,
+  body: Record<string, unknown>,
   ownHeaders: Readonly<Record<string, string>>,
 ): number {
   return sendSmall(
     res,
-    verdict.healthy ? 200 : 503,
+    body['status'] === 'ok' ? 200 : 503,
     { ...ownHeaders, 'content-type': 'application/json', 'cache-control': 'no-store' },
-    `${JSON.stringify(verdictBody(verdict))}\n`,
+    `${JSON.stringify(body)}\n`,
   );
 }
 

@@ -37,17 +37,16 @@ export function requestHostPort(req: IncomingMessage): string | undefined {
   }
 }
 
-/** The answer when requestHostPort found none; returns the body bytes counted (0). */
+/** The answer when requestHostPort found none; returns the body bytes sent. */
 export function refuseHost(
   res: ServerResponse,
   ownHeaders: Readonly<Record<string, string>>,
 ): number {
-  sendRegistryError(
+  return sendRegistryError(
     res,
     { status: 400, code: 'UNSUPPORTED', message: 'the Host header is not a host[:port]' },
     ownHeaders,
   );
-  return 0;
 }
 
 /** The Host a request without one meant: the address it came in on. */

@@ -36,16 +36,17 @@ export function upstreamFailure(failure: ConnectionFailure): RegistryErrorSpec {
 
 /**
  * Writes a registry-style JSON error, unless the response has already begun.
- * `headers` go on too (Strict-Transport-Security).
+ * `headers` go on too (Strict-Transport-Security). Returns the body bytes sent (the
+ * request's log line and rtp_sent_bytes_total count them): none for HEAD.
  */
 export function sendRegistryError(
   res: ServerResponse,
   spec: RegistryErrorSpec,
   headers: OutgoingHttpHeaders = {},
-): void {
+): number {
   if (res.headersSent || res.destroyed) {
     res.destroy();
-    return;
+    return 0;
   }
   const body = JSON.stringify({
     errors: [{ code: spec.code, message: spec.message, detail: spec.detail ?? {} }],
@@ -58,6 +59,7 @@ export function sendRegistryError(
     ...(spec.close ? { connection: 'close' } : {}),
   });
   res.end(body);
+  return res.req.method === 'HEAD' ? 0 : Buffer.byteLength(body);
 }
 
 /**

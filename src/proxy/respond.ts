@@ -28,8 +28,8 @@ export interface RespondOptions {
 }
 
 export type Respond = Pick<ExchangeStages, 'answerHead' | 'backendFailed'> & {
-  /** A registry-style error of the proxy's own, with the own headers. */
-  error(res: ServerResponse, spec: RegistryErrorSpec): void;
+  /** A registry-style error of the proxy's own, with the own headers; returns the body bytes sent. */
+  error(res: ServerResponse, spec: RegistryErrorSpec): number;
 };
 
 const INVALID_RESPONSE: RegistryErrorSpec = {
@@ -58,7 +58,7 @@ export function createRespond(opts: RespondOptions): Respond {
           'backend sent response headers Node refuses to send on',
         );
         ex.outcome = 'backend_invalid';
-        error(ex.res, INVALID_RESPONSE);
+        ex.bytesOut += error(ex.res, INVALID_RESPONSE);
         return false;
       }
     },
@@ -75,7 +75,7 @@ export function createRespond(opts: RespondOptions): Respond {
         },
         'backend request failed',
       );
-      error(ex.res, upstreamFailure(failure));
+      ex.bytesOut += error(ex.res, upstreamFailure(failure));
     },
   };
 }

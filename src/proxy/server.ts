@@ -106,7 +106,13 @@ export function createPublicServer(
     },
     coversHost: coverage.covers,
     ...(options.verdict && config.health.publicPath !== ''
-      ? { health: { path: config.health.publicPath, verdict: drainAware(options.verdict) } }
+      ? {
+          health: {
+            path: config.health.publicPath,
+            verdict: drainAware(options.verdict),
+            backend: config.backend,
+          },
+        }
       : {}),
     ownHeaders,
     ...optionalAdmission(config),

@@ -11,6 +11,7 @@
  */
 import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { commandName } from '../command-name.js';
 
 export type TLSFailureReason =
   | 'untrusted_ca'
@@ -141,7 +142,7 @@ export function classifyTLSFailure(
   if (authError) {
     return {
       reason: 'client_cert_rejected',
-      message: `client certificate rejected (${String(authError)}): tls.clientAuth accepts only certificates signed by this proxy's CA; issue one with "registry-tls-proxy issue-client NAME" and install client.cert and client.key on the client`,
+      message: `client certificate rejected (${String(authError)}): tls.clientAuth accepts only certificates signed by this proxy's CA; issue one with "${commandName()} issue-client NAME" and install client.cert and client.key on the client`,
       routine: false,
     };
   }
@@ -150,8 +151,7 @@ export function classifyTLSFailure(
   if (code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') {
     return {
       reason: 'client_cert_missing',
-      message:
-        'client sent no certificate but tls.clientAuth requires one (docker and skopeo send only a certificate signed by a CA this proxy names, so one from another CA counts as none): issue it with "registry-tls-proxy issue-client NAME" and put client.cert and client.key in the client\'s certs.d directory for this registry',
+      message: `client sent no certificate but tls.clientAuth requires one (docker and skopeo send only a certificate signed by a CA this proxy names, so one from another CA counts as none): issue it with "${commandName()} issue-client NAME" and put client.cert and client.key in the client's certs.d directory for this registry`,
       routine: false,
     };
   }

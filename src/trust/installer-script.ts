@@ -1,7 +1,7 @@
 /**
  * The POSIX sh script served at GET /install-ca.sh:
  *
- *   curl -fsSk https://HOST:PORT/install-ca.sh | sudo sh -s -- --fingerprint AB:CD:… [--client KIND|all] [--registry HOST:PORT]
+ *   curl -fsSk https://HOST:PORT/install-ca.sh | $(command -v sudo) sh -s -- --fingerprint AB:CD:… [--client KIND|all] [--registry HOST:PORT]
  *
  * It installs the CA only after pinning it to the fingerprint (installer-pin.ts).
  * `all` (the default) installs for the clients present on this host and says which it
@@ -77,7 +77,7 @@ CLIENT=all
 
 usage() {
   cat >&2 <<'RTP_USAGE'
-usage: curl -fsSk https://HOST:PORT/install-ca.sh | sudo sh -s -- --fingerprint AB:CD:...
+usage: curl -fsSk https://HOST:PORT/install-ca.sh | $(command -v sudo) sh -s -- --fingerprint AB:CD:...
          [--client docker|containerd|containers|system|all] [--registry HOST:PORT]
 
 Downloads https://HOST:PORT/ca.crt, refuses it unless one of its certificates has the

@@ -248,7 +248,7 @@ describe('formatTrustReport', () => {
     const snippets = trustInstructions(t);
     expect(report).toContain(`${fingerprints[0]}\n  ${fingerprints[1]}\n`);
     expect(report).toContain(
-      `curl -fsSkg https://[fd00::5]:5443/install-ca.sh | sudo sh -s -- --fingerprint ${fingerprints[0]}`,
+      `curl -fsSkg https://[fd00::5]:5443/install-ca.sh | $(command -v sudo) sh -s -- --fingerprint ${fingerprints[0]}`,
     );
     const titles = [...report.matchAll(/^== (.+) ==$/gm)].map((m) => m[1]);
     expect(titles).toEqual([
@@ -258,7 +258,7 @@ describe('formatTrustReport', () => {
       'system trust store',
     ]);
     for (const snippet of Object.values(snippets)) {
-      expect(report).toContain(`sudo sh <<'RTP_TRUST'\n${snippet}\nRTP_TRUST\n`);
+      expect(report).toContain(`$(command -v sudo) sh <<'RTP_TRUST'\n${snippet}\nRTP_TRUST\n`);
     }
   });
 });

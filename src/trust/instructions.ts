@@ -18,7 +18,7 @@ import {
   type ClientKind,
   type PlannedFile,
 } from './layout.js';
-import { installerOneLiner } from './one-liners.js';
+import { AS_ROOT, installerOneLiner } from './one-liners.js';
 
 export type { ClientKind } from './layout.js';
 
@@ -175,7 +175,7 @@ export function formatTrustReport(t: TrustTarget): string {
     lines.push(
       '',
       `== ${SECTION_TITLES[kind]} ==`,
-      "sudo sh <<'RTP_TRUST'",
+      `${AS_ROOT} sh <<'RTP_TRUST'`,
       snippets[kind],
       'RTP_TRUST',
     );

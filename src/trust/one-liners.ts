@@ -20,6 +20,12 @@ export const INSTALLER_PATHS: Record<Exclude<Platform, 'kubernetes'>, string> = 
   windows: '/install-ca.ps1',
 };
 
+/**
+ * sudo where there is one, else nothing: a root shell on a Debian without sudo ran
+ * `| sudo sh` into "sudo: not found" (issue 14). macOS always has sudo.
+ */
+export const AS_ROOT = '$(command -v sudo)';
+
 /** The command to paste on a client of this platform (or, for kubernetes, where kubectl runs). */
 export function installerOneLiner(
   platform: Platform,
@@ -32,8 +38,9 @@ export function installerOneLiner(
   const curl = hostPort.startsWith('[') ? 'curl -fsSkg' : 'curl -fsSk';
   switch (platform) {
     case 'linux':
+      return `${curl} https://${hostPort}${INSTALLER_PATHS.linux} | ${AS_ROOT} sh -s -- --fingerprint ${fingerprint}`;
     case 'macos':
-      return `${curl} https://${hostPort}${INSTALLER_PATHS[platform]} | sudo sh -s -- --fingerprint ${fingerprint}`;
+      return `${curl} https://${hostPort}${INSTALLER_PATHS.macos} | sudo sh -s -- --fingerprint ${fingerprint}`;
     case 'windows':
       // Run from PowerShell (as Administrator for every user): a script block given to
       // powershell.exe runs in a child process, so the "trust any certificate" callback

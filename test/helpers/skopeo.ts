@@ -42,3 +42,22 @@ export function skopeo(args: string[], timeoutMs = 300_000, hosts?: string): Pro
     );
   });
 }
+
+/** `skopeo copy SRC docker://DEST`, verifying the destination's TLS against only `certDir`. */
+export function skopeoPush(
+  src: string,
+  dest: string,
+  certDir: string,
+  creds: string,
+): Promise<SkopeoResult> {
+  return skopeo([
+    'copy',
+    '--dest-cert-dir',
+    certDir,
+    '--dest-tls-verify=true',
+    '--dest-creds',
+    creds,
+    src,
+    `docker://${dest}`,
+  ]);
+}
