@@ -81,6 +81,9 @@ describe.each([
     };
     // A download begun before the first reload, finishing after it on the old configuration.
     const download = getSlowly(`${proxy.origin}/v2/reload/big/blobs/${blob.digest}`, ca, 100);
+    // Awaited below; if an assertion fails first, its rejection (the proxy stopped under it)
+    // must not surface as an unhandled rejection that hides that failure.
+    download.done.catch(() => undefined);
     await eventually('the download to begin', async () =>
       download.received() >= MIB ? true : undefined,
     );
