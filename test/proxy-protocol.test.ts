@@ -18,7 +18,14 @@ import { eventually } from './helpers/eventually.js';
 import { startHAProxy, type HAProxy } from './helpers/haproxy.js';
 import { httpsGet } from './helpers/https.js';
 import { createTestHost, type TestHost } from './helpers/netns.js';
-import { startProxy, tempDir, readCA, type Proxy } from './helpers/processes.js';
+import {
+  createRegistry,
+  readCA,
+  startProxy,
+  tempDir,
+  type Proxy,
+  type Registry,
+} from './helpers/processes.js';
 import { startRecordingBackend, type RecordingBackend } from './helpers/recording-backend.js';
 
 /** The peer trusted to send headers: haproxy, on loopback. */
@@ -161,6 +168,97 @@ describe.each(VARIANTS)('PROXY protocol from haproxy with $name', (variant) => {
     ).rejects.toThrow(/socket hang up|ECONNRESET|disconnected before secure TLS connection/);
     const line = await refusalLine(started(proxy), 'missing');
     expect(line['peer']).toBe(TRUSTED);
+  });
+});
+
+/**
+ * The README's recipe as written: haproxy checking GET /v2/ for 401 with send-proxy-v2
+ * and check-send-proxy, in front of the real registry with htpasswd; the registry's own
+ * access log names the client on the test host.
+ */
+describe("the README's haproxy recipe in front of the real registry", () => {
+  const tmp = tempDir('proxyproto-registry');
+  let host: TestHost | undefined;
+  let registry: Registry | undefined;
+  let proxy: Proxy | undefined;
+  let haproxy: HAProxy | undefined;
+  let caFile = '';
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('not started');
+    return value;
+  };
+
+  beforeAll(async () => {
+    host = createTestHost('ppreg');
+    registry = await createRegistry(
+      { auth: { kind: 'htpasswd', user: 'alice', password: 'pp-pa55' } },
+      tmp.path,
+    );
+    await registry.start();
+    proxy = await startProxy({
+      backend: registry.url,
+      tlsDir: join(tmp.path, 'tls'),
+      env: {
+        RTP_TLS_NAMES: host.hostAddress,
+        RTP_PROXY_PROTOCOL_TRUSTED_FROM: TRUSTED,
+        RTP_PROXY_PROTOCOL_REQUIRED: 'true',
+      },
+    });
+    caFile = join(tmp.path, 'ca.crt');
+    writeFileSync(caFile, readCA(proxy));
+    mkdirSync(join(tmp.path, 'haproxy'));
+    haproxy = await startHAProxy({
+      dir: join(tmp.path, 'haproxy'),
+      servers: [{ name: 'p1', port: proxy.port }],
+      caFile: proxy.caFile,
+      checks: ['option httpchk GET /v2/', 'http-check expect status 401'],
+      bindAddress: host.hostAddress,
+      serverOptions: 'send-proxy-v2 check-send-proxy',
+    });
+  });
+  afterAll(async () => {
+    await haproxy?.stop();
+    await proxy?.stop();
+    await registry?.stop();
+    host?.destroy();
+    tmp.remove();
+  });
+
+  it('is UP on 401, and the registry logs the client, not haproxy', async () => {
+    await started(haproxy).waitForServers(
+      (s) => s.status === 'UP' && s.checkStatus === 'L7OK' && s.checkCode === 401,
+      'UP with 401',
+      20_000,
+    );
+    const url = `https://${started(host).hostAddress}:${started(haproxy).port}/v2/_catalog`;
+    const curl = await run(started(host), [
+      'curl',
+      '-sS',
+      '--max-time',
+      '10',
+      '--cacert',
+      caFile,
+      '-u',
+      'alice:pp-pa55',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      url,
+    ]);
+    expect(curl.stdout, curl.stderr).toBe('200');
+    const accessLine = await eventually("the registry's log line for /v2/_catalog", () =>
+      started(registry)
+        .output()
+        .split('\n')
+        .find((l) => l.includes('/v2/_catalog') && l.includes('http.request.remoteaddr')),
+    );
+    expect(accessLine).toMatch(
+      new RegExp(
+        `http\\.request\\.remoteaddr="?${started(host).address.replaceAll('.', '\\.')}"?( |$)`,
+      ),
+    );
+    expect(refusals(started(proxy))).toEqual([]);
   });
 });
 
