@@ -41,80 +41,33 @@ const VARIANTS = [
 ] as const;
 
 describe.each(VARIANTS)('PROXY protocol from haproxy with $name', (variant) => {
-  const tmp = tempDir('proxyproto');
-  let host: TestHost | undefined;
   let backend: RecordingBackend | undefined;
-  let proxy: Proxy | undefined;
-  let haproxy: HAProxy | undefined;
-  let caFile = '';
-
-  const started = <T>(value: T | undefined): T => {
-    if (value === undefined) throw new Error('not started');
-    return value;
-  };
-
-  beforeAll(async () => {
-    host = createTestHost('pp');
-    backend = await startRecordingBackend();
-    proxy = await startProxy({
-      backend: `http://127.0.0.1:${backend.port}`,
-      tlsDir: join(tmp.path, 'tls'),
-      env: {
-        RTP_WORKERS: variant.workers,
-        RTP_HEALTH_INTERVAL: '1h',
-        RTP_LOG_LEVEL: 'debug',
-        // The name clients use: haproxy's frontend on the test host's link.
-        RTP_TLS_NAMES: host.hostAddress,
-        RTP_PROXY_PROTOCOL_TRUSTED_FROM: `${TRUSTED}/32`,
-        RTP_PROXY_PROTOCOL_REQUIRED: 'true',
-        RTP_TIMEOUTS_HEADERS_MS: String(HEADERS_MS),
-      },
-    });
-    caFile = join(tmp.path, 'ca.crt');
-    writeFileSync(caFile, readCA(proxy));
-    mkdirSync(join(tmp.path, 'haproxy'));
-    haproxy = await startHAProxy({
-      dir: join(tmp.path, 'haproxy'),
-      servers: [{ name: 'p1', port: proxy.port }],
-      caFile: proxy.caFile,
-      checks: ['option httpchk GET /v2/', 'http-check expect status 200'],
-      bindAddress: host.hostAddress,
-      serverOptions: variant.serverOptions,
-    });
+  const front = useHAProxyFront('pp', {
+    startBackend: async () => {
+      backend = await startRecordingBackend();
+      return { url: `http://127.0.0.1:${backend.port}`, stop: () => backend?.close() };
+    },
+    env: {
+      RTP_WORKERS: variant.workers,
+      RTP_HEALTH_INTERVAL: '1h',
+      RTP_LOG_LEVEL: 'debug',
+      RTP_PROXY_PROTOCOL_TRUSTED_FROM: `${TRUSTED}/32`,
+      RTP_TIMEOUTS_HEADERS_MS: String(HEADERS_MS),
+    },
+    checks: ['option httpchk GET /v2/', 'http-check expect status 200'],
+    serverOptions: variant.serverOptions,
   });
-
-  afterAll(async () => {
-    await haproxy?.stop();
-    await proxy?.stop();
-    await backend?.close();
-    host?.destroy();
-    tmp.remove();
-  });
-
-  /** curl on the test host, through haproxy, trusting exactly the proxy's CA. */
-  const curlFromTestHost = (path: string, trust = true) =>
-    run(started(host), [
-      'curl',
-      '-sS',
-      '--max-time',
-      '10',
-      ...(trust ? ['--cacert', caFile] : []),
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}',
-      `https://${started(host).hostAddress}:${started(haproxy).port}${path}`,
-    ]);
+  const curlFromTestHost = (path: string, trust = true) => front.curl(path, { trust });
 
   it("keeps the proxy UP through haproxy's health checks, which send their own header", async () => {
-    const states = await started(haproxy).waitForServers(
+    const states = await front.haproxy.waitForServers(
       (s) => s.status === 'UP' && s.checkStatus === 'L7OK' && s.checkCode === 200,
       'UP with 200',
       20_000,
     );
     expect(states.size).toBe(1);
     // Each check is a TLS connection with a header: none was refused as missing.
-    expect(refusals(started(proxy))).toEqual([]);
+    expect(refusals(front.proxy)).toEqual([]);
   });
 
   it("gives the registry and the proxy's log the client's address, not haproxy's", async () => {
@@ -125,48 +78,46 @@ describe.each(VARIANTS)('PROXY protocol from haproxy with $name', (variant) => {
     const seen = started(backend).requests.filter((r) => r.url === path);
     expect(seen).toHaveLength(1);
     const forwardedFor = headerValues(seen[0]?.rawHeaders ?? [], 'x-forwarded-for');
-    expect(forwardedFor).toEqual([started(host).address]);
-    expect(headerValues(seen[0]?.rawHeaders ?? [], 'x-real-ip')).toEqual([started(host).address]);
+    expect(forwardedFor).toEqual([front.host.address]);
+    expect(headerValues(seen[0]?.rawHeaders ?? [], 'x-real-ip')).toEqual([front.host.address]);
 
     const logged = await eventually('the request log line', () =>
-      started(proxy)
-        .logLines()
-        .find((l) => l['msg'] === 'request' && l['path'] === path),
+      front.proxy.logLines().find((l) => l['msg'] === 'request' && l['path'] === path),
     );
-    expect(logged['client']).toBe(started(host).address);
+    expect(logged['client']).toBe(front.host.address);
   });
 
   it('names the client in the TLS-failure log line of a client that does not trust the CA', async () => {
-    const before = handshakeFailureLines(started(proxy)).length;
+    const before = handshakeFailureLines(front.proxy).length;
     const curl = await curlFromTestHost('/v2/', false);
     expect(curl.code).not.toBe(0);
     expect(curl.stderr).toMatch(/certificate/i);
     const failures = await eventually('the TLS failure line', () => {
-      const lines = handshakeFailureLines(started(proxy));
+      const lines = handshakeFailureLines(front.proxy);
       return lines.length > before && lines.slice(before);
     });
-    expect(failures.map((l) => l['client'])).toEqual([started(host).address]);
+    expect(failures.map((l) => l['client'])).toEqual([front.host.address]);
   });
 
   it('refuses a header from an address outside trustedFrom, and logs the sender', async () => {
-    const spoof = Buffer.from(`PROXY TCP4 203.0.113.9 127.0.0.1 1234 ${started(proxy).port}\r\n`);
+    const spoof = Buffer.from(`PROXY TCP4 203.0.113.9 127.0.0.1 1234 ${front.proxy.port}\r\n`);
     const before = started(backend).requests.length;
-    const result = await sendRaw(started(proxy).port, [spoof], { from: UNTRUSTED });
+    const result = await sendRaw(front.proxy.port, [spoof], { from: UNTRUSTED });
     expect(result.received).toBe('');
     expect(result.closed).toBe(true);
-    const line = await refusalLine(started(proxy), 'untrusted');
+    const line = await refusalLine(front.proxy, 'untrusted');
     expect(line['peer']).toBe(UNTRUSTED);
     expect(String(line['msg'])).toMatch(/proxyProtocol\.trustedFrom/);
     expect(started(backend).requests.length).toBe(before);
-    expect(await refusedCount(started(proxy), 'untrusted')).toBeGreaterThanOrEqual(1);
+    expect(await refusedCount(front.proxy, 'untrusted')).toBeGreaterThanOrEqual(1);
   });
 
   it('refuses a connection from the trusted peer that sends no header (required: true)', async () => {
     // Straight to the proxy from haproxy's address, TLS first: what a balancer without send-proxy sends.
     await expect(
-      httpsGet(`${started(proxy).origin}/v2/`, { ca: readCA(started(proxy)), timeoutMs: 5000 }),
+      httpsGet(`${front.proxy.origin}/v2/`, { ca: readCA(front.proxy), timeoutMs: 5000 }),
     ).rejects.toThrow(/socket hang up|ECONNRESET|disconnected before secure TLS connection/);
-    const line = await refusalLine(started(proxy), 'missing');
+    const line = await refusalLine(front.proxy, 'missing');
     expect(line['peer']).toBe(TRUSTED);
   });
 });
@@ -177,75 +128,29 @@ describe.each(VARIANTS)('PROXY protocol from haproxy with $name', (variant) => {
  * access log names the client on the test host.
  */
 describe("the README's haproxy recipe in front of the real registry", () => {
-  const tmp = tempDir('proxyproto-registry');
-  let host: TestHost | undefined;
   let registry: Registry | undefined;
-  let proxy: Proxy | undefined;
-  let haproxy: HAProxy | undefined;
-  let caFile = '';
-  const started = <T>(value: T | undefined): T => {
-    if (value === undefined) throw new Error('not started');
-    return value;
-  };
-
-  beforeAll(async () => {
-    host = createTestHost('ppreg');
-    registry = await createRegistry(
-      { auth: { kind: 'htpasswd', user: 'alice', password: 'pp-pa55' } },
-      tmp.path,
-    );
-    await registry.start();
-    proxy = await startProxy({
-      backend: registry.url,
-      tlsDir: join(tmp.path, 'tls'),
-      env: {
-        RTP_TLS_NAMES: host.hostAddress,
-        RTP_PROXY_PROTOCOL_TRUSTED_FROM: TRUSTED,
-        RTP_PROXY_PROTOCOL_REQUIRED: 'true',
-      },
-    });
-    caFile = join(tmp.path, 'ca.crt');
-    writeFileSync(caFile, readCA(proxy));
-    mkdirSync(join(tmp.path, 'haproxy'));
-    haproxy = await startHAProxy({
-      dir: join(tmp.path, 'haproxy'),
-      servers: [{ name: 'p1', port: proxy.port }],
-      caFile: proxy.caFile,
-      checks: ['option httpchk GET /v2/', 'http-check expect status 401'],
-      bindAddress: host.hostAddress,
-      serverOptions: 'send-proxy-v2 check-send-proxy',
-    });
+  const front = useHAProxyFront('ppreg', {
+    startBackend: async () => {
+      const dir = join(front.dir, 'registry');
+      mkdirSync(dir);
+      registry = await createRegistry(
+        { auth: { kind: 'htpasswd', user: 'alice', password: 'pp-pa55' } },
+        dir,
+      );
+      await registry.start();
+      return { url: registry.url, stop: () => registry?.stop() };
+    },
+    env: {},
+    checks: ['option httpchk GET /v2/', 'http-check expect status 401'],
+    serverOptions: 'send-proxy-v2 check-send-proxy',
   });
-  afterAll(async () => {
-    await haproxy?.stop();
-    await proxy?.stop();
-    await registry?.stop();
-    host?.destroy();
-    tmp.remove();
-  });
-
   it('is UP on 401, and the registry logs the client, not haproxy', async () => {
-    await started(haproxy).waitForServers(
+    await front.haproxy.waitForServers(
       (s) => s.status === 'UP' && s.checkStatus === 'L7OK' && s.checkCode === 401,
       'UP with 401',
       20_000,
     );
-    const url = `https://${started(host).hostAddress}:${started(haproxy).port}/v2/_catalog`;
-    const curl = await run(started(host), [
-      'curl',
-      '-sS',
-      '--max-time',
-      '10',
-      '--cacert',
-      caFile,
-      '-u',
-      'alice:pp-pa55',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}',
-      url,
-    ]);
+    const curl = await front.curl('/v2/_catalog', { args: ['-u', 'alice:pp-pa55'] });
     expect(curl.stdout, curl.stderr).toBe('200');
     const accessLine = await eventually("the registry's log line for /v2/_catalog", () =>
       started(registry)
@@ -255,22 +160,101 @@ describe("the README's haproxy recipe in front of the real registry", () => {
     );
     expect(accessLine).toMatch(
       new RegExp(
-        `http\\.request\\.remoteaddr="?${started(host).address.replaceAll('.', '\\.')}"?( |$)`,
+        `http\\.request\\.remoteaddr="?${front.host.address.replaceAll('.', '\\.')}"?( |$)`,
       ),
     );
-    expect(refusals(started(proxy))).toEqual([]);
+    expect(refusals(front.proxy)).toEqual([]);
   });
 });
+
+/**
+ * haproxy (mode tcp, on the test host link's root side) in front of one proxy on
+ * loopback that trusts PROXY headers from it and requires them; the backend is the
+ * caller's. Registers beforeAll/afterAll; read the fields inside tests.
+ */
+function useHAProxyFront(
+  label: string,
+  opts: {
+    startBackend: () => Promise<{ url: string; stop: () => Promise<unknown> | undefined }>;
+    env: Record<string, string>;
+    checks: readonly string[];
+    serverOptions: string;
+  },
+) {
+  const tmp = tempDir(label);
+  let host: TestHost | undefined;
+  let backend: { url: string; stop: () => Promise<unknown> | undefined } | undefined;
+  let proxy: Proxy | undefined;
+  let haproxy: HAProxy | undefined;
+  const caFile = join(tmp.path, 'ca.crt');
+  beforeAll(async () => {
+    host = createTestHost(label);
+    backend = await opts.startBackend();
+    proxy = await startProxy({
+      backend: backend.url,
+      tlsDir: join(tmp.path, 'tls'),
+      env: {
+        // The name clients use: haproxy's frontend on the test host's link.
+        RTP_TLS_NAMES: host.hostAddress,
+        RTP_PROXY_PROTOCOL_TRUSTED_FROM: TRUSTED,
+        RTP_PROXY_PROTOCOL_REQUIRED: 'true',
+        ...opts.env,
+      },
+    });
+    writeFileSync(caFile, readCA(proxy));
+    mkdirSync(join(tmp.path, 'haproxy'));
+    haproxy = await startHAProxy({
+      dir: join(tmp.path, 'haproxy'),
+      servers: [{ name: 'p1', port: proxy.port }],
+      caFile: proxy.caFile,
+      checks: opts.checks,
+      bindAddress: host.hostAddress,
+      serverOptions: opts.serverOptions,
+    });
+  });
+  afterAll(async () => {
+    await haproxy?.stop();
+    await proxy?.stop();
+    await backend?.stop();
+    host?.destroy();
+    tmp.remove();
+  });
+  return {
+    dir: tmp.path,
+    get host() {
+      return started(host);
+    },
+    get proxy() {
+      return started(proxy);
+    },
+    get haproxy() {
+      return started(haproxy);
+    },
+    /** curl on the test host through haproxy, trusting exactly the proxy's CA unless `trust` is false. */
+    curl(path: string, o: { trust?: boolean; args?: readonly string[] } = {}) {
+      const { hostAddress } = started(host);
+      return run(started(host), [
+        'curl',
+        '-sS',
+        '--max-time',
+        '10',
+        ...(o.trust === false ? [] : ['--cacert', caFile]),
+        ...(o.args ?? []),
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        `https://${hostAddress}:${started(haproxy).port}${path}`,
+      ]);
+    },
+  };
+}
 
 /** Hostile headers from the trusted peer, one proxy; after each, clients are still served. */
 describe('hostile PROXY headers from the trusted peer', () => {
   const tmp = tempDir('proxyproto-hostile');
   let backend: RecordingBackend | undefined;
   let proxy: Proxy | undefined;
-  const started = <T>(value: T | undefined): T => {
-    if (value === undefined) throw new Error('not started');
-    return value;
-  };
 
   beforeAll(async () => {
     backend = await startRecordingBackend();
@@ -392,6 +376,11 @@ describe('hostile PROXY headers from the trusted peer', () => {
 });
 
 // --- helpers ---
+
+function started<T>(value: T | undefined): T {
+  if (value === undefined) throw new Error('not started yet (use it inside a test)');
+  return value;
+}
 
 function run(
   host: TestHost,
