@@ -26,7 +26,11 @@ import {
   type Proxy,
   type Registry,
 } from './helpers/processes.js';
-import { startRecordingBackend, type RecordingBackend } from './helpers/recording-backend.js';
+import {
+  startRecordingBackend,
+  useRecordingBackendBehindProxy,
+  type RecordingBackend,
+} from './helpers/recording-backend.js';
 
 /** The peer trusted to send headers: haproxy, on loopback. */
 const TRUSTED = '127.0.0.1';
@@ -372,6 +376,25 @@ describe('hostile PROXY headers from the trusted peer', () => {
   it('lets the trusted peer connect without a header when required is false', async () => {
     const r = await httpsGet(`${started(proxy).origin}/v2/`, { ca: readCA(started(proxy)) });
     expect(r.status).toBe(200);
+  });
+});
+
+describe('a PROXY header at a proxy with proxyProtocol off', () => {
+  const off = useRecordingBackendBehindProxy('proxyproto-off');
+
+  it('is refused and logged with the fix, not answered as plain HTTP', async () => {
+    const header = Buffer.from('PROXY TCP4 203.0.113.9 127.0.0.1 1234 5443\r\n');
+    const result = await sendRaw(off.proxy.port, [header]);
+    expect(result).toEqual({ closed: true, received: '' });
+    const line = await refusalLine(off.proxy, 'untrusted');
+    expect(line['peer']).toBe(TRUSTED);
+    expect(String(line['msg'])).toMatch(/add it to proxyProtocol\.trustedFrom/);
+    // Clients without a header are served as before.
+    const r = await httpsGet(`${off.proxy.origin}/v2/`, { ca: off.ca });
+    expect(r.status).toBe(200);
+    expect(headerValues(off.backend.requests.at(-1)?.rawHeaders ?? [], 'x-forwarded-for')).toEqual([
+      TRUSTED,
+    ]);
   });
 });
 
