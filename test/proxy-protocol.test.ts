@@ -18,6 +18,7 @@ import { eventually } from './helpers/eventually.js';
 import { startHAProxy, type HAProxy } from './helpers/haproxy.js';
 import { httpsGet } from './helpers/https.js';
 import { createTestHost, type TestHost } from './helpers/netns.js';
+import { reloadCounter } from './helpers/reloads.js';
 import {
   createRegistry,
   readCA,
@@ -351,6 +352,36 @@ describe('hostile PROXY headers from the trusted peer', () => {
     expect(await refusedCount(started(proxy), c.reason)).toBeGreaterThanOrEqual(1);
   });
 
+  it('survives 200 connections of mutated headers in random pieces, each closed in time', async () => {
+    const port = started(proxy).port;
+    const v1 = Buffer.from(`PROXY TCP4 198.18.0.9 127.0.0.1 40000 ${port}\r\n`);
+    const valid = [v1, v2Prefix(12, addresses)];
+    const random = (n: number) => Math.floor(Math.random() * n);
+    const connections = Array.from({ length: 200 }, (_, i) => {
+      // Every 7th: an unmutated v1 header cut before its CRLF, left open (the deadline closes it).
+      const stalled = i % 7 === 0;
+      let bytes = Buffer.from(stalled ? v1.subarray(0, 1 + random(v1.length - 2)) : valid[i % 2]!);
+      if (!stalled) {
+        for (let n = 0; n < 1 + (i % 4); n++) bytes[random(bytes.length)] = random(256);
+        if (i % 3 === 0) bytes = bytes.subarray(0, random(bytes.length));
+      }
+      const pieces: Buffer[] = [];
+      for (let at = 0, size = 0; at < bytes.length; at += size) {
+        size = 1 + random(8);
+        pieces.push(bytes.subarray(at, at + size));
+      }
+      // The rest half-close once sent: a header that survived its mutation is then complete, and
+      // its connection (now waiting for a ClientHello) ends instead of idling for 30 s.
+      return sendRaw(port, pieces, { gapMs: 5, end: !stalled });
+    });
+    const startedAt = Date.now();
+    const results = await Promise.all(connections);
+    expect(results.every((r) => r.closed)).toBe(true);
+    // The stalled ones were closed by the header deadline (headersMs), not the 30 s first-byte limit.
+    expect(Date.now() - startedAt).toBeLessThan(HEADERS_MS + 4000);
+    expect(await requestWithHeader(port, readCA(started(proxy)))).toBe(200);
+  });
+
   it("decides trustedProxies by the header's address, not the TCP peer's", async () => {
     const ca = readCA(started(proxy));
     const port = started(proxy).port;
@@ -395,6 +426,48 @@ describe('a PROXY header at a proxy with proxyProtocol off', () => {
     expect(headerValues(off.backend.requests.at(-1)?.rawHeaders ?? [], 'x-forwarded-for')).toEqual([
       TRUSTED,
     ]);
+  });
+});
+
+describe('proxyProtocol changed by a SIGHUP reload', () => {
+  const tmp = tempDir('proxyproto-reload');
+  let backend: RecordingBackend | undefined;
+  let proxy: Proxy | undefined;
+  const configFile = join(tmp.path, 'config.yaml');
+  beforeAll(async () => {
+    backend = await startRecordingBackend();
+    writeFileSync(configFile, 'proxyProtocol:\n  trustedFrom: []\n');
+    proxy = await startProxy({
+      backend: `http://127.0.0.1:${backend.port}`,
+      tlsDir: join(tmp.path, 'tls'),
+      args: ['--config', configFile],
+      env: { RTP_HEALTH_INTERVAL: '1h' },
+    });
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    await backend?.close();
+    tmp.remove();
+  });
+
+  it('reads headers from the peers the new configuration trusts', async () => {
+    const p = started(proxy);
+    const ca = readCA(p);
+    await expect(requestWithHeader(p.port, ca, { path: '/v2/before' })).rejects.toThrow();
+    await refusalLine(p, 'untrusted');
+
+    writeFileSync(configFile, `proxyProtocol:\n  trustedFrom: [${TRUSTED}]\n  required: true\n`);
+    await reloadCounter(p).reload();
+    expect(await requestWithHeader(p.port, ca, { source: '198.18.0.80', path: '/v2/after' })).toBe(
+      200,
+    );
+    const seen = started(backend).requests.filter((r) => r.url === '/v2/after');
+    expect(seen.map((r) => headerValues(r.rawHeaders, 'x-forwarded-for'))).toEqual([
+      ['198.18.0.80'],
+    ]);
+    // required: true now, so a connection without a header is refused.
+    await expect(httpsGet(`${p.origin}/v2/`, { ca, timeoutMs: 5000 })).rejects.toThrow();
+    await refusalLine(p, 'missing');
   });
 });
 
@@ -453,7 +526,9 @@ async function refusedCount(proxy: Proxy, reason: string): Promise<number> {
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
       res.on('end', () => resolve(body));
-    }).on('error', reject);
+    }).on('error', (err) =>
+      reject(new Error(`GET /metrics on the admin port ${proxy.adminPort}: ${err.message}`)),
+    );
   });
   const match = new RegExp(
     `^rtp_proxy_protocol_refused_total\\{reason="${reason}"\\} (\\d+)`,
@@ -531,7 +606,12 @@ function requestWithHeader(
       let text = '';
       tls.setEncoding('latin1');
       tls.on('data', (d: string) => (text += d));
-      tls.on('end', () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0)));
+      tls.on('end', () => {
+        const status = /^HTTP\/1\.1 (\d{3})/.exec(text)?.[1];
+        if (status) resolve(Number(status));
+        else
+          reject(new Error(`the connection closed without a response (${JSON.stringify(text)})`));
+      });
       tls.on('error', reject);
     });
     raw.on('error', reject);
