@@ -519,6 +519,50 @@ describe('trustedProxies, allowedPaths, tls.hstsMaxAge', () => {
   });
 });
 
+describe('proxyProtocol', () => {
+  it('reads trustedFrom and required from the file and from RTP_PROXY_PROTOCOL_*', () => {
+    const file = yamlFile(
+      'proxyProtocol:\n  trustedFrom: [10.0.0.7, fd00::/64]\n  required: true\n',
+    );
+    expect(loadConfig({ file, env: {} }).proxyProtocol).toEqual({
+      trustedFrom: ['10.0.0.7', 'fd00::/64'],
+      required: true,
+    });
+    const env = {
+      RTP_PROXY_PROTOCOL_TRUSTED_FROM: '10.0.0.0/24',
+      RTP_PROXY_PROTOCOL_REQUIRED: 'true',
+    };
+    expect(loadConfig({ env }).proxyProtocol).toEqual({
+      trustedFrom: ['10.0.0.0/24'],
+      required: true,
+    });
+  });
+
+  it.each<[string, string, RegExp]>([
+    [
+      'proxyProtocol:\n  trustedFrom: [lb.example]\n',
+      'proxyProtocol.trustedFrom',
+      /^"lb\.example" is not an IP address or CIDR network; list the TCP balancers/,
+    ],
+    [
+      'proxyProtocol:\n  required: true\n',
+      'proxyProtocol.required',
+      /^needs proxyProtocol\.trustedFrom/,
+    ],
+    ['proxyProtocol:\n  trustedFrom: 10.0.0.7\n', 'proxyProtocol.trustedFrom', /must be a list/],
+  ])('the file %j is a problem at %s', (text, path, message) => {
+    const problems = problemsOf(() => loadConfig({ file: yamlFile(text), env: {} }));
+    expect(problems).toEqual([{ path, message: expect.stringMatching(message) }]);
+  });
+
+  it('says "did you mean" for a misspelt key', () => {
+    const problems = problemsOf(() =>
+      loadConfig({ file: yamlFile('proxyProtocol:\n  trustedFrm: [10.0.0.7]\n'), env: {} }),
+    );
+    expect(problems[0]?.message).toMatch(/proxyProtocol\.trustedFrom/);
+  });
+});
+
 describe('changedKeys', () => {
   it('names the keys that differ, by path, and nothing else', () => {
     const before = loadConfig({ env: {} });

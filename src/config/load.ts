@@ -91,6 +91,13 @@ export function loadConfig({ file, env = process.env }: LoadOptions = {}): Confi
   if (config.tls.certLifetime >= config.tls.caLifetime) {
     problems.push({ path: 'tls.certLifetime', message: 'must be shorter than tls.caLifetime' });
   }
+  if (config.proxyProtocol.required && config.proxyProtocol.trustedFrom.length === 0) {
+    problems.push({
+      path: 'proxyProtocol.required',
+      message:
+        'needs proxyProtocol.trustedFrom: list the balancers that send PROXY headers (only their headers are read)',
+    });
+  }
   if (config.health.timeout >= config.health.interval) {
     problems.push({
       path: 'health.timeout',

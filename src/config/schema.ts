@@ -18,6 +18,13 @@ export interface Config {
   workers: number;
   /** Load balancers (addresses, CIDR networks) whose X-Forwarded-* and Forwarded headers pass on. */
   trustedProxies: string[];
+  /** PROXY protocol from the TCP balancer in front (haproxy send-proxy, AWS NLB); off while trustedFrom is empty. */
+  proxyProtocol: {
+    /** Peers (addresses, CIDR networks) whose PROXY header is read; a header from anyone else is refused. */
+    trustedFrom: string[];
+    /** A trusted peer must send a header: a connection from it without one is refused. */
+    required: boolean;
+  };
   /** Path prefixes that reach the backend; empty = every path. The proxy's own endpoints always answer. */
   allowedPaths: string[];
   tls: {
@@ -122,6 +129,7 @@ export const DEFAULTS: Config = {
   backend: 'http://127.0.0.1:5000',
   workers: 0,
   trustedProxies: [],
+  proxyProtocol: { trustedFrom: [], required: false },
   allowedPaths: [],
   tls: {
     dir: 'data/tls',
@@ -290,6 +298,16 @@ export const FIELDS: Readonly<Record<string, FieldSpec>> = {
   'admin.listen': string((v) => (v === '' ? undefined : checkHostPort(v))),
   workers: int(0, 64),
   trustedProxies: { kind: 'stringList', check: checkTrustedProxies as FieldSpec['check'] },
+  'proxyProtocol.trustedFrom': {
+    kind: 'stringList',
+    check: ((entries: readonly string[]) => {
+      const bad = entries.filter((e) => parseNetwork(e) === undefined);
+      return bad.length === 0
+        ? undefined
+        : `${listed(bad)} not an IP address or CIDR network; list the TCP balancers that send PROXY headers like 10.0.0.7, 10.0.0.0/24 or fd00::/64`;
+    }) as FieldSpec['check'],
+  },
+  'proxyProtocol.required': bool,
   allowedPaths: { kind: 'stringList', check: checkAllowedPaths as FieldSpec['check'] },
   'health.interval': duration(1000, 3_600_000),
   'health.timeout': duration(100, 60_000),

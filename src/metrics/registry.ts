@@ -10,6 +10,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Verdict, VerdictStatus } from '../health/probe.js';
 import type { TLSMaterial } from '../pki/store.js';
+import { PROXY_REFUSAL_REASONS } from '../net/proxy-protocol.js';
 import type { TLSFailureReason } from '../tls/failures.js';
 import { OPERATIONS, type Operation } from './operation.js';
 
@@ -28,6 +29,7 @@ export interface ProxyMetrics {
   handshakes: Counter;
   handshakeFailures: Counter<'reason'>;
   hostNotCovered: Counter;
+  proxyProtocolRefused: Counter<'reason'>;
   acmeOrders: Counter<'result'>;
 }
 
@@ -111,6 +113,13 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     labelNames: ['result'] as const,
     registers,
   });
+  const proxyProtocolRefused = new Counter({
+    name: `${PREFIX}proxy_protocol_refused_total`,
+    help: 'Connections closed for their PROXY protocol header, by reason: untrusted (from a peer not in proxyProtocol.trustedFrom), missing (required and not sent), malformed, too_long, truncated, timeout.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  for (const reason of PROXY_REFUSAL_REASONS) proxyProtocolRefused.inc({ reason }, 0);
   acmeOrders.inc({ result: 'success' }, 0);
   acmeOrders.inc({ result: 'failure' }, 0);
   defineStateGauges(registers, sources);
@@ -125,6 +134,7 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     handshakes,
     handshakeFailures,
     hostNotCovered,
+    proxyProtocolRefused,
     acmeOrders,
   };
   initSeries(metrics, OPERATIONS);

@@ -3,6 +3,7 @@
  * line's fields stay as operators know them: method, path (no query), status,
  * bytesIn, bytesOut, durationMs, client and, when it did not end well, error.
  */
+import { clientAddressOf } from '../net/client-address.js';
 import type { Logger } from '../log.js';
 import type { ProxyMetrics } from '../metrics/registry.js';
 import type { Exchange } from './exchange.js';
@@ -37,7 +38,7 @@ export function createFinish(logger: Logger, metrics: ProxyMetrics): (ex: Exchan
         durationMs: seconds * 1000,
         // Optional: a request stream destroyed by its consumer has let go of its socket
         // by the time the response closes (seen with undici as the upload's reader).
-        client: req.socket?.remoteAddress,
+        client: clientAddressOf(req.socket),
         ...(ex.outcome ? { error: OUTCOME_WORDS[ex.outcome] } : {}),
       },
       'request',

@@ -4,6 +4,7 @@
  * sent through the transport that serves its operation. Which transport that is is
  * decided here, and only here.
  */
+import { clientAddressOf } from '../net/client-address.js';
 import type { IncomingMessage } from 'node:http';
 import type { Operation } from '../metrics/operation.js';
 import { parseHostHeader } from '../net/address.js';
@@ -41,7 +42,7 @@ export function createForward(opts: ForwardOptions): (ex: Exchange) => void {
     const req = ex.req;
     const body = requestBody(req);
     prepareRequestHeaders(req.headers, {
-      clientAddress: req.socket.remoteAddress,
+      clientAddress: clientAddressOf(req.socket),
       host: ex.publicHost,
       port: ex.publicPort,
       isTrustedProxy,

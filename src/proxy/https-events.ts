@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../log.js';
 import { formatHostPort } from '../net/address.js';
+import { clientAddressOf } from '../net/client-address.js';
 import type { ProxyMetrics } from '../metrics/registry.js';
 import { classifyTLSFailure } from '../tls/failures.js';
 import { rawRegistryError } from './registry-error.js';
@@ -41,7 +42,7 @@ export function handshakeFailureLogger(context: HandshakeFailureContext) {
     if (failure.reason === 'name_not_covered') metrics.hostNotCovered.inc();
     logger[failure.routine ? 'debug' : 'warn'](
       {
-        client: clientAddress(socket),
+        client: clientAddressOf(socket),
         reason: failure.reason,
         code: err.code,
         ...(failure.alert !== undefined ? { alert: failure.alert } : {}),
@@ -60,7 +61,7 @@ export function answerMalformedRequests(
 ): void {
   https.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     logger.debug(
-      { client: socket.remoteAddress, err: { code: err.code, message: err.message } },
+      { client: clientAddressOf(socket), err: { code: err.code, message: err.message } },
       'bad request from client',
     );
     // As Node's default handler: answer only when no response on this connection has begun.
@@ -86,15 +87,6 @@ export function answerMalformedRequests(
     );
     socket.setTimeout(1000, () => socket.destroy());
   });
-}
-
-/**
- * The client's address. When Node itself closes the connection (a rejected client
- * certificate), the TLS socket no longer knows its peer; the TCP socket under it,
- * whose address sniff.ts read (and so cached), still does.
- */
-function clientAddress(socket: TLSSocket): string | undefined {
-  return socket.remoteAddress ?? (socket as unknown as { _parent?: Socket })._parent?.remoteAddress;
 }
 
 /** The address the client connected to, as it would write it: 10.0.0.5:5443, [fd00::5]:5443. */

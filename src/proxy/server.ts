@@ -22,6 +22,7 @@ import { notTLSMessage } from '../tls/failures.js';
 import type { SniffOptions } from '../tls/sniff.js';
 import { drainingVerdict } from '../health/report.js';
 import { unbracketHost } from '../net/address.js';
+import { clientAddressOf } from '../net/client-address.js';
 import { backendAgent } from '../net/backend-keepalive.js';
 import { trackForDrain, type Drainer } from './drain.js';
 import { createRequestHandler } from './handler.js';
@@ -138,6 +139,7 @@ export function createPublicServer(
     drainer,
     target: {
       ...sniffTarget(https, metrics, logger),
+      ...proxyProtocolOf(config, metrics, logger),
       ...(options.onACMEValidation ? { onACMEValidation: options.onACMEValidation } : {}),
     },
     material: () => current,
@@ -299,16 +301,48 @@ function sniffTarget(https: HTTPSServer, metrics: ProxyMetrics, logger: Logger):
     onNotTLS: (socket, why) => {
       metrics.handshakeFailures.inc({ reason: 'not_tls' });
       logger.debug(
-        { client: socket.remoteAddress, reason: 'not_tls' },
+        { client: clientAddressOf(socket), reason: 'not_tls' },
         `TLS handshake failed: ${notTLSMessage(why)}`,
       );
     },
     onPlainHTTP: (socket) => {
       metrics.handshakeFailures.inc({ reason: 'plain_http' });
       logger.info(
-        { client: socket.remoteAddress },
+        { client: clientAddressOf(socket) },
         'plain HTTP request on the HTTPS port; answered 400',
       );
+    },
+  };
+}
+
+/**
+ * proxyProtocol: whose PROXY header is read, and what a refused one leaves behind (a
+ * count, and a line naming the peer, which is the balancer or whoever posed as one).
+ * Refusals are counted and logged whether proxyProtocol is on or not: a balancer
+ * sending headers to a proxy not told to expect them is a misconfiguration to see.
+ */
+function proxyProtocolOf(config: Config, metrics: ProxyMetrics, logger: Logger) {
+  const { trustedFrom, required } = config.proxyProtocol;
+  const onProxyRefused: NonNullable<SniffOptions['onProxyRefused']> = (socket, reason, why) => {
+    metrics.proxyProtocolRefused.inc({ reason });
+    const fix =
+      reason === 'untrusted'
+        ? ': if this peer is your balancer, add it to proxyProtocol.trustedFrom'
+        : reason === 'missing'
+          ? ': turn on send-proxy-v2 at the balancer, or set proxyProtocol.required to false'
+          : '';
+    logger[reason === 'untrusted' ? 'info' : 'warn'](
+      { peer: socket.remoteAddress, reason },
+      `PROXY protocol: connection refused, ${why}${fix}`,
+    );
+  };
+  if (trustedFrom.length === 0) return { onProxyRefused };
+  return {
+    onProxyRefused,
+    proxyProtocol: {
+      isTrusted: trustedPeerMatcher(trustedFrom),
+      required,
+      timeoutMs: config.timeouts.headersMs,
     },
   };
 }

@@ -10,6 +10,14 @@
 import type { Server as HTTPSServer } from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
 import { formatHostPort } from '../net/address.js';
+import { setClientAddress } from '../net/client-address.js';
+import {
+  looksLikeProxyHeader,
+  parseProxyHeader,
+  ProxyHeaderError,
+  type ProxyHeaderResult,
+  type ProxyRefusalReason,
+} from '../net/proxy-protocol.js';
 import { canonicalIP } from '../pki/sans.js';
 import { parseClientHello } from './client-hello.js';
 
@@ -28,6 +36,19 @@ export interface SniffOptions {
   onNotTLS?: (socket: Socket, why: string) => void;
   /** With ACME: where a ClientHello offering ALPN acme-tls/1 (a tls-alpn-01 validation) goes. */
   onACMEValidation?: (socket: Socket) => void;
+  /** proxyProtocol: who sends a PROXY header first; absent when no one does. */
+  proxyProtocol?: ProxyProtocolOptions;
+  /** A connection closed for its PROXY header (or its lack); `message` says what was wrong. */
+  onProxyRefused?: (socket: Socket, reason: ProxyRefusalReason, message: string) => void;
+}
+
+export interface ProxyProtocolOptions {
+  /** Whether a peer (the balancer) is in proxyProtocol.trustedFrom. */
+  isTrusted: (address: string) => boolean;
+  /** A trusted peer must send a header (required: true). */
+  required: boolean;
+  /** The whole header must arrive within this time (timeouts.headersMs). */
+  timeoutMs: number;
 }
 
 export interface SniffingServer {
@@ -52,42 +73,127 @@ export function createSniffingServer(route: () => SniffOptions): SniffingServer 
     socket.once('close', done);
     socket.on('error', () => socket.destroy());
     socket.setTimeout(FIRST_BYTE_TIMEOUT_MS, () => socket.destroy());
-    socket.once('readable', () => {
+    const { proxyProtocol, onProxyRefused } = route();
+    const peer = socket.remoteAddress;
+    const header = peer !== undefined && proxyProtocol?.isTrusted(peer) ? proxyProtocol : undefined;
+    readFirstBytes(socket, header, onProxyRefused, (head) => {
       done();
-      // Everything that has arrived (a record header's 5 bytes come in the first segment).
-      const head: Buffer | null = socket.read();
-      if (head === null) {
-        socket.destroy();
-        return;
-      }
-      socket.unshift(head);
-      socket.setTimeout(0);
       // Read at the first byte, not at accept: a reload in between must not hand the
       // connection to the server that is draining.
-      const { https, onPlainHTTP, onNotTLS, onACMEValidation } = route();
-      const notClientHello = head[0] === TLS_HANDSHAKE_RECORD ? notAClientHello(head) : undefined;
-      if (notClientHello !== undefined) {
-        onNotTLS?.(socket, notClientHello);
-        socket.destroy();
-        return;
-      }
-      if (head[0] === TLS_HANDSHAKE_RECORD) {
-        socket.removeAllListeners('error');
-        // Read once so net.Socket caches it: once Node closes a TLS connection itself (a
-        // rejected client certificate) the addresses are otherwise gone from the log.
-        void socket.remoteAddress;
-        if (onACMEValidation && parseClientHello(head)?.alpn.includes('acme-tls/1')) {
-          onACMEValidation(socket);
-          return;
-        }
-        https.emit('connection', socket);
-        return;
-      }
-      onPlainHTTP?.(socket);
-      answerPlainHTTP(socket);
+      classify(socket, head, route());
     });
   });
   return { server, sniffing: () => sniffing };
+}
+
+/** Where the first bytes after any PROXY header go: the HTTPS server, or a short refusal. */
+function classify(socket: Socket, head: Buffer, target: SniffOptions): void {
+  socket.unshift(head);
+  socket.setTimeout(0);
+  const { https, onPlainHTTP, onNotTLS, onACMEValidation } = target;
+  const notClientHello = head[0] === TLS_HANDSHAKE_RECORD ? notAClientHello(head) : undefined;
+  if (notClientHello !== undefined) {
+    onNotTLS?.(socket, notClientHello);
+    socket.destroy();
+    return;
+  }
+  if (head[0] === TLS_HANDSHAKE_RECORD) {
+    socket.removeAllListeners('error');
+    // Read once so net.Socket caches it: once Node closes a TLS connection itself (a
+    // rejected client certificate) the addresses are otherwise gone from the log.
+    void socket.remoteAddress;
+    if (onACMEValidation && parseClientHello(head)?.alpn.includes('acme-tls/1')) {
+      onACMEValidation(socket);
+      return;
+    }
+    https.emit('connection', socket);
+    return;
+  }
+  onPlainHTTP?.(socket);
+  answerPlainHTTP(socket);
+}
+
+/**
+ * Reads until the client's first bytes are there (everything that has arrived: a TLS
+ * record header's 5 bytes come in the first segment). From a peer in
+ * proxyProtocol.trustedFrom (`header`), a PROXY header is read first, whole, within
+ * its deadline, and its address becomes the client's (net/client-address.ts); from
+ * any other peer, bytes that start like one close the connection. Each refusal
+ * closes only that connection.
+ */
+function readFirstBytes(
+  socket: Socket,
+  header: ProxyProtocolOptions | undefined,
+  onRefused: SniffOptions['onProxyRefused'],
+  then: (head: Buffer) => void,
+): void {
+  let buffered: Buffer = Buffer.alloc(0);
+  let readingHeader = header !== undefined;
+  const timer = header
+    ? setTimeout(
+        () => refuse('timeout', `no complete PROXY header within ${header.timeoutMs} ms`),
+        header.timeoutMs,
+      )
+    : undefined;
+  const stop = () => {
+    clearTimeout(timer);
+    socket.off('readable', onReadable);
+    socket.off('end', onEnd);
+    socket.off('close', stop);
+  };
+  const refuse = (reason: ProxyRefusalReason, message: string) => {
+    stop();
+    onRefused?.(socket, reason, message);
+    socket.destroy();
+  };
+  function onEnd() {
+    if (readingHeader && buffered.length > 0) {
+      refuse('truncated', `the connection ended after ${buffered.length} bytes of a PROXY header`);
+      return;
+    }
+    stop();
+    socket.destroy();
+  }
+  function onReadable() {
+    for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null;) {
+      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    }
+    if (readingHeader && header) {
+      let result: ProxyHeaderResult;
+      try {
+        result = parseProxyHeader(buffered);
+      } catch (err) {
+        // Anything else thrown would be our bug; the connection is refused all the same.
+        const known = err instanceof ProxyHeaderError;
+        refuse(known ? err.reason : 'malformed', known ? err.message : String(err));
+        return;
+      }
+      if (result.kind === 'incomplete') return;
+      if (result.kind === 'absent' && header.required) {
+        refuse('missing', 'no PROXY header, and proxyProtocol.required is true');
+        return;
+      }
+      if (result.kind === 'header') {
+        if (result.source) setClientAddress(socket, result.source.address);
+        buffered = buffered.subarray(result.length);
+      }
+      readingHeader = false;
+      clearTimeout(timer);
+    }
+    if (buffered.length === 0) return;
+    if (!header && looksLikeProxyHeader(buffered)) {
+      refuse(
+        'untrusted',
+        'a PROXY header from a peer that proxyProtocol.trustedFrom does not list',
+      );
+      return;
+    }
+    stop();
+    then(buffered);
+  }
+  socket.on('readable', onReadable);
+  socket.once('end', onEnd);
+  socket.once('close', stop);
 }
 
 /**

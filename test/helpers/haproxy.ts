@@ -29,7 +29,7 @@ export interface ServerState {
 }
 
 export interface HAProxy {
-  /** The frontend's port on 127.0.0.1. */
+  /** The frontend's port (on 127.0.0.1 unless bindAddress says otherwise). */
   port: number;
   child: ChildProcess;
   output(): string;
@@ -63,8 +63,13 @@ export async function startHAProxy(opts: {
   servers: readonly HAProxyServer[];
   caFile: string;
   checks: readonly string[];
+  /** Where the frontend listens (default 127.0.0.1), e.g. a test host link's root-side address. */
+  bindAddress?: string;
+  /** More keywords for every server line, e.g. `send-proxy-v2 check-send-proxy`. */
+  serverOptions?: string;
 }): Promise<HAProxy> {
   const port = await freePort();
+  const serverOptions = opts.serverOptions ? ` ${opts.serverOptions}` : '';
   const socket = join(opts.dir, 'admin.sock');
   const config = join(opts.dir, 'haproxy.cfg');
   writeFileSync(
@@ -79,14 +84,14 @@ export async function startHAProxy(opts: {
       '  timeout server 60s',
       '  timeout check 5s',
       'frontend registry',
-      `  bind 127.0.0.1:${port}`,
+      `  bind ${opts.bindAddress ?? '127.0.0.1'}:${port}`,
       `  default_backend ${BACKEND}`,
       `backend ${BACKEND}`,
       '  balance roundrobin',
       ...opts.checks.map((line) => `  ${line}`),
       ...opts.servers.map(
         (s) =>
-          `  server ${s.name} 127.0.0.1:${s.port} check check-ssl verify required ca-file ${opts.caFile} inter 500ms fall 2 rise 2`,
+          `  server ${s.name} 127.0.0.1:${s.port} check check-ssl verify required ca-file ${opts.caFile} inter 500ms fall 2 rise 2${serverOptions}`,
       ),
     ].join('\n') + '\n',
   );
