@@ -11,6 +11,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Verdict, VerdictStatus } from '../health/probe.js';
 import type { TLSMaterial } from '../pki/store.js';
 import type { TLSFailureReason } from '../tls/failures.js';
+import { AUTH_RESULTS } from '../proxy/authenticate.js';
 import { OPERATIONS, type Operation } from './operation.js';
 
 export const PREFIX = 'rtp_';
@@ -29,6 +30,8 @@ export interface ProxyMetrics {
   handshakeFailures: Counter<'reason'>;
   hostNotCovered: Counter;
   acmeOrders: Counter<'result'>;
+  authRequests: Counter<'result'>;
+  passwordChecks: Counter<'result'>;
 }
 
 /** What the gauges read at each scrape: the generation serving now (undefined before the first). */
@@ -111,6 +114,21 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     labelNames: ['result'] as const,
     registers,
   });
+  const authRequests = new Counter({
+    name: `${PREFIX}auth_requests_total`,
+    help: 'Requests the proxy decided a login for (auth.htpasswd), by result: login (credentials accepted), anonymous (a pull allowed by auth.anonymous), challenged (401, no credentials), refused (401, wrong credentials), denied (403, an anonymous write), rate_limited (429).',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const passwordChecks = new Counter({
+    name: `${PREFIX}auth_password_checks_total`,
+    help: 'bcrypt checks of passwords against auth.htpasswd, by result (ok, failed); remembered logins need none.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  for (const result of AUTH_RESULTS) authRequests.inc({ result }, 0);
+  passwordChecks.inc({ result: 'ok' }, 0);
+  passwordChecks.inc({ result: 'failed' }, 0);
   acmeOrders.inc({ result: 'success' }, 0);
   acmeOrders.inc({ result: 'failure' }, 0);
   defineStateGauges(registers, sources);
@@ -126,6 +144,8 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     handshakeFailures,
     hostNotCovered,
     acmeOrders,
+    authRequests,
+    passwordChecks,
   };
   initSeries(metrics, OPERATIONS);
   return metrics;
