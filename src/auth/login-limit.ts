@@ -43,7 +43,8 @@ export function loginLimit(
       const t = now();
       const tokens = level(address, t);
       if (tokens >= 1) return undefined;
-      return Math.max(1, Math.ceil(((1 - tokens) * refillMs) / 1000));
+      // Whole seconds, rounded up (less a hair, so that float noise does not add one).
+      return Math.max(1, Math.ceil(((1 - tokens) * refillMs) / 1000 - 1e-9));
     },
     failed(address) {
       const t = now();
