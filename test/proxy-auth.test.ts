@@ -68,6 +68,17 @@ describe('logins at the proxy (auth.htpasswd, anonymous: none)', () => {
     expect(JSON.parse(health.body).reason).toMatch(/proxy's logins \(auth\.htpasswd\) protect it/);
   });
 
+  it('`check` passes: the open backend is protected, the public GET /v2/ answers 401', () => {
+    const result = runCLI(['check', '--url', env.proxy.origin], {
+      RTP_BACKEND: env.registry.url,
+      RTP_TLS_DIR: env.proxy.tlsDir,
+      RTP_AUTH_HTPASSWD: files.htpasswd,
+    });
+    expect(result.status, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/proxy's logins \(auth\.htpasswd\) protect it/);
+    expect(result.stdout).toMatch(/answered 401/);
+  });
+
   it('skopeo login: a wrong password is refused, the right one logs in', async () => {
     const login = (password: string) =>
       skopeo([
@@ -289,5 +300,53 @@ describe('a htpasswd file the proxy refuses at start-up', () => {
     });
     expect(result.status).not.toBe(0);
     expect(result.stdout + result.stderr).toMatch(/auth\.htpasswd: .*nope: file not found/);
+  });
+});
+
+describe('logins in a cluster (workers: 2)', () => {
+  const files = authFiles('auth-cluster');
+  const env = useRegistryBehindProxy(
+    'proxy-auth-cluster',
+    { auth: { kind: 'none' } },
+    { RTP_AUTH_HTPASSWD: files.htpasswd, RTP_WORKERS: '2' },
+  );
+
+  it('every worker asks for the login and accepts it; the primary sums their counts', async () => {
+    const agentless = (authorization?: string) =>
+      httpsGet(`${env.proxy.origin}/v2/`, {
+        ca: env.ca,
+        ...(authorization ? { headers: { authorization } } : {}),
+      });
+    // New connections are handed to the workers in turn: several reach both.
+    for (let i = 0; i < 6; i++) {
+      expect((await agentless()).status).toBe(401);
+      expect((await agentless(basicAuth(USER, PASSWORD))).status).toBe(200);
+    }
+    const scrape = await fetchScrape(`http://127.0.0.1:${env.proxy.adminPort}/metrics`);
+    expect(sampleSum(scrape, 'rtp_auth_requests_total', { result: 'login' })).toBe(6);
+    expect(sampleSum(scrape, 'rtp_auth_requests_total', { result: 'challenged' })).toBe(6);
+    // One check per worker at most: each remembers its own logins.
+    const checks = sampleSum(scrape, 'rtp_auth_password_checks_total', { result: 'ok' });
+    expect(checks).toBeGreaterThanOrEqual(1);
+    expect(checks).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('logins at the proxy in front of a registry with logins of its own', () => {
+  const files = authFiles('auth-both');
+  const env = useRegistryBehindProxy(
+    'proxy-auth-both',
+    { auth: { kind: 'htpasswd', user: USER, password: PASSWORD } },
+    { RTP_AUTH_HTPASSWD: files.htpasswd },
+  );
+
+  it('warns at start-up that both are on', async () => {
+    const line = await eventually('the warning', () =>
+      env.proxy
+        .logLines()
+        .find((l) => /proxy's logins \(auth\.htpasswd\) are on too/.test(String(l['msg']))),
+    );
+    expect(line['level']).toBe('warn');
+    expect(line['verdict']).toBe('healthy');
   });
 });
