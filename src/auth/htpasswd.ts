@@ -10,7 +10,8 @@
  * A change of the file forgets every remembered login.
  */
 import { createHash } from 'node:crypto';
-import bcrypt from 'bcryptjs';
+import { createRequire } from 'node:module';
+import type * as BcryptJS from 'bcryptjs';
 import type { Logger } from '../log.js';
 import { watchFiles, type FileWatch } from '../tls/file-watch.js';
 import { describeProblems, readHtpasswd, type Users } from './htpasswd-file.js';
@@ -53,6 +54,8 @@ export function htpasswdLogins(opts: HtpasswdOptions): HtpasswdLogins {
   if (!('users' in first)) {
     throw new Error(`auth.htpasswd: ${describeProblems(file, first.problems).join('; ')}`);
   }
+  // Loaded only with auth.htpasswd set: a proxy without logins does not parse its 40 KB at start.
+  const bcrypt = createRequire(import.meta.url)('bcryptjs') as typeof BcryptJS;
   let users: Users = first.users;
   let text = first.text;
   /** Bumped on every change of the file: checks begun before it are not remembered. */
