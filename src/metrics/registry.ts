@@ -183,7 +183,7 @@ function defineStateGauges(registers: Registry[], sources: MetricSources): void 
   new Gauge({
     name: `${PREFIX}backend_up`,
     aggregator: 'min',
-    help: 'Whether the last probe of the backend found it healthy (401 with a challenge; 200 only with health.allowAnonymous).',
+    help: 'Whether the last probe of the backend found it healthy (401 with a challenge; 200 only with health.allowAnonymous or auth.htpasswd).',
     registers,
     collect() {
       this.set(verdict()?.healthy ? 1 : 0);
