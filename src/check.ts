@@ -57,6 +57,7 @@ export async function runCheck(config: Config, opts: CheckOptions = {}): Promise
     backend: new URL(config.backend),
     timeoutMs: config.health.timeout,
     allowAnonymous: config.health.allowAnonymous,
+    proxyLogins: config.auth.htpasswd !== '',
   });
   add(verdict.healthy ? 'ok' : 'fail', `backend ${config.backend}`, verdict.reason);
 

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { acmeConfigProblems } from '../acme/config.js';
+import { describeProblems, readHtpasswd } from '../auth/htpasswd-file.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { parseHostPort } from '../net/address.js';
 import {
@@ -104,6 +105,7 @@ export function loadConfig({ file, env = process.env }: LoadOptions = {}): Confi
       message: `must be shorter than health.interval (${formatDuration(config.health.interval)}): one probe at a time`,
     });
   }
+  if (!problems.some((p) => p.path.startsWith('auth.'))) problems.push(...authProblems(config));
   // A key already reported (a bad challenge name) is not reported twice.
   for (const problem of acmeConfigProblems(config)) {
     if (!problems.some((p) => p.path === problem.path)) problems.push(problem);
@@ -112,6 +114,30 @@ export function loadConfig({ file, env = process.env }: LoadOptions = {}): Confi
     throw new ConfigError(problems, file ?? '(defaults and environment)');
   }
   return deepFreeze(config);
+}
+
+/**
+ * auth.*: pulls opened only where logins exist; the htpasswd file readable, bcrypt
+ * only, each bad line by number (a cluster's primary checks it before forking).
+ */
+function authProblems(config: Config): ConfigProblem[] {
+  const { htpasswd, anonymous } = config.auth;
+  if (htpasswd === '') {
+    return anonymous === 'none'
+      ? []
+      : [
+          {
+            path: 'auth.anonymous',
+            message:
+              'only means something with auth.htpasswd (without it, everyone may do everything the registry allows)',
+          },
+        ];
+  }
+  const parsed = readHtpasswd(htpasswd);
+  return describeProblems(htpasswd, parsed.problems).map((message) => ({
+    path: 'auth.htpasswd',
+    message,
+  }));
 }
 
 /** Whether two host:port values would contend for one socket (a wildcard host overlaps every host). */

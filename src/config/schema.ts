@@ -55,6 +55,14 @@ export interface Config {
     /** Publicly trusted certificates by ACME (Let's Encrypt, ZeroSSL, step-ca…); off while directory is ''. */
     acme: ACMEConfig;
   };
+  auth: {
+    /** Logins at the proxy: an htpasswd file of bcrypt entries (`htpasswd -B`); '' = no logins asked. */
+    htpasswd: string;
+    /** none: every registry request needs a login; pull: anyone may GET/HEAD repository content. */
+    anonymous: AnonymousAccess;
+    /** The realm in the Basic challenge (clients show it; docker keys nothing on it). */
+    realm: string;
+  };
   admin: {
     /** Operational endpoints (`/healthz`, `/readyz`, `/metrics`), plain HTTP; empty string turns it off. */
     listen: string;
@@ -119,6 +127,9 @@ export interface ACMEConfig {
   };
 }
 
+export const ANONYMOUS_ACCESS = ['none', 'pull'] as const;
+export type AnonymousAccess = (typeof ANONYMOUS_ACCESS)[number];
+
 export const ACME_CHALLENGES = ['tls-alpn-01', 'http-01', 'dns-01'] as const;
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -160,6 +171,11 @@ export const DEFAULTS: Config = {
         checkServers: [],
       },
     },
+  },
+  auth: {
+    htpasswd: '',
+    anonymous: 'none',
+    realm: 'registry-tls-proxy',
   },
   admin: {
     listen: '127.0.0.1:5480',
@@ -295,6 +311,17 @@ export const FIELDS: Readonly<Record<string, FieldSpec>> = {
         : `must be 0 (no header) or a duration from 1s to 10y, like 365d, got ${formatDuration(v)}`) as FieldSpec['check'],
   },
   ...ACME_FIELDS(),
+  'auth.htpasswd': path('htpasswd'),
+  'auth.anonymous': string((v) =>
+    (ANONYMOUS_ACCESS as readonly string[]).includes(v)
+      ? undefined
+      : `must be ${ANONYMOUS_ACCESS.join(' or ')} (pull: anyone may pull, pushes need a login), got ${JSON.stringify(v)}`,
+  ),
+  'auth.realm': string((v) =>
+    /^[\x20-\x7e]{1,100}$/.test(v) && !/["\\]/.test(v)
+      ? undefined
+      : `must be 1 to 100 printable ASCII characters without '"' or '\\', like registry-tls-proxy, got ${JSON.stringify(v)}`,
+  ),
   'admin.listen': string((v) => (v === '' ? undefined : checkHostPort(v))),
   workers: int(0, 64),
   trustedProxies: { kind: 'stringList', check: checkTrustedProxies as FieldSpec['check'] },

@@ -6,7 +6,7 @@
 import type { Config } from '../config/schema.js';
 import { backendAgent } from '../net/backend-keepalive.js';
 import type { Logger } from '../log.js';
-import { probeBackend, type ProbeOptions, type Verdict } from './probe.js';
+import { BOTH_LOGINS, probeBackend, type ProbeOptions, type Verdict } from './probe.js';
 
 export interface HealthMonitor {
   /** The latest verdict (a "not probed yet" verdict before the first probe ends). */
@@ -49,7 +49,8 @@ export function startHealthMonitor(
         httpStatus: next.httpStatus,
         backend: opts.backend.origin,
       };
-      if (next.healthy) opts.logger.info(fields, next.reason);
+      // Healthy with both logins on (the registry's and the proxy's) still wants an operator's eye.
+      if (next.healthy && !next.reason.endsWith(BOTH_LOGINS)) opts.logger.info(fields, next.reason);
       else opts.logger.warn(fields, next.reason);
       previousStatus = key;
     }
@@ -87,6 +88,7 @@ export function monitorBackend(
     backend: new URL(config.backend),
     timeoutMs: config.health.timeout,
     allowAnonymous: config.health.allowAnonymous,
+    proxyLogins: config.auth.htpasswd !== '',
     agent,
     intervalMs: config.health.interval,
     logger,

@@ -30,6 +30,8 @@ export interface ProbeOptions {
   backend: URL;
   timeoutMs: number;
   allowAnonymous: boolean;
+  /** auth.htpasswd is set: the proxy's logins protect an open backend. */
+  proxyLogins?: boolean;
   agent?: Agent;
 }
 
@@ -93,13 +95,20 @@ function verdictOf(
       return {
         status: 'healthy',
         httpStatus: status,
-        reason: `healthy: ${where} requires authentication (401 with a ${scheme} challenge)`,
+        reason: `healthy: ${where} requires authentication (401 with a ${scheme} challenge)${opts.proxyLogins ? BOTH_LOGINS : ''}`,
       };
     }
     return {
       status: 'down',
       httpStatus: status,
       reason: `backend misconfigured: ${where} answered 401 without a WWW-Authenticate challenge, so clients cannot log in; check the registry's auth section`,
+    };
+  }
+  if (status === 200 && opts.proxyLogins) {
+    return {
+      status: 'healthy',
+      httpStatus: status,
+      reason: `healthy: ${where} answers without credentials, and the proxy's logins (auth.htpasswd) protect it`,
     };
   }
   if (status === 200) {
@@ -128,6 +137,10 @@ function verdictOf(
     reason: `backend is not a registry: ${where} answered ${status} (a registry answers 401 or 200); check backend`,
   };
 }
+
+/** The backend has logins of its own as well as the proxy's: clients must pass both. */
+export const BOTH_LOGINS =
+  "; the proxy's logins (auth.htpasswd) are on too, so clients must pass both with the same credentials: turn one of them off";
 
 function describeError(err: NodeJS.ErrnoException): string {
   const kind = knownKind(err);

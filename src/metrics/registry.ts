@@ -12,6 +12,7 @@ import type { Verdict, VerdictStatus } from '../health/probe.js';
 import type { TLSMaterial } from '../pki/store.js';
 import { PROXY_REFUSAL_REASONS } from '../net/proxy-protocol.js';
 import type { TLSFailureReason } from '../tls/failures.js';
+import { AUTH_RESULTS } from '../proxy/authenticate.js';
 import { OPERATIONS, type Operation } from './operation.js';
 
 export const PREFIX = 'rtp_';
@@ -31,6 +32,8 @@ export interface ProxyMetrics {
   hostNotCovered: Counter;
   proxyProtocolRefused: Counter<'reason'>;
   acmeOrders: Counter<'result'>;
+  authRequests: Counter<'result'>;
+  passwordChecks: Counter<'result'>;
 }
 
 /** What the gauges read at each scrape: the generation serving now (undefined before the first). */
@@ -120,6 +123,21 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     registers,
   });
   for (const reason of PROXY_REFUSAL_REASONS) proxyProtocolRefused.inc({ reason }, 0);
+  const authRequests = new Counter({
+    name: `${PREFIX}auth_requests_total`,
+    help: 'Requests the proxy decided a login for (auth.htpasswd), by result: login (credentials accepted), anonymous (a pull allowed by auth.anonymous), challenged (401, no credentials), refused (401, wrong credentials), denied (403, an anonymous write), rate_limited (429).',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const passwordChecks = new Counter({
+    name: `${PREFIX}auth_password_checks_total`,
+    help: 'bcrypt checks of passwords against auth.htpasswd, by result (ok, failed); remembered logins need none.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  for (const result of AUTH_RESULTS) authRequests.inc({ result }, 0);
+  passwordChecks.inc({ result: 'ok' }, 0);
+  passwordChecks.inc({ result: 'failed' }, 0);
   acmeOrders.inc({ result: 'success' }, 0);
   acmeOrders.inc({ result: 'failure' }, 0);
   defineStateGauges(registers, sources);
@@ -136,6 +154,8 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     hostNotCovered,
     proxyProtocolRefused,
     acmeOrders,
+    authRequests,
+    passwordChecks,
   };
   initSeries(metrics, OPERATIONS);
   return metrics;
@@ -173,7 +193,7 @@ function defineStateGauges(registers: Registry[], sources: MetricSources): void 
   new Gauge({
     name: `${PREFIX}backend_up`,
     aggregator: 'min',
-    help: 'Whether the last probe of the backend found it healthy (401 with a challenge; 200 only with health.allowAnonymous).',
+    help: 'Whether the last probe of the backend found it healthy (401 with a challenge; 200 only with health.allowAnonymous or auth.htpasswd).',
     registers,
     collect() {
       this.set(verdict()?.healthy ? 1 : 0);

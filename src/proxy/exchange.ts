@@ -60,6 +60,8 @@ export class Exchange implements RewriteContext, RelayHandlers {
   bytesIn = 0;
   bytesOut = 0;
   outcome: Outcome | undefined = undefined;
+  /** Who logged in at the proxy (auth.htpasswd), for the log line. */
+  user: string | undefined = undefined;
   private call: BackendCall | undefined = undefined;
 
   constructor(

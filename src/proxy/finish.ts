@@ -1,7 +1,8 @@
 /**
  * finish: once a response is over (sent or cut), its log line and its metrics. The
  * line's fields stay as operators know them: method, path (no query), status,
- * bytesIn, bytesOut, durationMs, client and, when it did not end well, error.
+ * bytesIn, bytesOut, durationMs, client, the user who logged in at the proxy
+ * (auth.htpasswd) and, when it did not end well, error.
  */
 import { clientAddressOf } from '../net/client-address.js';
 import type { Logger } from '../log.js';
@@ -39,6 +40,7 @@ export function createFinish(logger: Logger, metrics: ProxyMetrics): (ex: Exchan
         // Optional: a request stream destroyed by its consumer has let go of its socket
         // by the time the response closes (seen with undici as the upload's reader).
         client: clientAddressOf(req.socket),
+        ...(ex.user !== undefined ? { user: ex.user } : {}),
         ...(ex.outcome ? { error: OUTCOME_WORDS[ex.outcome] } : {}),
       },
       'request',

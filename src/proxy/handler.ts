@@ -1,6 +1,7 @@
 /**
  * The request path, as named stages (each its own file):
- *   admit (admit.ts) → the proxy's own endpoints (own-endpoints.ts) → forward
+ *   admit (admit.ts) → the proxy's own endpoints (own-endpoints.ts) →
+ *   authenticate (authenticate.ts, with auth.htpasswd) → forward
  *   (forward.ts, through one Upstream: the relay or http-proxy) → respond
  *   (respond.ts) → finish (finish.ts).
  * One Exchange (exchange.ts) carries each request through them: its state, its
@@ -11,7 +12,8 @@ import type { Verdict } from '../health/probe.js';
 import type { ACMETrust } from '../acme/which-certificate.js';
 import type { Logger } from '../log.js';
 import type { ProxyMetrics } from '../metrics/registry.js';
-import { admit, isSmuggled, type AdmitRules } from './admit.js';
+import { admit, isSmuggled, type AdmitRules, type Refusal } from './admit.js';
+import type { Authenticate } from './authenticate.js';
 import { Exchange, exchangeOf, type ExchangeStages } from './exchange.js';
 import { createFinish } from './finish.js';
 import { createForward } from './forward.js';
@@ -49,6 +51,8 @@ export interface HandlerOptions {
   isTrustedProxy?: (address: string) => boolean;
   /** The allowedPaths check; absent when every path is allowed. */
   allowedPath?: (path: string) => PathVerdict;
+  /** Logins at the proxy (auth.htpasswd); absent when the proxy asks for none. */
+  authenticate?: Authenticate;
 }
 
 export function createRequestHandler(
@@ -75,40 +79,70 @@ export function createRequestHandler(
     isTrustedProxy: opts.isTrustedProxy,
   });
 
+  const { authenticate } = opts;
+  /** After authenticate: refused, or forwarded (unless the client left during a bcrypt check). */
+  const proceed = (ex: Exchange, refusal: Refusal | undefined) => {
+    if (refusal) {
+      ex.outcome = refusal.outcome;
+      ex.bytesOut = respond.error(ex.res, refusal.spec);
+    } else if (!ex.clientGone) {
+      forward(ex);
+    }
+  };
+
   function handle(req: IncomingMessage, res: ServerResponse): void {
     if (isSmuggled(req.socket)) return;
     const ex = new Exchange(stages, req, res, (req.url ?? '/').split('?', 1)[0] ?? '/');
     const endpoint = findOwnEndpoint(endpoints, ex.path, req.method);
     const refusal = admit(ex, rules, endpoint !== undefined);
     if (refusal) {
-      ex.outcome = refusal.outcome;
-      ex.bytesOut = respond.error(res, refusal.spec);
+      proceed(ex, refusal);
     } else if (endpoint) {
       ex.bytesOut = endpoint.serve(req, res);
+    } else if (authenticate) {
+      const verdict = authenticate(ex);
+      if (verdict instanceof Promise) {
+        verdict.then(
+          (r) => proceed(ex, r),
+          (err: unknown) => internalError(err, req, res),
+        );
+      } else {
+        proceed(ex, verdict);
+      }
     } else {
       forward(ex);
     }
   }
 
+  const internalError = (err: unknown, req: IncomingMessage, res: ServerResponse) =>
+    answerInternalError(opts.logger, respond, err, req, res);
+
   return function handleRequest(req, res) {
     try {
       handle(req, res);
     } catch (err) {
-      // A bug of ours on some input must cost one request, never the process.
-      opts.logger.error(
-        { err, method: req.method, path: req.url?.split('?', 1)[0] },
-        'internal error',
-      );
-      const ex = exchangeOf(res);
-      const sent = respond.error(res, {
-        status: 500,
-        code: 'UNKNOWN',
-        message: 'internal proxy error',
-      });
-      if (ex) {
-        ex.outcome = 'internal_error';
-        ex.bytesOut += sent;
-      }
+      internalError(err, req, res);
     }
   };
+}
+
+/** A bug of ours on some input must cost one request, never the process. */
+function answerInternalError(
+  logger: Logger,
+  respond: ReturnType<typeof createRespond>,
+  err: unknown,
+  req: IncomingMessage,
+  res: ServerResponse,
+): void {
+  logger.error({ err, method: req.method, path: req.url?.split('?', 1)[0] }, 'internal error');
+  const ex = exchangeOf(res);
+  const sent = respond.error(res, {
+    status: 500,
+    code: 'UNKNOWN',
+    message: 'internal proxy error',
+  });
+  if (ex) {
+    ex.outcome = 'internal_error';
+    ex.bytesOut += sent;
+  }
 }

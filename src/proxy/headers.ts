@@ -100,6 +100,20 @@ function passOnFromTrustedProxy(
   headers.host = facts.host;
 }
 
+/**
+ * The client a request comes from: the socket's peer, or behind a trusted balancer
+ * the original client its X-Forwarded-For names (what the failed-login limit counts).
+ */
+export function clientAddressOf(
+  headers: IncomingHttpHeaders,
+  socketAddress: string | undefined,
+  isTrustedProxy: ((address: string) => boolean) | undefined,
+): string {
+  const peer = socketAddress ? canonicalIP(socketAddress) : '';
+  if (!isTrustedProxy || !isTrustedProxy(peer)) return peer;
+  return originalClient(listValue(headers['x-forwarded-for']), peer, isTrustedProxy);
+}
+
 /** A header's value as one comma-separated list (Node keeps a few repeated headers as arrays). */
 function listValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value;

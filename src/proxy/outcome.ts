@@ -11,6 +11,13 @@ export type Outcome =
   | 'ambiguous_path'
   | 'path_not_allowed'
   | 'bad_host'
+  /** Refused by authenticate.ts (auth.htpasswd). */
+  | 'login_required'
+  | 'login_failed'
+  | 'login_denied'
+  | 'login_rate_limited'
+  /** An unauthenticated GET /v2/ while the backend is down (503, not the 401 balancers count as up). */
+  | 'backend_unhealthy'
   /** The backend could not be reached or did not answer (502/504, net/errno.ts). */
   | `backend_${ConnectionFailureKind}`
   /** The backend's head had what Node refuses to send on (502). */
@@ -26,6 +33,11 @@ export const OUTCOME_WORDS: Readonly<Record<Outcome, string>> = {
   ambiguous_path: 'ambiguous path',
   path_not_allowed: 'path not allowed',
   bad_host: 'bad host header',
+  login_required: 'login required',
+  login_failed: 'login failed',
+  login_denied: 'anonymous write denied',
+  login_rate_limited: 'too many failed logins',
+  backend_unhealthy: 'backend unhealthy',
   backend_refused: CONNECTION_FAILURES.refused.reason,
   backend_reset: CONNECTION_FAILURES.reset.reason,
   backend_timeout: CONNECTION_FAILURES.timeout.reason,

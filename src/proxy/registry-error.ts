@@ -17,6 +17,8 @@ export interface RegistryErrorSpec {
   detail?: Record<string, unknown>;
   /** Close the connection after the answer (the request's framing cannot be trusted). */
   close?: boolean;
+  /** More headers on the answer (WWW-Authenticate on a 401, Retry-After on a 429). */
+  headers?: Readonly<Record<string, string>>;
 }
 
 /** Maps an upstream failure to what the client sees: 504 on timeout, 502 otherwise. */
@@ -53,6 +55,7 @@ export function sendRegistryError(
   });
   res.writeHead(spec.status, {
     ...headers,
+    ...spec.headers,
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     [API_VERSION_HEADER]: API_VERSION,

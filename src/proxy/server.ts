@@ -10,6 +10,7 @@ import { createServer as createHTTPSServer, type Server as HTTPSServer } from 'n
 import { isIP, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext, type TlsOptions } from 'node:tls';
 import { acmeEnabled } from '../acme/config.js';
+import { proxyLogins } from '../auth/proxy-logins.js';
 import { internalACMERoots, type ACMETrust } from '../acme/which-certificate.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -27,7 +28,7 @@ import { backendAgent } from '../net/backend-keepalive.js';
 import { trackForDrain, type Drainer } from './drain.js';
 import { createRequestHandler } from './handler.js';
 import { answerMalformedRequests, handshakeFailureLogger } from './https-events.js';
-import { pathAllowlist } from './path-allowlist.js';
+import { pathAllowlist, type PathVerdict } from './path-allowlist.js';
 import { trustedPeerMatcher } from './trusted-proxies.js';
 import { RelayPool } from './relay-pool.js';
 
@@ -90,6 +91,11 @@ export function createPublicServer(
   // The drain tracker exists once the HTTPS server does; the health path asks it later.
   let drainer: Drainer | undefined;
   const acme = acmeBySNI(config, () => current);
+  const admission = optionalAdmission(config);
+  const logins = proxyLogins(config, logger, metrics, {
+    isTrustedProxy: admission.isTrustedProxy,
+    verdict: options.verdict,
+  });
   const handler = createRequestHandler({
     backend,
     agent,
@@ -116,21 +122,15 @@ export function createPublicServer(
         }
       : {}),
     ownHeaders,
-    ...optionalAdmission(config),
+    ...admission,
+    ...(logins ? { authenticate: logins.authenticate } : {}),
   });
   const https = createHTTPSFront(config, material, handler, acme.SNICallback);
   drainer = trackForDrain(https);
-  https.on('secureConnection', () => metrics.handshakes.inc());
-  https.on(
-    'tlsClientError',
-    handshakeFailureLogger({
-      logger,
-      metrics,
-      covers: coverage.covers,
-      coveredNames: () => [...current.sans.dns, ...current.sans.ips],
-      supplied: config.tls.cert !== '',
-    }),
-  );
+  watchHandshakes(https, config, logger, metrics, {
+    covers: coverage.covers,
+    coveredNames: () => [...current.sans.dns, ...current.sans.ips],
+  });
   answerMalformedRequests(https, logger, ownHeaders);
   return publicServerOf({
     https,
@@ -143,6 +143,7 @@ export function createPublicServer(
       ...(options.onACMEValidation ? { onACMEValidation: options.onACMEValidation } : {}),
     },
     material: () => current,
+    closeLogins: () => logins?.close(),
     setACME: acme.set,
     setMaterial(next) {
       current = next;
@@ -155,6 +156,21 @@ export function createPublicServer(
   function drainAware(verdict: () => Verdict): () => Verdict {
     return () => (drainer?.draining() ? drainingVerdict(verdict()) : verdict());
   }
+}
+
+/** Counts handshakes, and logs and counts each failed one with its reason. */
+function watchHandshakes(
+  https: HTTPSServer,
+  config: Config,
+  logger: Logger,
+  metrics: ProxyMetrics,
+  names: { covers: (host: string) => boolean; coveredNames: () => string[] },
+): void {
+  https.on('secureConnection', () => metrics.handshakes.inc());
+  https.on(
+    'tlsClientError',
+    handshakeFailureLogger({ logger, metrics, ...names, supplied: config.tls.cert !== '' }),
+  );
 }
 
 /**
@@ -251,7 +267,10 @@ function ownHeadersOf(config: Config): Readonly<Record<string, string>> {
 }
 
 /** The admission checks that only some configurations have (trustedProxies, allowedPaths). */
-function optionalAdmission(config: Config) {
+function optionalAdmission(config: Config): {
+  isTrustedProxy?: (address: string) => boolean;
+  allowedPath?: (path: string) => PathVerdict;
+} {
   const allowedPath = pathAllowlist(config.allowedPaths);
   return {
     ...(config.trustedProxies.length > 0
@@ -357,6 +376,7 @@ function publicServerOf(parts: {
   material: () => TLSMaterial;
   setMaterial: (next: TLSMaterial) => void;
   setACME: PublicServer['setACME'];
+  closeLogins: () => void;
 }): PublicServer {
   const { https, agent, pool, drainer } = parts;
   return {
@@ -383,6 +403,7 @@ function publicServerOf(parts: {
           https.close(() => {}); // stops the connection checker (never listened: nothing else to close)
           agent.destroy();
           pool.destroy();
+          parts.closeLogins();
         },
         pending,
       );

@@ -20,6 +20,8 @@ export function httpsGet(
     timeoutMs?: number;
     /** A keep-alive agent to reuse connections; by default each request has its own. */
     agent?: Agent;
+    /** The client's own address, e.g. 127.0.0.5 for a second client on loopback. */
+    localAddress?: string;
   },
 ): Promise<Response> {
   return new Promise((resolve, reject) => {
@@ -31,6 +33,7 @@ export function httpsGet(
         headers: opts.headers ?? {},
         agent: opts.agent ?? false,
         ...(opts.servername !== undefined ? { servername: opts.servername } : {}),
+        ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}),
       },
       (res) => {
         let body = '';
