@@ -54,7 +54,9 @@ export function sampleSum(
 }
 
 export async function fetchScrape(url: string): Promise<Scrape> {
-  const res = await fetch(url);
+  const res = await fetch(url).catch((err: Error & { cause?: { code?: string } }) => {
+    throw new Error(`GET ${url}: ${err.message} (${err.cause?.code ?? 'no code'})`, { cause: err });
+  });
   if (res.status !== 200) throw new Error(`GET ${url}: ${res.status}`);
   return parseScrape(await res.text());
 }
