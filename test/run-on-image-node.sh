@@ -32,4 +32,4 @@ fi
 echo "== vitest on the image's Node $got ($node_bin)"
 # First on PATH: vitest's workers, process.execPath in the tests and every `node`
 # a test starts (the proxy, the CLI) are this one.
-PATH="$(dirname "$node_bin"):$PATH" RTP_EXPECT_NODE="$got" exec "$node_bin" node_modules/vitest/vitest.mjs run
+PATH="$(dirname "$node_bin"):$PATH" TEST_EXPECT_NODE="$got" exec "$node_bin" node_modules/vitest/vitest.mjs run

@@ -1,6 +1,6 @@
 /**
  * The suite runs on the Node it claims: `npm test` runs it on the machine's Node and
- * again on the one the Dockerfile pins (test/run-on-image-node.sh sets RTP_EXPECT_NODE).
+ * again on the one the Dockerfile pins (test/run-on-image-node.sh sets TEST_EXPECT_NODE).
  * The proxies and CLIs the tests start (process.execPath, `node` on PATH) must be
  * that Node too, or the second run proves nothing about the image.
  */
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from './helpers/processes.js';
 
-const expected = process.env['RTP_EXPECT_NODE'] ?? process.version;
+const expected = process.env['TEST_EXPECT_NODE'] ?? process.version;
 const version = (node: string) => execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
 
 describe('the Node the suite runs on', () => {
