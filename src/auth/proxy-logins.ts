@@ -8,7 +8,8 @@ import type { Verdict } from '../health/probe.js';
 import type { Logger } from '../log.js';
 import type { ProxyMetrics } from '../metrics/registry.js';
 import { createAuthenticate, type Authenticate } from '../proxy/authenticate.js';
-import { clientAddressOf } from '../proxy/headers.js';
+import { clientAddressOf } from '../net/client-address.js';
+import { originalClientOf } from '../proxy/headers.js';
 import { htpasswdLogins } from './htpasswd.js';
 import { loginLimit } from './login-limit.js';
 
@@ -42,7 +43,7 @@ export function proxyLogins(
     logger,
     count: (result) => metrics.authRequests.inc({ result }),
     clientAddress: (req) =>
-      clientAddressOf(req.headers, req.socket.remoteAddress, opts.isTrustedProxy),
+      originalClientOf(req.headers, clientAddressOf(req.socket), opts.isTrustedProxy),
     verdict: opts.verdict,
   });
   return { authenticate, close: () => logins.close() };

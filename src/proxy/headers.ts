@@ -101,10 +101,11 @@ function passOnFromTrustedProxy(
 }
 
 /**
- * The client a request comes from: the socket's peer, or behind a trusted balancer
- * the original client its X-Forwarded-For names (what the failed-login limit counts).
+ * The client a request comes from: its connection's client (net/client-address.ts:
+ * the peer, or a PROXY header's address), or behind a trusted HTTP balancer the
+ * original client its X-Forwarded-For names (what the failed-login limit counts).
  */
-export function clientAddressOf(
+export function originalClientOf(
   headers: IncomingHttpHeaders,
   socketAddress: string | undefined,
   isTrustedProxy: ((address: string) => boolean) | undefined,
