@@ -40,15 +40,38 @@ export function tryConnect(port: number): Promise<string> {
   });
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
+/*
+ * Ports for the processes a test starts. Asking the kernel for port 0 and
+ * closing it raced twice over in CI: the kernel handed the same port to two
+ * calls in one file (admin.listen = listen), and outgoing connections from
+ * the other worker took a port between our close and the child's bind. So
+ * ports come from below the ephemeral range (32768+ here, never handed to
+ * outgoing connections), from a block of its own for each vitest worker,
+ * and never twice from one file; a bind check skips ports still held by an
+ * earlier file's processes.
+ */
+const PORT_BLOCK = 2_000;
+const PORT_BASE = 20_000;
+const poolId = Number(process.env['VITEST_POOL_ID'] ?? '1');
+const blockStart = PORT_BASE + ((Math.max(poolId, 1) - 1) % 6) * PORT_BLOCK;
+let nextOffset = Math.floor(Math.random() * PORT_BLOCK);
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolveBind) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolvePort(port));
+    server.once('error', () => resolveBind(false));
+    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => {
+      server.close(() => resolveBind(true));
     });
   });
+}
+
+export async function freePort(): Promise<number> {
+  for (let tries = 0; tries < PORT_BLOCK; tries++) {
+    const port = blockStart + (nextOffset++ % PORT_BLOCK);
+    if (await canBind(port)) return port;
+  }
+  throw new Error(`freePort: no free port in ${blockStart}-${blockStart + PORT_BLOCK - 1}`);
 }
 
 /** Resolves when `pattern` appears in the process's output; rejects if it exits first. */
