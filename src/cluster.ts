@@ -197,8 +197,17 @@ function aSetOfWorkers(logger: Logger): ServingPart<WorkerSet> {
     metrics.watch(worker);
     worker.once('listening', () => listened.add(worker));
     worker.on('message', (message) => {
-      if (message === EXIT_REQUEST && worker.isConnected()) worker.send(EXIT_GRANTED);
+      // A worker that exits between the check and the write makes the send fail (EPIPE):
+      // it needs no answer then, and the failure must not reach the worker's 'error' event,
+      // which would throw in the primary with no listener.
+      if (message === EXIT_REQUEST && worker.isConnected()) {
+        worker.send(EXIT_GRANTED, undefined, {}, () => undefined);
+      }
     });
+    // Anything else a worker's IPC reports is that worker's problem, never the primary's end.
+    worker.on('error', (err) =>
+      logger.warn({ worker: worker.id, err: err.message }, 'a worker IPC error (ignored)'),
+    );
     worker.on('exit', (code, signal) => {
       set.workers.delete(worker);
       if (stopping || set !== current || stops.has(worker)) return;
@@ -226,8 +235,12 @@ function aSetOfWorkers(logger: Logger): ServingPart<WorkerSet> {
         });
         // A worker still starting may not listen for messages yet; its SIGTERM handler
         // (installed first thing) drains it once started.
-        if (listened.has(worker) && worker.isConnected()) worker.send(DRAIN_MESSAGE);
-        else worker.process.kill('SIGTERM');
+        const terminate = () => worker.process.kill('SIGTERM');
+        if (listened.has(worker) && worker.isConnected()) {
+          worker.send(DRAIN_MESSAGE, undefined, {}, (err) => {
+            if (err) terminate();
+          });
+        } else terminate();
       });
       stops.set(worker, stopped);
     }

@@ -80,7 +80,10 @@ export function workersMetricsSum(isServing: (worker: Worker) => boolean): Metri
       if (!worker.isConnected()) return resolve();
       setTimeout(resolve, ANSWER_MS).unref();
       waiting.set(worker, [...(waiting.get(worker) ?? []), resolve]);
-      worker.send({ type: REQUEST, requestId: id });
+      // A worker exiting now fails the write (EPIPE): it counts with its last answer.
+      worker.send({ type: REQUEST, requestId: id }, undefined, {}, (err) => {
+        if (err) answered(worker);
+      });
     });
 
   return {
