@@ -27,6 +27,7 @@ import { loadCertificates } from './runtime-generations.js';
 import type { TLSMaterial } from './pki/store.js';
 import { startRuntime, type Generation, type RunningProxy, type ServingPart } from './runtime.js';
 import { logCertificate, logServing } from './startup-log.js';
+import { sendToWorker } from './cluster-send.js';
 
 /** Session-ticket keys travel to workers in their environment (readable by the same user only; not RTP_*, which is configuration). */
 export const TICKET_KEYS_ENV = 'REGISTRY_TLS_PROXY_TICKET_KEYS';
@@ -197,14 +198,11 @@ function aSetOfWorkers(logger: Logger): ServingPart<WorkerSet> {
     metrics.watch(worker);
     worker.once('listening', () => listened.add(worker));
     worker.on('message', (message) => {
-      // A worker that exits between the check and the write makes the send fail (EPIPE):
-      // it needs no answer then, and the failure must not reach the worker's 'error' event,
-      // which would throw in the primary with no listener.
-      if (message === EXIT_REQUEST && worker.isConnected()) {
-        worker.send(EXIT_GRANTED, undefined, {}, () => undefined);
-      }
+      // A worker that has gone needs no answer.
+      if (message === EXIT_REQUEST) sendToWorker(worker, EXIT_GRANTED);
     });
-    // Anything else a worker's IPC reports is that worker's problem, never the primary's end.
+    // The worker's process errors (a failed kill) are re-emitted here: that worker's problem,
+    // never the primary's end.
     worker.on('error', (err) =>
       logger.warn({ worker: worker.id, err: err.message }, 'a worker IPC error (ignored)'),
     );
@@ -236,11 +234,8 @@ function aSetOfWorkers(logger: Logger): ServingPart<WorkerSet> {
         // A worker still starting may not listen for messages yet; its SIGTERM handler
         // (installed first thing) drains it once started.
         const terminate = () => worker.process.kill('SIGTERM');
-        if (listened.has(worker) && worker.isConnected()) {
-          worker.send(DRAIN_MESSAGE, undefined, {}, (err) => {
-            if (err) terminate();
-          });
-        } else terminate();
+        if (listened.has(worker)) sendToWorker(worker, DRAIN_MESSAGE, terminate);
+        else terminate();
       });
       stops.set(worker, stopped);
     }

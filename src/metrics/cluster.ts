@@ -17,6 +17,7 @@ import type { Worker } from 'node:cluster';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { Registry } from 'prom-client';
 import type { MetricsSource } from '../admin/server.js';
+import { sendToWorker } from '../cluster-send.js';
 
 type MetricsJSON = Array<MetricObjectWithValues<MetricValue<string>>>;
 
@@ -77,13 +78,10 @@ export function workersMetricsSum(isServing: (worker: Worker) => boolean): Metri
   };
   const ask = (worker: Worker, id: number) =>
     new Promise<void>((resolve) => {
-      if (!worker.isConnected()) return resolve();
       setTimeout(resolve, ANSWER_MS).unref();
       waiting.set(worker, [...(waiting.get(worker) ?? []), resolve]);
-      // A worker exiting now fails the write (EPIPE): it counts with its last answer.
-      worker.send({ type: REQUEST, requestId: id }, undefined, {}, (err) => {
-        if (err) answered(worker);
-      });
+      // A worker that has gone counts with its last answer.
+      sendToWorker(worker, { type: REQUEST, requestId: id }, () => answered(worker));
     });
 
   return {
