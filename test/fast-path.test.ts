@@ -96,7 +96,7 @@ describe('the fast path for blob bodies', () => {
       if (req.method === 'PATCH' || req.method === 'PUT') {
         const id = url.split('/uploads/')[1]?.split('?')[0] ?? '';
         if (req.method === 'PUT') completions.set(id, (completions.get(id) ?? 0) + 1);
-        if (req.method === 'PUT' && id.startsWith('drop-on-reuse-') && perSocket.served > 1) {
+        if (req.method === 'PUT' && id.startsWith('drop-')) {
           // The registry has the request (it may well have completed the upload); the answer is lost.
           req.socket.destroy();
           return;
@@ -326,9 +326,9 @@ describe('the fast path for blob bodies', () => {
     }
   });
 
-  it('sends a body-less upload completion (PUT) once: a reused connection that dies unanswered is a 502, not a second PUT', async () => {
-    const id = 'drop-on-reuse-put';
-    // A relayed GET leaves its connection in the pool; the PUT goes out on it at once.
+  // Whether it went on a reused connection or not (src/proxy/relay.test.ts holds the reused case).
+  it('sends a body-less upload completion (PUT) once: a connection that dies unanswered is a 502, not a second PUT', async () => {
+    const id = 'drop-put';
     expect((await fetchBlob(blob('small-before-put'))).status).toBe(200);
     const put = await httpsGet(
       `${proxy.origin}/v2/fast/app/blobs/uploads/${id}?digest=sha256:${'0'.repeat(64)}`,
@@ -352,5 +352,9 @@ describe('the fast path for blob bodies', () => {
     }
     expect(results.every((s) => s === 200)).toBe(true);
     expect(connections - before).toBeLessThan(40); // some requests did reuse a connection
+    // The backend closes idle connections unannounced: the proxy says so, and what to set.
+    expect(proxy.output()).toMatch(
+      /the backend closed an idle connection after \d+ ms .*uploads now go only on connections idle under \d+ ms .*timeouts\.backendKeepAliveMs/,
+    );
   });
 });

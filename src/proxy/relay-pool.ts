@@ -51,6 +51,24 @@ export interface Conn {
   small: Buffer | undefined;
   /** Bytes the client took promptly since its last slow write; below FAST_AFTER_BYTES = slow. */
   promptBytes: number;
+  /** When it went idle in the pool (performance.now()); undefined while owned. */
+  idleSince?: number | undefined;
+}
+
+/**
+ * The shortest idle limit learned: below this, keeping a connection saves next to
+ * nothing, and a backend that closes sooner is better served by new connections.
+ */
+const MIN_LEARNED_IDLE_MS = 50;
+
+/**
+ * The idle limit to keep under a backend seen closing a connection `closedAfterMs`
+ * into its idleness: a second less, as for a `Keep-Alive: timeout=N` hint, or half
+ * of it when that is short (timers in two busy processes drift by tens of ms).
+ */
+export function idleLimitUnder(closedAfterMs: number): number {
+  const limit = closedAfterMs > 2000 ? closedAfterMs - 1000 : closedAfterMs / 2;
+  return Math.max(MIN_LEARNED_IDLE_MS, Math.floor(limit));
 }
 
 export class RelayPool {
@@ -59,30 +77,59 @@ export class RelayPool {
   private closed = false;
 
   /**
+   * How long a connection may have been idle to carry an exchange that cannot be
+   * replayed (an upload): `idleMs` until the backend is seen closing one sooner.
+   */
+  private safeIdleMs: number;
+
+  /**
    * `idleMs`: how long an idle connection is kept (0 = never), below the backend's own
    * keep-alive timeout, so the backend never closes one just as an upload is sent on it
-   * (that upload would fail, and cannot be retried).
+   * (that upload would fail, and cannot be retried). A backend that closes idle
+   * connections sooner without saying so (no `Keep-Alive: timeout=N`) lowers the limit
+   * for uploads, and `onLearned` is told: the first such close costs nothing, but the
+   * next could meet an upload. GETs and HEADs keep reusing for `idleMs`: the relay sends
+   * them again on a new connection when a reused one was closed under them.
    */
   constructor(
     private readonly host: string,
     private readonly port: number,
     private readonly maxIdle: number,
     private readonly idleMs: number,
-  ) {}
+    private readonly onLearned: (idleMs: number, closedAfterMs: number) => void = () => {},
+  ) {
+    this.safeIdleMs = idleMs;
+  }
+
+  /** How long an idle connection may have waited to carry an upload. */
+  uploadIdleLimitMs(): number {
+    return this.safeIdleMs;
+  }
 
   stats(): { active: number; idle: number } {
     return { active: this.activeCount, idle: this.idle.length };
   }
 
-  acquire(): Conn {
+  /**
+   * A connection for one exchange. `replayable`: the exchange may be sent again if a
+   * reused connection dies before answering (relay.ts: GET, HEAD), so any idle one
+   * will do; anything else gets one idle for less than the backend was seen to allow,
+   * or a new one.
+   */
+  acquire(replayable: boolean): Conn {
     this.activeCount++;
-    for (;;) {
-      const conn = this.idle.pop();
-      if (!conn) break;
-      if (!conn.socket.destroyed && conn.socket.readable && conn.socket.writable) {
-        conn.reused = true;
-        return conn;
+    const now = performance.now();
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const conn = this.idle[i]!;
+      if (conn.socket.destroyed || !conn.socket.readable || !conn.socket.writable) {
+        this.idle.splice(i, 1);
+        continue;
       }
+      if (!replayable && now - (conn.idleSince ?? now) >= this.safeIdleMs) continue;
+      this.idle.splice(i, 1);
+      conn.reused = true;
+      conn.idleSince = undefined;
+      return conn;
     }
     return this.create();
   }
@@ -109,6 +156,7 @@ export class RelayPool {
     }
     conn.socket.setTimeout(idleMs); // idle too long: closed, and 'close' takes it out of the pool
     conn.socket.resume();
+    conn.idleSince = performance.now();
     this.idle.push(conn);
   }
 
@@ -163,6 +211,9 @@ export class RelayPool {
     };
     conn.socket.on('error', (err) => gone(err));
     conn.socket.on('end', () => {
+      if (!conn.owner && conn.idleSince !== undefined) {
+        this.learn(performance.now() - conn.idleSince);
+      }
       conn.socket.destroy();
       gone();
     });
@@ -170,6 +221,15 @@ export class RelayPool {
     // Owned: the backend is silent; idle in the pool: kept long enough.
     conn.socket.on('timeout', () => (conn.owner ? conn.owner.timedOut() : conn.socket.destroy()));
     return conn;
+  }
+
+  /** The backend closed a connection idle for `closedAfterMs`, before our own limit did. */
+  private learn(closedAfterMs: number): void {
+    if (this.closed) return;
+    const limit = idleLimitUnder(closedAfterMs);
+    if (limit >= this.safeIdleMs) return;
+    this.safeIdleMs = limit;
+    this.onLearned(limit, closedAfterMs);
   }
 }
 

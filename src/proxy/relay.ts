@@ -64,7 +64,7 @@ export class RelayCall implements ConnOwner, ReaderEvents {
     private readonly req: RelayRequest,
     private readonly handlers: RelayHandlers,
   ) {
-    this.conn = pool.acquire();
+    this.conn = pool.acquire(this.replayable());
     this.reader = this.start();
   }
 
@@ -121,7 +121,7 @@ export class RelayCall implements ConnOwner, ReaderEvents {
     if (this.mayRetry(err)) {
       this.retried = true;
       this.pool.discard(this.conn);
-      this.conn = this.pool.acquire();
+      this.conn = this.pool.acquire(true);
       this.reader = this.start();
       return;
     }
@@ -150,10 +150,14 @@ export class RelayCall implements ConnOwner, ReaderEvents {
       !this.headSeen &&
       this.conn.reused &&
       !this.retried &&
-      !this.req.body &&
-      (this.req.method === 'GET' || this.req.method === 'HEAD') &&
+      this.replayable() &&
       err.code !== BACKEND_TIMEOUT
     );
+  }
+
+  /** May go out twice (mayRetry); anything else is sent only on a connection safe to reuse. */
+  private replayable(): boolean {
+    return !this.req.body && (this.req.method === 'GET' || this.req.method === 'HEAD');
   }
 
   /** Sends the request on the current connection; returns the reader of its answer. */

@@ -86,7 +86,7 @@ export function createPublicServer(
   const { metrics } = options;
   let current = material;
   const coverage = hostCoverage(material);
-  const { backend, agent, pool } = backendTransports(config);
+  const { backend, agent, pool } = backendTransports(config, logger);
   const ownHeaders = ownHeadersOf(config);
   // The drain tracker exists once the HTTPS server does; the health path asks it later.
   let drainer: Drainer | undefined;
@@ -245,7 +245,7 @@ function hostCoverage(material: TLSMaterial) {
 }
 
 /** The two ways to the backend: http-proxy's keep-alive agent, and the relay's socket pool. */
-function backendTransports(config: Config) {
+function backendTransports(config: Config, logger: Logger) {
   const backend = new URL(config.backend);
   const agent = backendAgent(config.timeouts.backendKeepAliveMs, {
     maxFreeSockets: UPSTREAM_MAX_FREE_SOCKETS,
@@ -256,6 +256,15 @@ function backendTransports(config: Config) {
     Number(backend.port || 80),
     RELAY_MAX_IDLE_SOCKETS,
     config.timeouts.backendKeepAliveMs,
+    (idleMs, closedAfter) => {
+      const closedAfterMs = Math.round(closedAfter);
+      logger.warn(
+        { closedAfterMs, uploadIdleMs: idleMs, configuredMs: config.timeouts.backendKeepAliveMs },
+        `the backend closed an idle connection after ${closedAfterMs} ms without announcing ` +
+          `a keep-alive timeout; uploads now go only on connections idle under ${idleMs} ms ` +
+          '(set timeouts.backendKeepAliveMs below the backend’s idle timeout to start there)',
+      );
+    },
   );
   return { backend, agent, pool };
 }
