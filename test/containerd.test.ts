@@ -33,14 +33,13 @@ import {
   type Containerd,
 } from './helpers/containerd.js';
 import { eventually } from './helpers/eventually.js';
-import { createTestHost, ownNamespaces, type TestHost } from './helpers/netns.js';
+import { ownNamespaces, type TestHost } from './helpers/netns.js';
+import { registryAndProxyOnTestHost } from './helpers/fixture.js';
 import { parseNodeTrust, startNodeTrust } from './helpers/node-trust.js';
 import { buildOCIImage, type OCIImage } from './helpers/oci.js';
 import {
-  createRegistry,
   readCA,
   runCLI,
-  startProxy,
   tempDir,
   type Proxy,
   type Registry,
@@ -116,18 +115,11 @@ describe(
       }
       etcDirsToRemove = [CERTS_D, ETC_CONTAINERD].filter((dir) => !existsSync(dir));
 
-      host = createTestHost('ctrd');
-      registry = await createRegistry(
-        { auth: { kind: 'htpasswd', user: USER, password: PASSWORD }, wrap: host.wrap },
-        tmp.path,
-      );
-      await registry.start();
-      proxy = await startProxy({
-        backend: registry.url,
-        tlsDir: join(tmp.path, 'tls'),
-        wrap: host.wrap,
-        host: host.address,
-      });
+      ({ host, registry, proxy } = await registryAndProxyOnTestHost('ctrd', tmp.path, {
+        kind: 'htpasswd',
+        user: USER,
+        password: PASSWORD,
+      }));
       registryHost = `${host.address}:${proxy.port}`;
       trustDir = join(CERTS_D, registryHost);
       imageRef = `${registryHost}/e2e/tiny:v1`;

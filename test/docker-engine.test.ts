@@ -24,10 +24,10 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importTinyImage, run, startDockerd, type Dockerd } from './helpers/docker.js';
-import { createTestHost, ownNamespaces, type TestHost } from './helpers/netns.js';
+import { ownNamespaces, type TestHost } from './helpers/netns.js';
+import { registryAndProxyOnTestHost } from './helpers/fixture.js';
 import {
   CLI,
-  createRegistry,
   readCA,
   startProxy,
   tempDir,
@@ -97,18 +97,11 @@ describe('the docker engine verifies the proxy strictly, then trusts its CA', SL
       : null;
     etcDirsToRemove = [CERTS_D, ETC_DOCKER].filter((dir) => !existsSync(dir));
 
-    host = createTestHost('dock');
-    registry = await createRegistry(
-      { auth: { kind: 'htpasswd', user: USER, password: PASSWORD }, wrap: host.wrap },
-      tmp.path,
-    );
-    await registry.start();
-    proxy = await startProxy({
-      backend: registry.url,
-      tlsDir: join(tmp.path, 'tls'),
-      wrap: host.wrap,
-      host: host.address,
-    });
+    ({ host, registry, proxy } = await registryAndProxyOnTestHost('dock', tmp.path, {
+      kind: 'htpasswd',
+      user: USER,
+      password: PASSWORD,
+    }));
     registryHost = `${host.address}:${proxy.port}`;
     trustDir = join(CERTS_D, registryHost);
     imageRef = `${registryHost}/e2e/tiny:v1`;

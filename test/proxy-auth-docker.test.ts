@@ -13,16 +13,9 @@ import { existsSync, mkdirSync, readdirSync, rmSync, rmdirSync, writeFileSync } 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importTinyImage, startDockerd, type Dockerd } from './helpers/docker.js';
-import { createTestHost, ownNamespaces, type TestHost } from './helpers/netns.js';
-import {
-  createRegistry,
-  readCA,
-  startProxy,
-  tearDown,
-  tempDir,
-  type Proxy,
-  type Registry,
-} from './helpers/processes.js';
+import { ownNamespaces, type TestHost } from './helpers/netns.js';
+import { registryAndProxyOnTestHost } from './helpers/fixture.js';
+import { readCA, tearDown, tempDir, type Proxy, type Registry } from './helpers/processes.js';
 
 const USER = 'dora';
 const PASSWORD = 'proxy-login-e2e-pa55';
@@ -62,16 +55,12 @@ describe('docker login, push and pull against the proxy’s own logins', SLOW, (
     etcDirsToRemove = [CERTS_D, ETC_DOCKER].filter((dir) => !existsSync(dir));
     const htpasswd = join(tmp.path, 'htpasswd');
     writeFileSync(htpasswd, execFileSync('htpasswd', ['-Bbn', '-C', '10', USER, PASSWORD]));
-    host = createTestHost('dauth');
-    registry = await createRegistry({ auth: { kind: 'none' }, wrap: host.wrap }, tmp.path);
-    await registry.start();
-    proxy = await startProxy({
-      backend: registry.url,
-      tlsDir: join(tmp.path, 'tls'),
-      wrap: host.wrap,
-      host: host.address,
-      env: { RTP_AUTH_HTPASSWD: htpasswd, RTP_AUTH_ANONYMOUS: 'pull' },
-    });
+    ({ host, registry, proxy } = await registryAndProxyOnTestHost(
+      'dauth',
+      tmp.path,
+      { kind: 'none' },
+      { RTP_AUTH_HTPASSWD: htpasswd, RTP_AUTH_ANONYMOUS: 'pull' },
+    ));
     registryHost = `${host.address}:${proxy.port}`;
     trustDir = join(CERTS_D, registryHost);
     mkdirSync(trustDir, { recursive: true });

@@ -6,11 +6,13 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { useRegistryBehindProxy } from './helpers/fixture.js';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpsGet } from './helpers/https.js';
-import { rssMiB } from './helpers/processes.js';
-import { blobOf, pushBlobDirect } from './helpers/registry-api.js';
+import type { TestHost } from './helpers/netns.js';
+import { registryAndProxyOnTestHost } from './helpers/fixture.js';
+import { rssMiB, tempDir, type Proxy, type Registry } from './helpers/processes.js';
+import { blobOf } from './helpers/registry-api.js';
 
 const REPO = 'slow/app';
 const SECONDS = 20;
@@ -29,9 +31,63 @@ interface Run {
   startRSSMiB: number;
 }
 
+/**
+ * The registry and the proxy run on a test host (a network namespace), and the attack
+ * and the normal client reach it over a veth link, as clients reach a registry over a
+ * network. Not over loopback: its 64 KiB MTU lets the kernel give each socket to a
+ * slow reader a ~2.5 MiB send buffer (400 of them: 1 GiB), which crossed the machine's
+ * tcp_mem limit, and the kernel then dropped packets of every connection on the machine,
+ * the normal client's too (its probes stalled for 3 s and 7 s: retransmission timeouts).
+ * With a 1500-byte MTU the same attack holds a few MiB in the kernel.
+ */
 describe('slow clients (slowhttptest)', () => {
-  const env = useRegistryBehindProxy('slow-clients', { auth: { kind: 'none' } });
+  const tmp = tempDir('slow-clients');
+  let host: TestHost;
+  let registry: Registry;
+  let proxy: Proxy;
+  let ca = '';
+  const env = {
+    get proxy() {
+      return proxy;
+    },
+    get ca() {
+      return ca;
+    },
+  };
   const blob = blobOf(randomBytes(16 << 20));
+
+  beforeAll(async () => {
+    ({ host, registry, proxy } = await registryAndProxyOnTestHost('slow', tmp.path, {
+      kind: 'none',
+    }));
+    ca = readFileSync(proxy.caFile, 'utf8');
+    // The registry listens inside the test host only: the blob goes in through the proxy.
+    const started = await httpsGet(`${proxy.origin}/v2/${REPO}/blobs/uploads/`, {
+      ca,
+      method: 'POST',
+      headers: { 'content-length': '0' },
+    });
+    const location = new URL(String(started.headers.location), proxy.origin);
+    location.searchParams.set('digest', blob.digest);
+    const put = await httpsGet(location.toString(), {
+      ca,
+      method: 'PUT',
+      headers: {
+        'content-type': 'application/octet-stream',
+        'content-length': String(blob.data.length),
+      },
+      body: blob.data,
+    });
+    if (put.status !== 201)
+      throw new Error(`pushing the test blob answered ${put.status}: ${put.body}`);
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    await registry?.stop();
+    host?.destroy();
+    tmp.remove();
+  });
 
   /** Runs slowhttptest with `args` while the normal client probes; returns what both saw. */
   async function attack(args: string[]): Promise<Run> {
@@ -142,8 +198,6 @@ describe('slow clients (slowhttptest)', () => {
     }
     expect(env.proxy.child.exitCode).toBeNull();
   };
-
-  beforeAll(() => pushBlobDirect(env.registry.url, REPO, blob));
 
   it('slow headers: stays available', { timeout: 180_000 }, async () => {
     report('slow headers', await attack(['-H', '-i', '5', '-u', `${env.proxy.origin}/v2/`]));

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
+import { createTestHost, type TestHost } from './netns.js';
 import {
   createRegistry,
   startProxy,
@@ -63,4 +64,42 @@ export function useRegistryBehindProxy(
       return ca;
     },
   };
+}
+
+/** A registry and the proxy in front of it, together on a test host (a network namespace). */
+export interface OnTestHost {
+  host: TestHost;
+  registry: Registry;
+  /** Listening on the test host's address, so clients reach it over the veth link. */
+  proxy: Proxy;
+}
+
+/**
+ * Starts a registry and the proxy on a new test host; undoes what it started if a step
+ * fails. The caller stops both and destroys the host.
+ */
+export async function registryAndProxyOnTestHost(
+  label: string,
+  dir: string,
+  auth: RegistryOptions['auth'],
+  proxyEnv: Record<string, string> = {},
+): Promise<OnTestHost> {
+  const host = createTestHost(label);
+  let registry: Registry | undefined;
+  try {
+    registry = await createRegistry({ auth, wrap: host.wrap }, dir);
+    await registry.start();
+    const proxy = await startProxy({
+      backend: registry.url,
+      tlsDir: join(dir, 'tls'),
+      wrap: host.wrap,
+      host: host.address,
+      env: proxyEnv,
+    });
+    return { host, registry, proxy };
+  } catch (err) {
+    await registry?.stop();
+    host.destroy();
+    throw err;
+  }
 }
