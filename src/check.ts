@@ -53,13 +53,22 @@ export async function runCheck(config: Config, opts: CheckOptions = {}): Promise
   await checkCertificates(config, now, add);
   for (const line of acmeCheckLines(config, now)) add(line.level, line.what, line.detail);
 
-  const verdict = await probeBackend({
-    backend: new URL(config.backend),
-    timeoutMs: config.health.timeout,
-    allowAnonymous: config.health.allowAnonymous,
-    proxyLogins: config.auth.htpasswd !== '',
+  // Every replica on its own line; the proxy serves while one is healthy.
+  const verdicts = await Promise.all(
+    config.backend.map((backend) =>
+      probeBackend({
+        backend: new URL(backend),
+        timeoutMs: config.health.timeout,
+        allowAnonymous: config.health.allowAnonymous,
+        proxyLogins: config.auth.htpasswd !== '',
+      }),
+    ),
+  );
+  const anyHealthy = verdicts.some((v) => v.healthy);
+  verdicts.forEach((verdict, i) => {
+    const level = verdict.healthy ? 'ok' : anyHealthy ? 'warn' : 'fail';
+    add(level, `backend ${config.backend[i]}`, verdict.reason);
   });
-  add(verdict.healthy ? 'ok' : 'fail', `backend ${config.backend}`, verdict.reason);
 
   await checkPublicPort(config, opts.url ?? defaultURL(config.listen), add);
 

@@ -65,7 +65,7 @@ export function logServing(
   logger.info(
     {
       address: formatHostPort(listenHost, port),
-      backend: config.backend,
+      backend: config.backend.length === 1 ? config.backend[0] : config.backend,
       caFingerprint256: fingerprint,
       ...(material.trustFingerprints.length > 1
         ? { nextCAFingerprint256: material.trustFingerprints[1] }
@@ -75,7 +75,7 @@ export function logServing(
       // macOS, Windows, Kubernetes and browsers: the page has a tab for each.
       trustPage: `https://${first}${TRUST_PAGE_PATH}`,
     },
-    `proxying https://${first} to ${config.backend}; to trust it, run on a client the trustOnClient command for the address that client uses, or open https://${first}${TRUST_PAGE_PATH} (every client kind)${hint}${others}`,
+    `proxying https://${first} to ${config.backend.join(', ')}; to trust it, run on a client the trustOnClient command for the address that client uses, or open https://${first}${TRUST_PAGE_PATH} (every client kind)${hint}${others}`,
   );
 }
 

@@ -69,16 +69,27 @@ describe('loadConfig defaults', () => {
     expect(Object.keys(section as object)).toContain(leaf);
     // Durations are documented as YAML strings like 30d and held in milliseconds.
     const value = getPath(documented, path);
-    expect(FIELDS[path]?.kind === 'duration' ? parseDuration(String(value)) : value).toEqual(
-      getPath(DEFAULTS, path),
-    );
+    const kind = FIELDS[path]?.kind;
+    expect(
+      kind === 'duration'
+        ? parseDuration(String(value))
+        : kind === 'oneOrList' && typeof value === 'string'
+          ? [value]
+          : value,
+    ).toEqual(getPath(DEFAULTS, path));
   });
 });
 
 describe('environment overrides by path', () => {
   it.each<[string, string, string, unknown]>([
     ['RTP_LISTEN', '127.0.0.1:6443', 'listen', '127.0.0.1:6443'],
-    ['RTP_BACKEND', 'http://registry:5000', 'backend', 'http://registry:5000'],
+    ['RTP_BACKEND', 'http://registry:5000', 'backend', ['http://registry:5000']],
+    [
+      'RTP_BACKEND',
+      'http://10.1.0.1:5000, http://10.1.0.2:5000',
+      'backend',
+      ['http://10.1.0.1:5000', 'http://10.1.0.2:5000'],
+    ],
     ['RTP_TLS_DIR', '/var/lib/rtp/tls', 'tls.dir', '/var/lib/rtp/tls'],
     ['RTP_TLS_NAMES', 'a.example,10.0.0.5', 'tls.names', ['a.example', '10.0.0.5']],
     ['RTP_TLS_NAMES', ' a.example , ,2001:db8::1 ', 'tls.names', ['a.example', '2001:db8::1']],
@@ -214,6 +225,20 @@ describe('validation reports every problem with its path', () => {
       /speaks plain HTTP.*got https:/,
     ],
     ['a backend with a path', 'backend: http://127.0.0.1:5000/v2/\n', 'backend', /without a path/],
+    [
+      'replicas, naming every bad one by its place',
+      'backend: [http://10.0.0.1:5000, https://10.0.0.2:5000, http://10.0.0.3:5000/v2/]\n',
+      'backend',
+      /^entry 2 \(https:\/\/10\.0\.0\.2:5000\) must use http:\/\/.*; entry 3 \(http:\/\/10\.0\.0\.3:5000\/v2\/\) must be just http:\/\/host:port/,
+    ],
+    [
+      'a replica listed twice',
+      'backend: [http://10.0.0.1:5000, "http://10.0.0.1:5000/"]\n',
+      'backend',
+      /entry 2 \(http:\/\/10\.0\.0\.1:5000\/\) is listed twice/,
+    ],
+    ['no backend at all', 'backend: []\n', 'backend', /must name the registry/],
+    ['a mapping as backend', 'backend: { url: x }\n', 'backend', /string or a list of strings/],
     ['a scalar where a section belongs', 'tls: data/tls\n', 'tls', /must be a mapping/],
     ['a string where a list belongs', 'tls:\n  names: a.example\n', 'tls.names', /list of strings/],
     ['a quoted number', 'timeouts:\n  headersMs: "5000"\n', 'timeouts.headersMs', /whole number/],

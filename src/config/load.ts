@@ -70,10 +70,10 @@ export function loadConfig({ file, env = process.env }: LoadOptions = {}): Confi
     });
   }
   if (problems.every((p) => p.path !== 'backend' && p.path !== 'listen')) {
-    if (backendIsListen(config.backend, config.listen)) {
+    for (const backend of config.backend.filter((b) => backendIsListen(b, config.listen))) {
       problems.push({
         path: 'backend',
-        message: `${config.backend} is this proxy's own port (listen: ${config.listen}): every request would come back to the proxy; point backend at the registry's plain-HTTP address, e.g. http://127.0.0.1:5000, or move listen to another port`,
+        message: `${backend} is this proxy's own port (listen: ${config.listen}): every request would come back to the proxy; point backend at the registry's plain-HTTP address, e.g. http://127.0.0.1:5000, or move listen to another port`,
       });
     }
   }
@@ -253,6 +253,7 @@ function fromEnv(spec: FieldSpec, value: string): unknown {
     case 'duration':
       return value;
     case 'stringList':
+    case 'oneOrList':
       return value
         .split(',')
         .map((s) => s.trim())
@@ -279,6 +280,11 @@ function checkType(spec: FieldSpec, value: unknown): { value: unknown } | string
       if (ms !== undefined) return { value: ms };
       return `must be a duration like 90d, 12h, 30m, 45s or 500ms, got ${describe(value)}`;
     }
+    case 'oneOrList':
+      if (typeof value === 'string') return { value: [value] };
+      if (Array.isArray(value) && value.every((v) => typeof v === 'string'))
+        return { value: [...value] };
+      return `must be a string or a list of strings, got ${describe(value)}`;
     case 'stringList':
       if (value === null) return { value: [] };
       if (Array.isArray(value) && value.every((v) => typeof v === 'string'))

@@ -12,8 +12,11 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 export interface Config {
   /** Public HTTPS listener, `host:port`. */
   listen: string;
-  /** The plain-HTTP registry, `http://host:port`. */
-  backend: string;
+  /**
+   * The plain-HTTP registry, `http://host:port`, or its replicas (sharing storage and
+   * http.secret). YAML takes one URL or a list; RTP_BACKEND takes them comma-separated.
+   */
+  backend: string[];
   /** Processes serving the public port (a cluster sharing certificates and session-ticket keys); 0 = one per core. */
   workers: number;
   /** Load balancers (addresses, CIDR networks) whose X-Forwarded-* and Forwarded headers pass on. */
@@ -137,7 +140,7 @@ const YEAR_MS = 365 * DAY_MS;
 
 export const DEFAULTS: Config = {
   listen: '0.0.0.0:5443',
-  backend: 'http://127.0.0.1:5000',
+  backend: ['http://127.0.0.1:5000'],
   workers: 0,
   trustedProxies: [],
   proxyProtocol: { trustedFrom: [], required: false },
@@ -215,7 +218,8 @@ export const LOG_LEVELS: readonly LogLevel[] = [
 
 /** How one leaf is parsed from an environment variable and checked. */
 export interface FieldSpec {
-  kind: 'string' | 'int' | 'stringList' | 'duration' | 'bool';
+  /** oneOrList: a string or a list of them in YAML, comma-separated in the environment. */
+  kind: 'string' | 'int' | 'stringList' | 'oneOrList' | 'duration' | 'bool';
   /** Returns what is wrong and what to do, or undefined when the value is fine. */
   check: (value: never) => string | undefined;
 }
@@ -281,7 +285,7 @@ const path = (what: string) =>
 /** Every leaf of {@link Config} by its dotted path. */
 export const FIELDS: Readonly<Record<string, FieldSpec>> = {
   listen: string((v) => checkHostPort(v)),
-  backend: string(checkBackendURL),
+  backend: { kind: 'oneOrList', check: checkBackendURLs as FieldSpec['check'] },
   'tls.dir': string((v) => (v.trim() === '' ? 'must name a directory, e.g. data/tls' : undefined)),
   'tls.names': {
     kind: 'stringList',
@@ -420,6 +424,24 @@ function checkHostPort(value: string): string | undefined {
   return parseHostPort(value)
     ? undefined
     : `must be host:port (e.g. 0.0.0.0:5443, [::]:5443, 127.0.0.1:5480), got ${JSON.stringify(value)}`;
+}
+
+/** Every replica's problem, each named by its place in the list when there are several. */
+function checkBackendURLs(values: string[]): string | undefined {
+  if (values.length === 0) {
+    return "must name the registry's plain-HTTP address like http://127.0.0.1:5000, or a list of its replicas";
+  }
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  values.forEach((value, i) => {
+    const problem = checkBackendURL(value);
+    const which = values.length === 1 ? '' : `entry ${i + 1} (${value}) `;
+    if (problem) problems.push(`${which}${problem}`);
+    else if (seen.has(new URL(value).origin)) {
+      problems.push(`${which}is listed twice: name each replica once`);
+    } else seen.add(new URL(value).origin);
+  });
+  return problems.length === 0 ? undefined : problems.join('; ');
 }
 
 function checkBackendURL(value: string): string | undefined {

@@ -7,10 +7,13 @@ import type { Config } from '../config/schema.js';
 import { backendAgent } from '../net/backend-keepalive.js';
 import type { Logger } from '../log.js';
 import { BOTH_LOGINS, probeBackend, type ProbeOptions, type Verdict } from './probe.js';
+import { combineVerdicts, type ReplicaVerdict } from './replicas.js';
 
 export interface HealthMonitor {
   /** The latest verdict (a "not probed yet" verdict before the first probe ends). */
   current(): Verdict;
+  /** Each replica's latest verdict, in the order of config `backend` (one entry for one backend). */
+  replicas(): readonly ReplicaVerdict[];
   /** Resolves once the first probe has finished. */
   ready: Promise<Verdict>;
   stop(): void;
@@ -22,6 +25,8 @@ export function startHealthMonitor(
     logger: Logger;
     /** Log changes of verdict (default); off for cluster workers, whose primary logs them. */
     logTransitions?: boolean;
+    /** One of several replicas: a change of healthy says it left or rejoined the rotation. */
+    inRotation?: boolean;
     onVerdict?: (verdict: Verdict) => void;
   },
 ): HealthMonitor {
@@ -33,6 +38,7 @@ export function startHealthMonitor(
     durationMs: 0,
   };
   let previousStatus: string | undefined;
+  let wasHealthy: boolean | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
 
@@ -49,11 +55,15 @@ export function startHealthMonitor(
         httpStatus: next.httpStatus,
         backend: opts.backend.origin,
       };
+      const message = opts.inRotation
+        ? `${next.reason}${rotationNote(next.healthy, wasHealthy)}`
+        : next.reason;
       // Healthy with both logins on (the registry's and the proxy's) still wants an operator's eye.
-      if (next.healthy && !next.reason.endsWith(BOTH_LOGINS)) opts.logger.info(fields, next.reason);
-      else opts.logger.warn(fields, next.reason);
+      if (next.healthy && !next.reason.endsWith(BOTH_LOGINS)) opts.logger.info(fields, message);
+      else opts.logger.warn(fields, message);
       previousStatus = key;
     }
+    wasHealthy = next.healthy;
     return next;
   };
   const loop = () => {
@@ -69,6 +79,7 @@ export function startHealthMonitor(
   });
   return {
     current: () => verdict,
+    replicas: () => [{ backend: opts.backend.href.replace(/\/$/, ''), verdict }],
     ready,
     stop: () => {
       stopped = true;
@@ -77,29 +88,53 @@ export function startHealthMonitor(
   };
 }
 
-/** The monitor of `config`'s backend, on its own one-socket keep-alive agent. */
+/** What a replica's change of verdict means for the requests it gets. */
+function rotationNote(healthy: boolean, wasHealthy: boolean | undefined): string {
+  if (healthy === wasHealthy) return '';
+  if (healthy) return wasHealthy === undefined ? '' : '; replica back in rotation';
+  return wasHealthy === undefined
+    ? '; replica kept out of rotation'
+    : '; replica taken out of rotation';
+}
+
+/**
+ * The monitor of `config`'s backend (each replica on its own one-socket keep-alive
+ * agent); its verdict is healthy while any replica is.
+ */
 export function monitorBackend(
   config: Config,
   logger: Logger,
   logTransitions = true,
 ): HealthMonitor {
-  const agent = backendAgent(config.timeouts.backendKeepAliveMs, { maxSockets: 1 });
-  const monitor = startHealthMonitor({
-    backend: new URL(config.backend),
-    timeoutMs: config.health.timeout,
-    allowAnonymous: config.health.allowAnonymous,
-    proxyLogins: config.auth.htpasswd !== '',
-    agent,
-    intervalMs: config.health.interval,
-    logger,
-    logTransitions,
+  const each = config.backend.map((backend) => {
+    const agent = backendAgent(config.timeouts.backendKeepAliveMs, { maxSockets: 1 });
+    const monitor = startHealthMonitor({
+      backend: new URL(backend),
+      timeoutMs: config.health.timeout,
+      allowAnonymous: config.health.allowAnonymous,
+      proxyLogins: config.auth.htpasswd !== '',
+      agent,
+      intervalMs: config.health.interval,
+      logger,
+      logTransitions,
+      inRotation: config.backend.length > 1,
+    });
+    return { backend, monitor, agent };
   });
+  const replicas = () =>
+    each.map(({ backend, monitor }) => ({ backend, verdict: monitor.current() }));
   return {
-    ...monitor,
-    // A reload replaces the monitor: its kept-alive socket goes with it, not at the backend's leisure.
+    current: () => combineVerdicts(replicas()),
+    replicas,
+    ready: Promise.all(each.map(({ monitor }) => monitor.ready)).then(() =>
+      combineVerdicts(replicas()),
+    ),
+    // A reload replaces the monitor: its kept-alive sockets go with it, not at the backend's leisure.
     stop() {
-      monitor.stop();
-      agent.destroy();
+      for (const { monitor, agent } of each) {
+        monitor.stop();
+        agent.destroy();
+      }
     },
   };
 }

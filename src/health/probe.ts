@@ -24,6 +24,8 @@ export interface Verdict {
   durationMs: number;
   /** Set while the process drains (report.ts): readiness fails whatever the backend says. */
   draining?: boolean;
+  /** With several replicas (replicas.ts): each one's own verdict. */
+  replicas?: Array<{ backend: string; verdict: Verdict }>;
 }
 
 export interface ProbeOptions {

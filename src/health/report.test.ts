@@ -28,7 +28,7 @@ describe('publicVerdictBody', () => {
       'backend down: /v2/: connection refused (is the registry running?)',
     ],
   ])('%s: keeps the reason, not the address', (backend, reason, shown) => {
-    expect(publicVerdictBody(verdict(reason), backend)).toEqual({
+    expect(publicVerdictBody(verdict(reason), [backend])).toEqual({
       ...verdictBody(verdict(reason)),
       reason: shown,
     });

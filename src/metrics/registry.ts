@@ -27,6 +27,8 @@ export interface ProxyMetrics {
   receivedBytes: Counter<'operation'>;
   sentBytes: Counter<'operation'>;
   upstreamErrors: Counter<'kind'>;
+  /** Per replica (config `backend`): requests it answered or failed, by status class. */
+  backendRequests: Counter<'backend' | 'status_class'>;
   handshakes: Counter;
   handshakeFailures: Counter<'reason'>;
   hostNotCovered: Counter;
@@ -94,6 +96,12 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     labelNames: ['kind'] as const,
     registers,
   });
+  const backendRequests = new Counter({
+    name: `${PREFIX}backend_requests_total`,
+    help: 'Requests sent to each backend replica (its origin), by the status class the client got (none: no answer).',
+    labelNames: ['backend', 'status_class'] as const,
+    registers,
+  });
   const handshakes = new Counter({
     name: `${PREFIX}tls_handshakes_total`,
     help: 'Completed TLS handshakes on the public port.',
@@ -149,6 +157,7 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
     receivedBytes,
     sentBytes,
     upstreamErrors,
+    backendRequests,
     handshakes,
     handshakeFailures,
     hostNotCovered,
@@ -197,6 +206,21 @@ function defineStateGauges(registers: Registry[], sources: MetricSources): void 
     registers,
     collect() {
       this.set(verdict()?.healthy ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}replica_up`,
+    aggregator: 'min',
+    help: 'Per backend replica (its origin): whether its last probe found it healthy, so in rotation.',
+    labelNames: ['backend'] as const,
+    registers,
+    collect() {
+      this.reset(); // a reload may have changed the list
+      const v = verdict();
+      if (!v) return;
+      for (const r of v.replicas ?? []) {
+        this.set({ backend: new URL(r.backend).origin }, r.verdict.healthy ? 1 : 0);
+      }
     },
   });
   new Gauge({

@@ -24,7 +24,6 @@ export interface BackendCall {
 
 /** What every exchange of one handler shares: limits, and the stages that answer and finish. */
 export interface ExchangeStages {
-  backend: URL;
   clientIdleMs: number;
   backendIdleMs: number;
   /** respond.ts: sends the backend's head, rewritten; false when Node refused it (502 sent). */
@@ -53,7 +52,8 @@ export class Exchange implements RewriteContext, RelayHandlers {
   /** Classified once: it routes the request and labels its metrics. */
   readonly operation: Operation;
   readonly isV2: boolean;
-  readonly backend: URL;
+  /** The replica the request goes to (forward.ts); read only once it has gone there. */
+  backend!: URL;
   /** The Host clients use for this proxy (admit.ts; a trusted balancer's, forward.ts). */
   publicHost = '';
   publicPort: number;
@@ -73,7 +73,6 @@ export class Exchange implements RewriteContext, RelayHandlers {
   ) {
     this.operation = classifyOperation(req.method, path);
     this.isV2 = path === '/v2' || path.startsWith('/v2/');
-    this.backend = stages.backend;
     this.publicPort = req.socket.localPort ?? 443;
     (req as TaggedRequest)[EXCHANGE] = this;
     // Module-level listeners (they find the exchange on the request): no closures per request.

@@ -22,10 +22,12 @@ export function createFinish(logger: Logger, metrics: ProxyMetrics): (ex: Exchan
     const { req, res, operation } = ex;
     const status = res.headersSent ? res.statusCode : 0;
     const seconds = Number(process.hrtime.bigint() - ex.started) / 1e9;
-    metrics.requests.inc({
-      operation,
-      status_class: status === 0 ? 'none' : `${Math.floor(status / 100)}xx`,
-    });
+    const statusClass = status === 0 ? 'none' : `${Math.floor(status / 100)}xx`;
+    metrics.requests.inc({ operation, status_class: statusClass });
+    // Set once forwarded (forward.ts); the proxy's own endpoints never reach a replica.
+    const backend = ex.backend as URL | undefined;
+    if (backend)
+      metrics.backendRequests.inc({ backend: backend.origin, status_class: statusClass });
     metrics.duration.observe({ operation }, seconds);
     if (ex.bytesIn > 0) metrics.receivedBytes.inc({ operation }, ex.bytesIn);
     if (ex.bytesOut > 0) metrics.sentBytes.inc({ operation }, ex.bytesOut);

@@ -1,8 +1,8 @@
 /**
  * forward: the request as the backend gets it (headers.ts: forwarding headers set,
  * hop-by-hop removed; behind a trusted balancer, its public address for rewrites),
- * sent through the transport that serves its operation. Which transport that is is
- * decided here, and only here.
+ * sent to a replica (replicas.ts) through the transport that serves its operation.
+ * Which replica and which transport are decided here, and only here.
  */
 import { clientAddressOf } from '../net/client-address.js';
 import type { IncomingMessage } from 'node:http';
@@ -10,7 +10,9 @@ import type { Operation } from '../metrics/operation.js';
 import { parseHostHeader } from '../net/address.js';
 import type { Exchange } from './exchange.js';
 import { firstValue, prepareRequestHeaders } from './headers.js';
-import type { RequestBody, Upstream } from './upstream.js';
+import { BACKEND_TIMEOUT } from '../net/errno.js';
+import type { Replica, Replicas } from './replicas.js';
+import type { RequestBody } from './upstream.js';
 
 /**
  * The hot paths of pushes and pulls take the relay: blob bodies (bytes are the cost)
@@ -30,15 +32,44 @@ const RELAYED: ReadonlySet<Operation> = new Set<Operation>([
 ]);
 
 export interface ForwardOptions {
-  relay: Upstream;
-  httpProxy: Upstream;
+  replicas: Replicas;
   /** Whether a peer is a trusted proxy (trustedProxies); absent when none is. */
   isTrustedProxy?: ((address: string) => boolean) | undefined;
 }
 
-export function createForward(opts: ForwardOptions): (ex: Exchange) => void {
-  const { relay, httpProxy, isTrustedProxy } = opts;
-  return function forward(ex: Exchange): void {
+export interface Forward {
+  (ex: Exchange): void;
+  /**
+   * Sends a GET or HEAD whose replica failed before answering (refused, reset, gone) once
+   * more, to another replica; false when that does not apply (one replica, a body, a
+   * timeout: a silent replica would make the client wait twice, or already retried).
+   */
+  retry(ex: Exchange, err: NodeJS.ErrnoException): boolean;
+}
+
+export function createForward(opts: ForwardOptions): Forward {
+  const { replicas, isTrustedProxy } = opts;
+  /** Where each exchange went, and how to stop counting it there. */
+  const sentTo = new WeakMap<Exchange, { replica: Replica; retried: boolean; done(): void }>();
+  const sendTo = (
+    ex: Exchange,
+    replica: Replica,
+    body: RequestBody | undefined,
+    retried: boolean,
+  ) => {
+    ex.backend = replica.url;
+    replica.outstanding++;
+    let counted = true;
+    const done = () => {
+      if (counted) replica.outstanding--;
+      counted = false;
+    };
+    sentTo.set(ex, { replica, retried, done });
+    ex.res.once('close', done);
+    (RELAYED.has(ex.operation) ? replica.relay : replica.httpProxy).send(ex, body);
+  };
+
+  const forward = function forward(ex: Exchange): void {
     const req = ex.req;
     const body = requestBody(req);
     prepareRequestHeaders(req.headers, {
@@ -49,8 +80,20 @@ export function createForward(opts: ForwardOptions): (ex: Exchange) => void {
     });
     if (isTrustedProxy) publicAddressFromTrustedProxy(req, ex);
     ex.watchRequestBody(body !== undefined);
-    (RELAYED.has(ex.operation) ? relay : httpProxy).send(ex, body);
+    sendTo(ex, replicas.pick(), body, false);
+  } as Forward;
+
+  forward.retry = (ex, err) => {
+    const was = sentTo.get(ex);
+    const method = ex.req.method;
+    if (!was || was.retried || replicas.all.length < 2 || ex.clientGone) return false;
+    if ((method !== 'GET' && method !== 'HEAD') || requestBody(ex.req) !== undefined) return false;
+    if (err.code === BACKEND_TIMEOUT) return false;
+    was.done();
+    sendTo(ex, replicas.pick(was.replica), undefined, true);
+    return true;
   };
+  return forward;
 }
 
 /** The request's body framing as the client sent it (read before hop-by-hop headers go). */

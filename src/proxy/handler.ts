@@ -7,7 +7,7 @@
  * One Exchange (exchange.ts) carries each request through them: its state, its
  * timers and its outcome.
  */
-import type { Agent, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Verdict } from '../health/probe.js';
 import type { ACMETrust } from '../acme/which-certificate.js';
 import type { Logger } from '../log.js';
@@ -19,18 +19,13 @@ import { createFinish } from './finish.js';
 import { createForward } from './forward.js';
 import { findOwnEndpoint, ownEndpoints } from './own-endpoints.js';
 import type { PathVerdict } from './path-allowlist.js';
-import type { RelayPool } from './relay-pool.js';
+import type { Replicas } from './replicas.js';
 import type { TrustPageSource } from './trust-endpoints.js';
 import { createRespond } from './respond.js';
-import { httpProxyUpstream } from './upstream-http-proxy.js';
-import { relayUpstream } from './upstream-relay.js';
 
 export interface HandlerOptions {
-  backend: URL;
-  /** Keep-alive connections for http-proxy. */
-  agent: Agent;
-  /** Keep-alive connections for the relay (the fast path). */
-  pool: RelayPool;
+  /** The backend's replicas (one for a single backend), each with its two transports. */
+  replicas: Replicas;
   clientIdleMs: number;
   backendIdleMs: number;
   logger: Logger;
@@ -44,7 +39,7 @@ export interface HandlerOptions {
   /** Whether the served certificate covers a Host (name or IP, no port). */
   coversHost: (host: string) => boolean;
   /** health.publicPath and the cached backend verdict; absent when turned off. */
-  health?: { path: string; verdict: () => Verdict; backend: string };
+  health?: { path: string; verdict: () => Verdict; backends: readonly string[] };
   /** Headers on every response of ours and every response passed on (Strict-Transport-Security). */
   ownHeaders: Readonly<Record<string, string>>;
   /** Whether a peer is a trusted proxy (trustedProxies); absent when none is. */
@@ -59,12 +54,29 @@ export function createRequestHandler(
   opts: HandlerOptions,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const respond = createRespond(opts);
+  const forward = createForward({
+    replicas: opts.replicas,
+    isTrustedProxy: opts.isTrustedProxy,
+  });
   const stages: ExchangeStages = {
-    backend: opts.backend,
     clientIdleMs: opts.clientIdleMs,
     backendIdleMs: opts.backendIdleMs,
     answerHead: respond.answerHead,
-    backendFailed: respond.backendFailed,
+    // A GET or HEAD that a replica failed goes once to another before the client hears of it.
+    backendFailed: (ex, err) => {
+      const failed = ex.backend.origin;
+      if (!forward.retry(ex, err)) return respond.backendFailed(ex, err);
+      opts.logger.warn(
+        {
+          backend: failed,
+          retriedOn: ex.backend.origin,
+          err: { code: err.code, message: err.message },
+          path: ex.path,
+          method: ex.req.method,
+        },
+        'backend request failed before any answer; sent to another replica',
+      );
+    },
     finish: createFinish(opts.logger, opts.metrics),
   };
   const rules: AdmitRules = {
@@ -73,11 +85,6 @@ export function createRequestHandler(
     onHostNotCovered: () => opts.metrics.hostNotCovered.inc(),
   };
   const endpoints = ownEndpoints(opts);
-  const forward = createForward({
-    relay: relayUpstream(opts.pool),
-    httpProxy: httpProxyUpstream(opts.backend, opts.agent),
-    isTrustedProxy: opts.isTrustedProxy,
-  });
 
   const { authenticate } = opts;
   /** After authenticate: refused, or forwarded (unless the client left during a bcrypt check). */

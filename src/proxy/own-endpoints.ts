@@ -36,7 +36,7 @@ export interface OwnEndpointOptions extends TrustEndpointOptions {
   /** The CA bundle served at GET /ca.crt (public information): during a rotation, both CAs. */
   trustBundlePEM: () => string;
   /** health.publicPath and the cached backend verdict; absent when turned off. */
-  health?: { path: string; verdict: () => Verdict; backend: string } | undefined;
+  health?: { path: string; verdict: () => Verdict; backends: readonly string[] } | undefined;
   /**
    * With tls.acme: what clients by this host install when it is served the ACME
    * certificate (nothing, or the internal ACME server's roots); undefined: our own CA.
@@ -77,7 +77,7 @@ export function ownEndpoints(opts: OwnEndpointOptions): ReadonlyMap<string, OwnE
       path: health.path,
       methods: READ,
       serve: (_req, res) =>
-        serveHealth(res, publicVerdictBody(health.verdict(), health.backend), ownHeaders),
+        serveHealth(res, publicVerdictBody(health.verdict(), health.backends), ownHeaders),
     });
   }
   return new Map(table.map((endpoint) => [endpoint.path, endpoint]));

@@ -20,7 +20,6 @@ import {
 import { rewriteAuthenticate, rewriteLocation, type RewriteContext } from './rewrite.js';
 
 export interface RespondOptions {
-  backend: URL;
   logger: Logger;
   metrics: ProxyMetrics;
   /** Headers on every response of ours and every response passed on (Strict-Transport-Security). */
@@ -68,7 +67,7 @@ export function createRespond(opts: RespondOptions): Respond {
       metrics.upstreamErrors.inc({ kind: failure.label });
       logger.warn(
         {
-          backend: opts.backend.origin,
+          backend: ex.backend.origin,
           err: { code: err.code, message: err.message },
           path: ex.path,
           method: ex.req.method,

@@ -5,7 +5,6 @@
  * requests (failed handshakes, malformed requests) is in https-events.ts.
  */
 import { X509Certificate } from 'node:crypto';
-import type { Agent } from 'node:http';
 import { createServer as createHTTPSServer, type Server as HTTPSServer } from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext, type TlsOptions } from 'node:tls';
@@ -22,28 +21,18 @@ import { PROFILE, secureContextOptions, serverTLSOptions } from '../tls/context.
 import { notTLSMessage } from '../tls/failures.js';
 import type { SniffOptions } from '../tls/sniff.js';
 import { drainingVerdict } from '../health/report.js';
-import { unbracketHost } from '../net/address.js';
 import { clientAddressOf } from '../net/client-address.js';
-import { backendAgent } from '../net/backend-keepalive.js';
 import { trackForDrain, type Drainer } from './drain.js';
 import { createRequestHandler } from './handler.js';
 import { answerMalformedRequests, handshakeFailureLogger } from './https-events.js';
 import { pathAllowlist, type PathVerdict } from './path-allowlist.js';
 import { trustedPeerMatcher } from './trusted-proxies.js';
-import { RelayPool } from './relay-pool.js';
+import { createReplicas, type Replicas } from './replicas.js';
 
 /** Distinct Host values remembered; a client sending random ones only empties the cache. */
 const COVERAGE_CACHE_MAX = 1024;
-/** Idle keep-alive sockets kept per backend; more than any realistic burst of parallel layer transfers. */
-const UPSTREAM_MAX_FREE_SOCKETS = 256;
-/**
- * Idle relay sockets kept: each holds its 256 KiB read buffer, so 32 cost 8 MiB; a
- * burst beyond them opens new connections, which on a local network costs little.
- */
-const RELAY_MAX_IDLE_SOCKETS = 32;
 
 export interface PublicServer {
-  agent: Agent;
   /** Backend sockets carrying a request (active) and kept alive (idle), for rtp_upstream_sockets. */
   upstreamSockets(): { active: number; idle: number };
   /** The material served now (it changes on renewal), for rtp_certificate_expiry_timestamp_seconds. */
@@ -86,7 +75,12 @@ export function createPublicServer(
   const { metrics } = options;
   let current = material;
   const coverage = hostCoverage(material);
-  const { backend, agent, pool } = backendTransports(config, logger);
+  const replicas = createReplicas({
+    backends: config.backend,
+    keepAliveMs: config.timeouts.backendKeepAliveMs,
+    logger,
+    healthy: options.verdict && healthOfReplicas(options.verdict),
+  });
   const ownHeaders = ownHeadersOf(config);
   // The drain tracker exists once the HTTPS server does; the health path asks it later.
   let drainer: Drainer | undefined;
@@ -97,9 +91,7 @@ export function createPublicServer(
     verdict: options.verdict,
   });
   const handler = createRequestHandler({
-    backend,
-    agent,
-    pool,
+    replicas,
     clientIdleMs: config.timeouts.clientIdleMs,
     backendIdleMs: config.timeouts.backendIdleMs,
     logger,
@@ -117,7 +109,7 @@ export function createPublicServer(
           health: {
             path: config.health.publicPath,
             verdict: drainAware(options.verdict),
-            backend: config.backend,
+            backends: config.backend,
           },
         }
       : {}),
@@ -134,8 +126,7 @@ export function createPublicServer(
   answerMalformedRequests(https, logger, ownHeaders);
   return publicServerOf({
     https,
-    agent,
-    pool,
+    replicas,
     drainer,
     target: {
       ...sniffTarget(https, metrics, logger),
@@ -244,29 +235,12 @@ function hostCoverage(material: TLSMaterial) {
   };
 }
 
-/** The two ways to the backend: http-proxy's keep-alive agent, and the relay's socket pool. */
-function backendTransports(config: Config, logger: Logger) {
-  const backend = new URL(config.backend);
-  const agent = backendAgent(config.timeouts.backendKeepAliveMs, {
-    maxFreeSockets: UPSTREAM_MAX_FREE_SOCKETS,
-    scheduling: 'lifo',
-  });
-  const pool = new RelayPool(
-    unbracketHost(backend.hostname),
-    Number(backend.port || 80),
-    RELAY_MAX_IDLE_SOCKETS,
-    config.timeouts.backendKeepAliveMs,
-    (idleMs, closedAfter) => {
-      const closedAfterMs = Math.round(closedAfter);
-      logger.warn(
-        { closedAfterMs, uploadIdleMs: idleMs, configuredMs: config.timeouts.backendKeepAliveMs },
-        `the backend closed an idle connection after ${closedAfterMs} ms without announcing ` +
-          `a keep-alive timeout; uploads now go only on connections idle under ${idleMs} ms ` +
-          '(set timeouts.backendKeepAliveMs below the backend’s idle timeout to start there)',
-      );
-    },
-  );
-  return { backend, agent, pool };
+/** Which replicas are in rotation, from the cached verdict (one replica: its own). */
+function healthOfReplicas(verdict: () => Verdict): () => boolean[] {
+  return () => {
+    const v = verdict();
+    return v.replicas ? v.replicas.map((r) => r.verdict.healthy) : [v.healthy];
+  };
 }
 
 /** Headers on every response: the handler's, and those written here (malformed requests). */
@@ -378,8 +352,7 @@ function proxyProtocolOf(config: Config, metrics: ProxyMetrics, logger: Logger) 
 /** The PublicServer interface over one generation's parts. */
 function publicServerOf(parts: {
   https: HTTPSServer;
-  agent: Agent;
-  pool: RelayPool;
+  replicas: Replicas;
   drainer: Drainer;
   target: SniffOptions;
   material: () => TLSMaterial;
@@ -387,15 +360,17 @@ function publicServerOf(parts: {
   setACME: PublicServer['setACME'];
   closeLogins: () => void;
 }): PublicServer {
-  const { https, agent, pool, drainer } = parts;
+  const { https, replicas, drainer } = parts;
   return {
-    agent,
     upstreamSockets() {
-      const fast = pool.stats();
-      return {
-        active: countSockets(agent.sockets) + fast.active,
-        idle: countSockets(agent.freeSockets) + fast.idle,
-      };
+      let active = 0;
+      let idle = 0;
+      for (const { agent, pool } of replicas.all) {
+        const fast = pool.stats();
+        active += countSockets(agent.sockets) + fast.active;
+        idle += countSockets(agent.freeSockets) + fast.idle;
+      }
+      return { active, idle };
     },
     material: parts.material,
     target: parts.target,
@@ -410,8 +385,7 @@ function publicServerOf(parts: {
         deadlineMs,
         () => {
           https.close(() => {}); // stops the connection checker (never listened: nothing else to close)
-          agent.destroy();
-          pool.destroy();
+          replicas.destroy();
           parts.closeLogins();
         },
         pending,

@@ -1,0 +1,227 @@
+/**
+ * Registry replicas behind the proxy (config `backend` as a list): three real
+ * registries sharing one storage root and http.secret, each probed on its own. A
+ * replica that dies or turns anonymous is taken out of rotation (logged once) and gets
+ * no more requests; it comes back when it is healthy again. /readyz, the public health
+ * path and `check` report each replica.
+ */
+import { mkdirSync, symlinkSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from './helpers/eventually.js';
+import { httpsGet } from './helpers/https.js';
+import {
+  createRegistry,
+  freePort,
+  readCA,
+  runCLI,
+  startProxy,
+  tempDir,
+  type Proxy,
+  type Registry,
+  type RegistryAuth,
+} from './helpers/processes.js';
+import { blobOf, pushBlobDirect } from './helpers/registry-api.js';
+
+const USER = 'rita';
+const PASSWORD = 'replica-e2e-pa55';
+const SECURED: RegistryAuth = { kind: 'htpasswd', user: USER, password: PASSWORD };
+const REPO = 'rep/app';
+
+interface ReplicaBody {
+  status: string;
+  verdict: string;
+  reason: string;
+  replicas?: Array<{ backend?: string; replica?: number; verdict: string; reason: string }>;
+}
+
+function getJSON(url: string): Promise<{ status: number; body: ReplicaBody }> {
+  return new Promise((resolve, reject) => {
+    request(url, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as ReplicaBody }),
+      );
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+describe('registry replicas behind one proxy', () => {
+  const tmp = tempDir('replicas');
+  const blob = blobOf(Buffer.from('shared by every replica\n'));
+  const replicas: Registry[] = [];
+  const dirs = ['a', 'b', 'c'].map((name) => join(tmp.path, name));
+  let proxy: Proxy;
+  let ca = '';
+  const auth = `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`;
+
+  /** Replica `i` with `registryAuth`, on its fixed port and the shared storage. */
+  const replicaAt = (i: number, registryAuth: RegistryAuth, port?: number) =>
+    createRegistry({ auth: registryAuth, ...(port ? { port } : {}) }, dirs[i] as string);
+
+  /** Requests for the blob each replica has answered so far (its access log lines). */
+  const blobRequests = () =>
+    replicas.map(
+      (r) =>
+        r
+          .output()
+          .split('\n')
+          .filter((l) => l.includes('response completed') && l.includes(blob.digest)).length,
+    );
+
+  const readyz = () => getJSON(`http://127.0.0.1:${proxy.adminPort}/readyz`);
+  const fetchBlob = () =>
+    httpsGet(`${proxy.origin}/v2/${REPO}/blobs/${blob.digest}`, {
+      ca,
+      headers: { authorization: auth },
+    });
+  const verdictsOf = async () => (await readyz()).body.replicas?.map((r) => r.verdict);
+
+  beforeAll(async () => {
+    // Every replica stores into the same root (the registry docs' requirement), here
+    // through a symlink from each one's own directory; http.secret is the same in all.
+    mkdirSync(join(tmp.path, 'storage'));
+    for (const dir of dirs) {
+      mkdirSync(dir);
+      symlinkSync(join(tmp.path, 'storage'), join(dir, 'storage'));
+    }
+    for (let i = 0; i < 3; i++) {
+      const registry = await replicaAt(i, SECURED);
+      await registry.start();
+      replicas.push(registry);
+    }
+    // Pushed to one replica, readable through every one.
+    const open = await replicaAt(0, { kind: 'none' }, await freePort());
+    await open.start();
+    await pushBlobDirect(open.url, REPO, blob);
+    await open.stop();
+    proxy = await startProxy({
+      backend: replicas.map((r) => r.url).join(','),
+      tlsDir: join(tmp.path, 'tls'),
+      env: {
+        RTP_HEALTH_INTERVAL: '1s',
+        RTP_HEALTH_TIMEOUT: '500ms',
+        RTP_HEALTH_PUBLIC_PATH: '/healthz',
+      },
+    });
+    ca = readCA(proxy);
+    await eventually('every replica healthy', async () =>
+      (await verdictsOf())?.every((v) => v === 'healthy'),
+    );
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    for (const r of replicas) await r.stop();
+    tmp.remove();
+  });
+
+  it('reports each replica on /readyz, by number on the public health path, and in check', async () => {
+    const ready = await readyz();
+    expect(ready.status).toBe(200);
+    expect(ready.body.replicas?.map((r) => r.backend)).toEqual(replicas.map((r) => r.url));
+    const start = proxy.logLines().find((l) => String(l['msg']).startsWith('proxying '));
+    expect(start?.['msg']).toContain(replicas.map((r) => r.url).join(', '));
+
+    const open = await httpsGet(`${proxy.origin}/healthz`, { ca });
+    expect(open.status).toBe(200);
+    expect(open.body).not.toContain('127.0.0.1');
+    const body = JSON.parse(open.body) as ReplicaBody;
+    expect(body.replicas?.map((r) => r.replica)).toEqual([1, 2, 3]);
+
+    const check = runCLI(['check'], {
+      RTP_BACKEND: replicas.map((r) => r.url).join(','),
+      RTP_TLS_DIR: proxy.tlsDir,
+      RTP_LISTEN: `127.0.0.1:${proxy.port}`,
+    });
+    for (const r of replicas) expect(check.stdout).toMatch(new RegExp(`ok +backend ${r.url} `));
+  });
+
+  it('spreads requests over the replicas', async () => {
+    const before = blobRequests();
+    // In parallel, so that least-outstanding routing has something to balance.
+    const answers = await Promise.all(Array.from({ length: 30 }, () => fetchBlob()));
+    expect(answers.map((a) => a.status)).toEqual(Array(30).fill(200));
+    const after = blobRequests();
+    const served = after.map((n, i) => n - (before[i] ?? 0));
+    expect(served.reduce((a, b) => a + b, 0)).toBe(30);
+    expect(served.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2);
+    // The proxy counts the same per replica, by its origin.
+    const metrics = await (await fetch(`http://127.0.0.1:${proxy.adminPort}/metrics`)).text();
+    for (const r of replicas) {
+      expect(metrics).toMatch(new RegExp(`^rtp_replica_up\\{backend="${r.url}"\\} 1$`, 'm'));
+      expect(metrics).toMatch(
+        new RegExp(
+          `^rtp_backend_requests_total\\{backend="${r.url}",status_class="2xx"\\} [1-9]`,
+          'm',
+        ),
+      );
+    }
+  });
+
+  it('takes a dead replica out (logged once), sends it nothing, and puts it back when it returns', async () => {
+    const dead = replicas[1] as Registry;
+    const port = dead.port;
+    await dead.stop();
+    // Before the next probe notices, requests that meet the dead replica go to another.
+    const meanwhile = await Promise.all(Array.from({ length: 12 }, () => fetchBlob()));
+    expect(meanwhile.map((a) => a.status)).toEqual(Array(12).fill(200));
+    const retried = proxy
+      .logLines()
+      .filter((l) => String(l['msg']).endsWith('sent to another replica'));
+    expect(retried.length).toBeGreaterThan(0);
+    expect(retried.every((l) => l['backend'] === new URL(dead.url).origin)).toBe(true);
+    await eventually('replica 2 out of rotation', async () => (await verdictsOf())?.[1] === 'down');
+    const ready = await readyz();
+    expect(ready.status).toBe(200);
+    expect(ready.body.reason).toMatch(/^healthy: 2 of 3 replicas in rotation; out: backend down/);
+
+    for (let i = 0; i < 20; i++) expect((await fetchBlob()).status).toBe(200);
+    const takenOut = proxy
+      .logLines()
+      .filter((l) => String(l['msg']).endsWith('replica taken out of rotation'));
+    expect(takenOut.map((l) => l['backend'])).toEqual([new URL(dead.url).origin]);
+
+    // Back, secured as before, on its old address.
+    const back = await replicaAt(1, SECURED, port);
+    await back.start();
+    replicas[1] = back;
+    await eventually('replica 2 back', async () => (await verdictsOf())?.[1] === 'healthy');
+    expect(
+      proxy.logLines().filter((l) => String(l['msg']).endsWith('replica back in rotation')),
+    ).toHaveLength(1);
+    const answers = await Promise.all(Array.from({ length: 30 }, () => fetchBlob()));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    expect(blobRequests()[1]).toBeGreaterThan(0);
+  });
+
+  it('takes out a replica whose auth was turned off (open to anyone), and says so', async () => {
+    const opened = replicas[2] as Registry;
+    const port = opened.port;
+    const origin = new URL(opened.url).origin;
+    const linesBefore = proxy.logLines().length;
+    await opened.stop();
+    const anonymous = await replicaAt(2, { kind: 'none' }, port);
+    await anonymous.start();
+    replicas[2] = anonymous;
+    await eventually('replica 3 open', async () => (await verdictsOf())?.[2] === 'open');
+    // Out once (while it restarts it may first be down, then open), and why.
+    const lines = proxy
+      .logLines()
+      .slice(linesBefore)
+      .filter((l) => l['backend'] === origin);
+    const messages = lines.map((l) => String(l['msg']));
+    expect(messages.filter((m) => m.endsWith('replica taken out of rotation'))).toHaveLength(1);
+    expect(messages.some((m) => m.startsWith('backend is open to anonymous pulls'))).toBe(true);
+
+    const before = blobRequests()[2] ?? 0;
+    for (let i = 0; i < 20; i++) expect((await fetchBlob()).status).toBe(200);
+    expect(blobRequests()[2]).toBe(before);
+    expect((await readyz()).status).toBe(200);
+  });
+});
