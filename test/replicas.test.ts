@@ -5,12 +5,13 @@
  * no more requests; it comes back when it is healthy again. /readyz, the public health
  * path and `check` report each replica.
  */
-import { mkdirSync, symlinkSync } from 'node:fs';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from './helpers/eventually.js';
 import { httpsGet } from './helpers/https.js';
+import { reloadCounter } from './helpers/reloads.js';
 import {
   createRegistry,
   freePort,
@@ -223,5 +224,52 @@ describe('registry replicas behind one proxy', () => {
     for (let i = 0; i < 20; i++) expect((await fetchBlob()).status).toBe(200);
     expect(blobRequests()[2]).toBe(before);
     expect((await readyz()).status).toBe(200);
+  });
+
+  it('SIGHUP applies a new list of replicas', async () => {
+    const config = join(tmp.path, 'reload.yml');
+    const list = (rs: readonly Registry[]) => `backend: [${rs.map((r) => r.url).join(', ')}]\n`;
+    writeFileSync(
+      config,
+      list(replicas.slice(0, 1)) + 'health:\n  interval: 1s\n  timeout: 500ms\n',
+    );
+    const second = await startProxy({
+      args: ['--config', config],
+      tlsDir: join(tmp.path, 'tls-reload'),
+    });
+    try {
+      const ready = () => getJSON(`http://127.0.0.1:${second.adminPort}/readyz`);
+      expect((await ready()).body.replicas).toBeUndefined(); // one backend: its own verdict
+      const reloads = reloadCounter(second);
+      writeFileSync(
+        config,
+        list(replicas.slice(0, 2)) + 'health:\n  interval: 1s\n  timeout: 500ms\n',
+      );
+      await reloads.reload();
+      const after = await eventually('two replicas on /readyz', async () => {
+        const r = await ready();
+        return r.body.replicas?.length === 2 ? r : undefined;
+      });
+      expect(after.body.replicas?.map((r) => r.backend)).toEqual(
+        replicas.slice(0, 2).map((r) => r.url),
+      );
+      await eventually('both healthy', async () =>
+        (await ready()).body.replicas?.every((r) => r.verdict === 'healthy'),
+      );
+      const before = blobRequests()[1] ?? 0;
+      const secondCA = readCA(second);
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, () =>
+          httpsGet(`${second.origin}/v2/${REPO}/blobs/${blob.digest}`, {
+            ca: secondCA,
+            headers: { authorization: auth },
+          }),
+        ),
+      );
+      expect(answers.map((a) => a.status)).toEqual(Array(10).fill(200));
+      expect(blobRequests()[1]).toBeGreaterThan(before); // the replica added by the reload serves
+    } finally {
+      await second.stop();
+    }
   });
 });
