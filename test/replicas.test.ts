@@ -165,6 +165,53 @@ describe('registry replicas behind one proxy', () => {
     }
   });
 
+  it('keeps each upload on the replica that started it; the registry never sees the pin', async () => {
+    const data = Buffer.from('a layer in two chunks, pushed through the proxy\n'.repeat(200));
+    const pushed = blobOf(data);
+    for (let push = 0; push < 3; push++) {
+      const start = await httpsGet(`${proxy.origin}/v2/${REPO}/blobs/uploads/`, {
+        ca,
+        method: 'POST',
+        headers: { authorization: auth, 'content-length': '0' },
+      });
+      expect(start.status).toBe(202);
+      let location = String(start.headers.location);
+      const pin = /[?&]_rtp_replica=(\d)/.exec(location)?.[1];
+      expect(pin).toBeDefined();
+      const uuid = new URL(location).pathname.split('/').pop() as string;
+      for (const chunk of [data.subarray(0, 4000), data.subarray(4000)]) {
+        const patch = await httpsGet(location, {
+          ca,
+          method: 'PATCH',
+          headers: { authorization: auth, 'content-length': String(chunk.length) },
+          body: chunk,
+        });
+        expect(patch.status).toBe(202);
+        location = String(patch.headers.location);
+        expect(location).toContain(`_rtp_replica=${pin}`);
+      }
+      const done = new URL(location);
+      done.searchParams.set('digest', pushed.digest);
+      const put = await httpsGet(done.toString(), {
+        ca,
+        method: 'PUT',
+        headers: { authorization: auth, 'content-length': '0' },
+      });
+      expect(put.status).toBe(201);
+      // Every step of this upload reached one replica: the one named in its URL.
+      const seen = replicas.map(
+        (r) =>
+          r
+            .output()
+            .split('\n')
+            .filter((l) => l.includes('response completed') && l.includes(uuid)).length,
+      );
+      expect(seen[Number(pin)]).toBeGreaterThanOrEqual(3);
+      expect(seen.filter((n) => n > 0)).toHaveLength(1);
+    }
+    for (const r of replicas) expect(r.output()).not.toContain('_rtp_replica');
+  });
+
   it('takes a dead replica out (logged once), sends it nothing, and puts it back when it returns', async () => {
     const dead = replicas[1] as Registry;
     const port = dead.port;

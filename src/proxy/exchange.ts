@@ -54,6 +54,8 @@ export class Exchange implements RewriteContext, RelayHandlers {
   readonly isV2: boolean;
   /** The replica the request goes to (forward.ts); read only once it has gone there. */
   backend!: URL;
+  /** With several replicas: the number of this one, for upload Locations (upload-affinity.ts). */
+  pin: number | undefined = undefined;
   /** The Host clients use for this proxy (admit.ts; a trusted balancer's, forward.ts). */
   publicHost = '';
   publicPort: number;

@@ -13,6 +13,7 @@ import { firstValue, prepareRequestHeaders } from './headers.js';
 import { BACKEND_TIMEOUT } from '../net/errno.js';
 import type { Replica, Replicas } from './replicas.js';
 import type { RequestBody } from './upstream.js';
+import { takePin } from './upload-affinity.js';
 
 /**
  * The hot paths of pushes and pulls take the relay: blob bodies (bytes are the cost)
@@ -58,6 +59,7 @@ export function createForward(opts: ForwardOptions): Forward {
     retried: boolean,
   ) => {
     ex.backend = replica.url;
+    if (replicas.all.length > 1) ex.pin = replica.index;
     replica.outstanding++;
     let counted = true;
     const done = () => {
@@ -80,7 +82,10 @@ export function createForward(opts: ForwardOptions): Forward {
     });
     if (isTrustedProxy) publicAddressFromTrustedProxy(req, ex);
     ex.watchRequestBody(body !== undefined);
-    sendTo(ex, replicas.pick(), body, false);
+    // An upload's next step goes where it started; the registry never sees the number.
+    const pin = takePin(req.url ?? '/');
+    req.url = pin.url;
+    sendTo(ex, replicas.pickPinned(pin.index), body, false);
   } as Forward;
 
   forward.retry = (ex, err) => {

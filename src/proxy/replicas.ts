@@ -37,6 +37,8 @@ export interface Replicas {
   readonly all: readonly Replica[];
   /** The replica for the next request; `not`: another than this one, if there is one. */
   pick(not?: Replica): Replica;
+  /** Replica `index` if it is in rotation (an upload's own, upload-affinity.ts), else a pick. */
+  pickPinned(index: number | undefined): Replica;
   destroy(): void;
 }
 
@@ -51,6 +53,17 @@ export interface ReplicaSettings {
 export function createReplicas(settings: ReplicaSettings): Replicas {
   const all = settings.backends.map((backend, index) => replicaOf(backend, index, settings));
   const healthy = settings.healthy;
+  let turn = 0;
+  /** Fewest outstanding; among equals, each in turn (one client's requests one by one spread too). */
+  const leastOutstanding = (candidates: readonly Replica[]): Replica => {
+    const from = turn++ % candidates.length;
+    let best = candidates[from] as Replica;
+    for (let i = 1; i < candidates.length; i++) {
+      const r = candidates[(from + i) % candidates.length] as Replica;
+      if (r.outstanding < best.outstanding) best = r;
+    }
+    return best;
+  };
   return {
     all,
     pick(not) {
@@ -65,6 +78,11 @@ export function createReplicas(settings: ReplicaSettings): Replicas {
       }
       return all[0] as Replica;
     },
+    pickPinned(index) {
+      const pinned = index === undefined ? undefined : all[index];
+      if (pinned && (healthy?.()[pinned.index] ?? true)) return pinned;
+      return this.pick();
+    },
     destroy() {
       for (const r of all) {
         r.agent.destroy();
@@ -72,13 +90,6 @@ export function createReplicas(settings: ReplicaSettings): Replicas {
       }
     },
   };
-}
-
-/** The first of those with the fewest outstanding requests (all equal: config order). */
-function leastOutstanding(candidates: readonly Replica[]): Replica {
-  let best = candidates[0] as Replica;
-  for (const r of candidates) if (r.outstanding < best.outstanding) best = r;
-  return best;
 }
 
 function replicaOf(backend: string, index: number, settings: ReplicaSettings): Replica {

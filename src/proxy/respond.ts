@@ -17,7 +17,8 @@ import {
   upstreamFailure,
   type RegistryErrorSpec,
 } from './registry-error.js';
-import { rewriteAuthenticate, rewriteLocation, type RewriteContext } from './rewrite.js';
+import { rewriteAuthenticate, rewriteLocation } from './rewrite.js';
+import { pinUpload } from './upload-affinity.js';
 
 export interface RespondOptions {
   logger: Logger;
@@ -80,10 +81,13 @@ export function createRespond(opts: RespondOptions): Respond {
 }
 
 /** The backend's head as the client gets it: hop-by-hop gone, URLs rewritten (in place). */
-function clientHeaders(headers: OutgoingHttpHeaders, rewrite: RewriteContext, isV2: boolean): void {
+function clientHeaders(headers: OutgoingHttpHeaders, rewrite: Exchange, isV2: boolean): void {
   stripHopByHop(headers);
   const location = headers['location'];
-  if (typeof location === 'string') headers['location'] = rewriteLocation(location, rewrite);
+  if (typeof location === 'string') {
+    const rewritten = rewriteLocation(location, rewrite);
+    headers['location'] = rewrite.pin === undefined ? rewritten : pinUpload(rewritten, rewrite.pin);
+  }
   // Node joins repeated challenges into one string (RFC 9110 §11.6.1 allows a list).
   const challenge = headers['www-authenticate'];
   if (typeof challenge === 'string') {
