@@ -319,4 +319,65 @@ describe('registry replicas behind one proxy', () => {
       await second.stop();
     }
   });
+
+  it('a push whose replica dies mid-upload fails with a registry-style error (never silently); the next push succeeds', async () => {
+    const data = Buffer.alloc(256 * 1024, 7);
+    const pushed = blobOf(data);
+    const upload = async () => {
+      const start = await httpsGet(`${proxy.origin}/v2/${REPO}/blobs/uploads/`, {
+        ca,
+        method: 'POST',
+        headers: { authorization: auth, 'content-length': '0' },
+      });
+      expect(start.status).toBe(202);
+      return String(start.headers.location);
+    };
+    const patch = (location: string, chunk: Buffer) =>
+      httpsGet(location, {
+        ca,
+        method: 'PATCH',
+        headers: { authorization: auth, 'content-length': String(chunk.length) },
+        body: chunk,
+      });
+
+    const location = await upload();
+    const pin = Number(/[?&]_rtp_replica=(\d)/.exec(location)?.[1]);
+    const first = await patch(location, data.subarray(0, 128 * 1024));
+    expect(first.status).toBe(202);
+    const dying = replicas[pin] as Registry;
+    await dying.stop();
+    // Almost always before the next probe (1 s): the step goes to its own replica, which is
+    // gone, and the client gets a registry-style error it can act on. If the probe came
+    // first, the replica is out and the step goes to another, which shares the storage
+    // and secret and so continues the upload (the same registry's state): never a silent loss.
+    const broken = await patch(String(first.headers.location), data.subarray(128 * 1024));
+    if (broken.status === 202) {
+      expect(String(broken.headers.location)).not.toContain(`_rtp_replica=${pin}`);
+    } else {
+      expect(broken.status).toBe(502);
+      expect(broken.headers['content-type']).toMatch(/^application\/json/);
+      const body = JSON.parse(broken.body) as { errors: Array<{ code: string }> };
+      expect(body.errors[0]?.code).toBe('UNAVAILABLE');
+    }
+
+    await eventually('the dead replica out', async () => (await verdictsOf())?.[pin] === 'down');
+    const again = await upload();
+    expect(again).not.toContain(`_rtp_replica=${pin}`);
+    const whole = await patch(again, data);
+    expect(whole.status).toBe(202);
+    const done = new URL(String(whole.headers.location));
+    done.searchParams.set('digest', pushed.digest);
+    const put = await httpsGet(done.toString(), {
+      ca,
+      method: 'PUT',
+      headers: { authorization: auth, 'content-length': '0' },
+    });
+    expect(put.status).toBe(201);
+    const pulled = await httpsGet(`${proxy.origin}/v2/${REPO}/blobs/${pushed.digest}`, {
+      ca,
+      headers: { authorization: auth },
+    });
+    expect(pulled.status).toBe(200);
+    expect(pulled.body.length).toBe(data.length);
+  });
 });
