@@ -7,13 +7,11 @@ import type { Config } from '../config/schema.js';
 import { backendAgent } from '../net/backend-keepalive.js';
 import type { Logger } from '../log.js';
 import { BOTH_LOGINS, probeBackend, type ProbeOptions, type Verdict } from './probe.js';
-import { combineVerdicts, type ReplicaVerdict } from './replicas.js';
+import { combineVerdicts } from './replicas.js';
 
 export interface HealthMonitor {
   /** The latest verdict (a "not probed yet" verdict before the first probe ends). */
   current(): Verdict;
-  /** Each replica's latest verdict, in the order of config `backend` (one entry for one backend). */
-  replicas(): readonly ReplicaVerdict[];
   /** Resolves once the first probe has finished. */
   ready: Promise<Verdict>;
   stop(): void;
@@ -79,7 +77,6 @@ export function startHealthMonitor(
   });
   return {
     current: () => verdict,
-    replicas: () => [{ backend: opts.backend.href.replace(/\/$/, ''), verdict }],
     ready,
     stop: () => {
       stopped = true;
@@ -99,7 +96,8 @@ function rotationNote(healthy: boolean, wasHealthy: boolean | undefined): string
 
 /**
  * The monitor of `config`'s backend (each replica on its own one-socket keep-alive
- * agent); its verdict is healthy while any replica is.
+ * agent); its verdict is healthy while any replica is. Combined when a probe ends, not
+ * when read: every request reads it to route (src/proxy/replicas.ts).
  */
 export function monitorBackend(
   config: Config,
@@ -118,17 +116,19 @@ export function monitorBackend(
       logger,
       logTransitions,
       inRotation: config.backend.length > 1,
+      onVerdict: () => combine(),
     });
     return { backend, monitor, agent };
   });
-  const replicas = () =>
-    each.map(({ backend, monitor }) => ({ backend, verdict: monitor.current() }));
+  let combined: Verdict;
+  const combine = () =>
+    (combined = combineVerdicts(
+      each.map(({ backend, monitor }) => ({ backend, verdict: monitor.current() })),
+    ));
+  combine();
   return {
-    current: () => combineVerdicts(replicas()),
-    replicas,
-    ready: Promise.all(each.map(({ monitor }) => monitor.ready)).then(() =>
-      combineVerdicts(replicas()),
-    ),
+    current: () => combined,
+    ready: Promise.all(each.map(({ monitor }) => monitor.ready)).then(() => combined),
     // A reload replaces the monitor: its kept-alive sockets go with it, not at the backend's leisure.
     stop() {
       for (const { monitor, agent } of each) {

@@ -237,9 +237,16 @@ function hostCoverage(material: TLSMaterial) {
 
 /** Which replicas are in rotation, from the cached verdict (one replica: its own). */
 function healthOfReplicas(verdict: () => Verdict): () => boolean[] {
+  // Read on every request: the flags change only with the verdict object.
+  let seen: Verdict | undefined;
+  let flags: boolean[] = [];
   return () => {
     const v = verdict();
-    return v.replicas ? v.replicas.map((r) => r.verdict.healthy) : [v.healthy];
+    if (v !== seen) {
+      seen = v;
+      flags = v.replicas ? v.replicas.map((r) => r.verdict.healthy) : [v.healthy];
+    }
+    return flags;
   };
 }
 
