@@ -56,6 +56,10 @@ export class Exchange implements RewriteContext, RelayHandlers {
   backend!: URL;
   /** With several replicas: the number of this one, for upload Locations (upload-affinity.ts). */
   pin: number | undefined = undefined;
+  /** The replica's count of requests outstanding (forward.ts), given back when the response is over. */
+  sentTo: { index: number; outstanding: number } | undefined = undefined;
+  /** Sent once more to another replica (forward.ts): never a third time. */
+  retried = false;
   /** The Host clients use for this proxy (admit.ts; a trusted balancer's, forward.ts). */
   publicHost = '';
   publicPort: number;
@@ -154,8 +158,15 @@ export class Exchange implements RewriteContext, RelayHandlers {
     if (!this.res.headersSent) this.req.socket.setTimeout(0);
   }
 
+  /** The replica no longer counts this request as outstanding. */
+  sendingDone(): void {
+    if (this.sentTo) this.sentTo.outstanding--;
+    this.sentTo = undefined;
+  }
+
   /** The response is over, sent or cut (its 'close' event). */
   closed(): void {
+    this.sendingDone();
     if (!this.res.writableFinished) {
       // The client went away (or we cut it): stop the backend request too.
       this.outcome ??= 'client_aborted';

@@ -50,24 +50,11 @@ export interface Forward {
 
 export function createForward(opts: ForwardOptions): Forward {
   const { replicas, isTrustedProxy } = opts;
-  /** Where each exchange went, and how to stop counting it there. */
-  const sentTo = new WeakMap<Exchange, { replica: Replica; retried: boolean; done(): void }>();
-  const sendTo = (
-    ex: Exchange,
-    replica: Replica,
-    body: RequestBody | undefined,
-    retried: boolean,
-  ) => {
+  const sendTo = (ex: Exchange, replica: Replica, body: RequestBody | undefined) => {
     ex.backend = replica.url;
     if (replicas.all.length > 1) ex.pin = replica.index;
     replica.outstanding++;
-    let counted = true;
-    const done = () => {
-      if (counted) replica.outstanding--;
-      counted = false;
-    };
-    sentTo.set(ex, { replica, retried, done });
-    ex.res.once('close', done);
+    ex.sentTo = replica; // given back when the response closes (exchange.ts)
     (RELAYED.has(ex.operation) ? replica.relay : replica.httpProxy).send(ex, body);
   };
 
@@ -85,17 +72,18 @@ export function createForward(opts: ForwardOptions): Forward {
     // An upload's next step goes where it started; the registry never sees the number.
     const pin = takePin(req.url ?? '/');
     req.url = pin.url;
-    sendTo(ex, replicas.pickPinned(pin.index), body, false);
+    sendTo(ex, replicas.pickPinned(pin.index), body);
   } as Forward;
 
   forward.retry = (ex, err) => {
-    const was = sentTo.get(ex);
+    const was = ex.sentTo;
     const method = ex.req.method;
-    if (!was || was.retried || replicas.all.length < 2 || ex.clientGone) return false;
+    if (!was || ex.retried || replicas.all.length < 2 || ex.clientGone) return false;
     if ((method !== 'GET' && method !== 'HEAD') || requestBody(ex.req) !== undefined) return false;
     if (err.code === BACKEND_TIMEOUT) return false;
-    was.done();
-    sendTo(ex, replicas.pick(was.replica), undefined, true);
+    ex.sendingDone();
+    ex.retried = true;
+    sendTo(ex, replicas.pick(replicas.all[was.index]), undefined);
     return true;
   };
   return forward;
