@@ -81,6 +81,29 @@ describe('registry replicas behind one proxy', () => {
       ca,
       headers: { authorization: auth },
     });
+  /** The steps of a push through the proxy, each answered as the client sees it. */
+  const startUpload = () =>
+    httpsGet(`${proxy.origin}/v2/${REPO}/blobs/uploads/`, {
+      ca,
+      method: 'POST',
+      headers: { authorization: auth, 'content-length': '0' },
+    });
+  const patchUpload = (location: string, chunk: Buffer) =>
+    httpsGet(location, {
+      ca,
+      method: 'PATCH',
+      headers: { authorization: auth, 'content-length': String(chunk.length) },
+      body: chunk,
+    });
+  const completeUpload = (location: string, digest: string) => {
+    const done = new URL(location);
+    done.searchParams.set('digest', digest);
+    return httpsGet(done.toString(), {
+      ca,
+      method: 'PUT',
+      headers: { authorization: auth, 'content-length': '0' },
+    });
+  };
   const verdictsOf = async () => (await readyz()).body.replicas?.map((r) => r.verdict);
 
   beforeAll(async () => {
@@ -169,34 +192,19 @@ describe('registry replicas behind one proxy', () => {
     const data = Buffer.from('a layer in two chunks, pushed through the proxy\n'.repeat(200));
     const pushed = blobOf(data);
     for (let push = 0; push < 3; push++) {
-      const start = await httpsGet(`${proxy.origin}/v2/${REPO}/blobs/uploads/`, {
-        ca,
-        method: 'POST',
-        headers: { authorization: auth, 'content-length': '0' },
-      });
+      const start = await startUpload();
       expect(start.status).toBe(202);
       let location = String(start.headers.location);
       const pin = /[?&]_rtp_replica=(\d)/.exec(location)?.[1];
       expect(pin).toBeDefined();
       const uuid = new URL(location).pathname.split('/').pop() as string;
       for (const chunk of [data.subarray(0, 4000), data.subarray(4000)]) {
-        const patch = await httpsGet(location, {
-          ca,
-          method: 'PATCH',
-          headers: { authorization: auth, 'content-length': String(chunk.length) },
-          body: chunk,
-        });
+        const patch = await patchUpload(location, chunk);
         expect(patch.status).toBe(202);
         location = String(patch.headers.location);
         expect(location).toContain(`_rtp_replica=${pin}`);
       }
-      const done = new URL(location);
-      done.searchParams.set('digest', pushed.digest);
-      const put = await httpsGet(done.toString(), {
-        ca,
-        method: 'PUT',
-        headers: { authorization: auth, 'content-length': '0' },
-      });
+      const put = await completeUpload(location, pushed.digest);
       expect(put.status).toBe(201);
       // Every step of this upload reached one replica: the one named in its URL.
       const seen = replicas.map(
@@ -324,21 +332,11 @@ describe('registry replicas behind one proxy', () => {
     const data = Buffer.alloc(256 * 1024, 7);
     const pushed = blobOf(data);
     const upload = async () => {
-      const start = await httpsGet(`${proxy.origin}/v2/${REPO}/blobs/uploads/`, {
-        ca,
-        method: 'POST',
-        headers: { authorization: auth, 'content-length': '0' },
-      });
+      const start = await startUpload();
       expect(start.status).toBe(202);
       return String(start.headers.location);
     };
-    const patch = (location: string, chunk: Buffer) =>
-      httpsGet(location, {
-        ca,
-        method: 'PATCH',
-        headers: { authorization: auth, 'content-length': String(chunk.length) },
-        body: chunk,
-      });
+    const patch = patchUpload;
 
     const location = await upload();
     const pin = Number(/[?&]_rtp_replica=(\d)/.exec(location)?.[1]);
@@ -365,13 +363,7 @@ describe('registry replicas behind one proxy', () => {
     expect(again).not.toContain(`_rtp_replica=${pin}`);
     const whole = await patch(again, data);
     expect(whole.status).toBe(202);
-    const done = new URL(String(whole.headers.location));
-    done.searchParams.set('digest', pushed.digest);
-    const put = await httpsGet(done.toString(), {
-      ca,
-      method: 'PUT',
-      headers: { authorization: auth, 'content-length': '0' },
-    });
+    const put = await completeUpload(String(whole.headers.location), pushed.digest);
     expect(put.status).toBe(201);
     const pulled = await httpsGet(`${proxy.origin}/v2/${REPO}/blobs/${pushed.digest}`, {
       ca,
