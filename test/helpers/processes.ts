@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { eventually } from './eventually.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const CLI = join(ROOT, 'dist', 'cli.js');
@@ -129,6 +130,40 @@ export async function tearDown(...steps: Array<() => unknown>): Promise<void> {
 export function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]) / 1024;
+}
+
+/** Where the heap probe lives: pass {@link heapProbeEnv} to {@link startProxy} to load it. */
+const HEAP_PROBE = join(import.meta.dirname, 'heap-probe.cjs');
+
+/** The environment that loads the heap probe (heap-probe.cjs) into a proxy. */
+export function heapProbeEnv(file: string): Record<string, string> {
+  return { NODE_OPTIONS: `--require ${HEAP_PROBE}`, HEAP_PROBE_FILE: file };
+}
+
+/** MiB of memory a proxy started with {@link heapProbeEnv} still holds after a full collection. */
+export interface HeldMemory {
+  heap: number;
+  buffers: number;
+  rss: number;
+}
+
+/** Asks the heap probe in `child` for a collection and what is held after it. */
+export async function heldAfterCollection(child: ChildProcess, file: string): Promise<HeldMemory> {
+  const read = () => {
+    try {
+      return JSON.parse(readFileSync(file, 'utf8')) as Record<string, number>;
+    } catch {
+      return undefined;
+    }
+  };
+  const before = read()?.['n'] ?? 0;
+  child.kill('SIGUSR2');
+  const m = await eventually('the heap probe to answer SIGUSR2', () => {
+    const now = read();
+    return now && now['n']! > before ? now : undefined;
+  });
+  const mib = (bytes: number | undefined) => Number(bytes) / 1024 / 1024;
+  return { heap: mib(m['heapUsed']), buffers: mib(m['arrayBuffers']), rss: mib(m['rss']) };
 }
 
 /** Whether a process with this pid exists (EPERM: it does, but is not ours to signal). */
