@@ -1,7 +1,8 @@
 /**
  * The relay pool learns a backend's unannounced idle timeout from the first idle
  * connection the backend closes, and sends uploads (which cannot be sent twice) only
- * on connections idle for less.
+ * on connections idle for less. It warns once a second close confirms the timeout, and
+ * forgets what a backend that restarted (every idle connection closed at once) taught.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -10,9 +11,12 @@ import { idleLimitUnder, RelayPool, type Conn } from './relay-pool.js';
 const RESPONSE = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok';
 
 /** A backend that answers every request and closes a connection idle for `idleCloseMs`. */
-async function backendClosingIdleAfter(idleCloseMs: number) {
+async function backendClosingIdleAfter(idleCloseMs: number, listenPort = 0) {
   const closedByBackend: Socket[] = [];
+  const serverSockets = new Set<Socket>();
   const server = createServer((socket) => {
+    serverSockets.add(socket);
+    socket.on('close', () => serverSockets.delete(socket));
     let timer: NodeJS.Timeout | undefined;
     socket.on('data', () => {
       clearTimeout(timer);
@@ -25,9 +29,9 @@ async function backendClosingIdleAfter(idleCloseMs: number) {
     socket.on('close', () => clearTimeout(timer));
     socket.on('error', () => undefined);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(listenPort, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  return { server, port, closedByBackend };
+  return { server, port, closedByBackend, serverSockets };
 }
 
 /** One GET on a pooled connection; resolves when the answer is in and the conn is released. */
@@ -74,11 +78,10 @@ describe('RelayPool idle limit for uploads', () => {
 
     await closedOf(await exchange(pool, false));
     expect(backend.closedByBackend).toHaveLength(1);
-    expect(learned).toHaveLength(1);
-    const [limit, after] = learned[0]!;
-    expect(after).toBeGreaterThanOrEqual(990);
-    expect(limit).toBe(idleLimitUnder(after));
-    expect(pool.uploadIdleLimitMs()).toBe(limit);
+    expect(learned).toEqual([]); // lowered at once, but one close is not yet a timeout
+    const limit = pool.uploadIdleLimitMs();
+    expect(limit).toBeGreaterThanOrEqual(idleLimitUnder(990));
+    expect(limit).toBeLessThanOrEqual(idleLimitUnder(1100));
 
     // A connection idle past the learned limit (~500 ms), still short of the backend's 1 s:
     const kept = await exchange(pool, true);
@@ -92,7 +95,44 @@ describe('RelayPool idle limit for uploads', () => {
     expect(get.socket).toBe(kept.socket);
     expect(get.reused).toBe(true);
     pool.discard(get);
+
+    // A second close after as long, at another moment: a timeout, told once.
+    await closedOf(await exchange(pool, false));
     expect(learned).toHaveLength(1);
+    const [told, after] = learned[0]!;
+    expect(after).toBeGreaterThanOrEqual(990);
+    expect(told).toBe(pool.uploadIdleLimitMs());
+    pool.destroy();
+  });
+
+  it('a backend that restarts teaches nothing: no warning, and the next long-idle GET lifts the limit', async () => {
+    let backend = await backendClosingIdleAfter(10_000);
+    server = backend.server;
+    const learned: number[] = [];
+    const pool = new RelayPool('127.0.0.1', backend.port, 4, 4000, (idleMs) =>
+      learned.push(idleMs),
+    );
+    const conns = await Promise.all([
+      exchange(pool, true),
+      exchange(pool, true),
+      exchange(pool, true),
+    ]);
+    await new Promise((r) => setTimeout(r, 150));
+    // The registry restarts: every idle connection closes in the same moment.
+    const port = backend.port;
+    for (const socket of [...backend.serverSockets]) socket.end();
+    await Promise.all(conns.map(closedOf));
+    server.close();
+    expect(pool.uploadIdleLimitMs()).toBeLessThan(4000); // lowered, to be safe
+    backend = await backendClosingIdleAfter(10_000, port);
+    server = backend.server;
+
+    const again = await exchange(pool, true);
+    await new Promise((r) => setTimeout(r, 400)); // idle far longer than the closes were
+    const reused = await exchange(pool, true);
+    expect(reused.socket).toBe(again.socket);
+    expect(pool.uploadIdleLimitMs()).toBe(4000);
+    expect(learned).toEqual([]);
     pool.destroy();
   });
 

@@ -53,6 +53,8 @@ export interface Conn {
   promptBytes: number;
   /** When it went idle in the pool (performance.now()); undefined while owned. */
   idleSince?: number | undefined;
+  /** Owned after lying idle this long (ms); undefined for a new connection. */
+  reusedAfterMs?: number | undefined;
 }
 
 /**
@@ -71,10 +73,29 @@ export function idleLimitUnder(closedAfterMs: number): number {
   return Math.max(MIN_LEARNED_IDLE_MS, Math.floor(limit));
 }
 
+/**
+ * Two idle closes at least this far apart confirm a timeout: a backend that restarts or
+ * dies closes every idle connection in the same moment.
+ */
+const SEPARATE_CLOSES_MS = 100;
+
+/** Whether two idle ages are the same timeout, give or take the timers' drift. */
+function sameTimeout(a: number, b: number): boolean {
+  return Math.abs(a - b) <= Math.max(20, Math.min(a, b) / 4);
+}
+
+/** A backend's close of an idle connection: how long it had been idle, and when. */
+interface IdleClose {
+  afterMs: number;
+  at: number;
+}
+
 export class RelayPool {
   private readonly idle: Conn[] = [];
   private activeCount = 0;
   private closed = false;
+  /** The idle close that set safeIdleMs, while it stands; whether a second one confirmed it. */
+  private learnedFrom: (IdleClose & { confirmed: boolean }) | undefined;
 
   /**
    * How long a connection may have been idle to carry an exchange that cannot be
@@ -87,9 +108,13 @@ export class RelayPool {
    * keep-alive timeout, so the backend never closes one just as an upload is sent on it
    * (that upload would fail, and cannot be retried). A backend that closes idle
    * connections sooner without saying so (no `Keep-Alive: timeout=N`) lowers the limit
-   * for uploads, and `onLearned` is told: the first such close costs nothing, but the
-   * next could meet an upload. GETs and HEADs keep reusing for `idleMs`: the relay sends
-   * them again on a new connection when a reused one was closed under them.
+   * for uploads at its first such close: that one cost nothing, the next could meet an
+   * upload. `onLearned` is told once a second close, at another moment and after as long,
+   * shows a timeout: a registry that restarts or is killed closes every idle connection
+   * at once, at whatever age, and that teaches nothing. A GET that later gets its answer
+   * on a connection idle for longer disproves the limit, and it is dropped. GETs and
+   * HEADs keep reusing for `idleMs`: the relay sends them again on a new connection when
+   * a reused one was closed under them.
    */
   constructor(
     private readonly host: string,
@@ -128,6 +153,7 @@ export class RelayPool {
       if (!replayable && now - (conn.idleSince ?? now) >= this.safeIdleMs) continue;
       this.idle.splice(i, 1);
       conn.reused = true;
+      conn.reusedAfterMs = now - (conn.idleSince ?? now);
       conn.idleSince = undefined;
       return conn;
     }
@@ -140,6 +166,8 @@ export class RelayPool {
    */
   release(conn: Conn, reusable: boolean, keepAliveHint?: string | string[]): void {
     this.activeCount--;
+    if (reusable && conn.reusedAfterMs !== undefined) this.survived(conn.reusedAfterMs);
+    conn.reusedAfterMs = undefined;
     conn.owner = undefined;
     conn.promptBytes = 0; // the next client starts with small reads
     const idleMs = Math.min(this.idleMs, keepAliveLimitMs(keepAliveHint));
@@ -226,10 +254,30 @@ export class RelayPool {
   /** The backend closed a connection idle for `closedAfterMs`, before our own limit did. */
   private learn(closedAfterMs: number): void {
     if (this.closed) return;
+    const at = performance.now();
+    const was = this.learnedFrom;
+    const confirms =
+      was !== undefined &&
+      !was.confirmed &&
+      at - was.at >= SEPARATE_CLOSES_MS &&
+      sameTimeout(was.afterMs, closedAfterMs);
     const limit = idleLimitUnder(closedAfterMs);
-    if (limit >= this.safeIdleMs) return;
-    this.safeIdleMs = limit;
-    this.onLearned(limit, closedAfterMs);
+    if (limit < this.safeIdleMs) {
+      this.safeIdleMs = limit;
+      this.learnedFrom = { afterMs: closedAfterMs, at, confirmed: false };
+    }
+    if (confirms) {
+      this.learnedFrom!.confirmed = true;
+      this.onLearned(this.safeIdleMs, closedAfterMs);
+    }
+  }
+
+  /** A connection idle for `idleMs` carried an exchange through: the backend keeps them that long. */
+  private survived(idleMs: number): void {
+    const was = this.learnedFrom;
+    if (!was || sameTimeout(was.afterMs, idleMs) || idleMs < was.afterMs) return;
+    this.safeIdleMs = this.idleMs;
+    this.learnedFrom = undefined;
   }
 }
 

@@ -108,7 +108,7 @@ function replicaOf(backend: string, index: number, settings: ReplicaSettings): R
       const closedAfterMs = Math.round(closedAfter);
       logger.warn(
         { backend: url.origin, closedAfterMs, uploadIdleMs: idleMs, configuredMs: keepAliveMs },
-        `the backend closed an idle connection after ${closedAfterMs} ms without announcing ` +
+        `the backend closes idle connections after ${closedAfterMs} ms without announcing ` +
           `a keep-alive timeout; uploads now go only on connections idle under ${idleMs} ms ` +
           '(set timeouts.backendKeepAliveMs below the backend’s idle timeout to start there)',
       );
