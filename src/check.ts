@@ -8,13 +8,18 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { isIP } from 'node:net';
+import { connect as tcpConnect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import type { ClientRequestArgs } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { join, resolve } from 'node:path';
 import { acmeCheckLines } from './acme/check.js';
 import type { Config } from './config/schema.js';
 import { formatHostPort, parseHostPort, unbracketHost } from './net/address.js';
 import { RTPError } from './errors.js';
 import { probeBackend, PROBE_PATH } from './health/probe.js';
+import { V2_LOCAL_HEADER } from './net/proxy-protocol.js';
+import { trustedPeerMatcher } from './proxy/trusted-proxies.js';
 import { inspectSuppliedCertificate } from './pki/inspect.js';
 import { issueClientCertificate } from './pki/issue.js';
 import { permissionProblems } from './pki/permissions.js';
@@ -225,6 +230,9 @@ async function checkPublicPort(config: Config, url: string, add: Add): Promise<v
           agent: false,
           ...(isIP(host) ? {} : { servername: host }),
           ...(client ?? {}),
+          ...(config.proxyProtocol.trustedFrom.length > 0
+            ? { agent: undefined, createConnection: sendingLocalHeader(config) }
+            : {}),
         },
         (res) => {
           res.resume();
@@ -256,6 +264,30 @@ async function checkPublicPort(config: Config, url: string, add: Add): Promise<v
         : e.message;
     add('fail', what, hint);
   }
+}
+
+/**
+ * With proxyProtocol, the proxy reads a PROXY header first from a trusted peer (and with
+ * `required` closes the connection without one). Where it trusts the address `check`
+ * connects from (loopback, for the image's HEALTHCHECK, when trustedFrom covers it),
+ * check sends a v2 LOCAL header first, as a balancer's own health check does.
+ */
+function sendingLocalHeader(config: Config) {
+  const isTrusted = trustedPeerMatcher(config.proxyProtocol.trustedFrom);
+  return (options: ClientRequestArgs, done: (err: Error | null, socket: Duplex) => void) => {
+    const tcp: Socket = tcpConnect({
+      host: options.host ?? 'localhost',
+      port: Number(options.port ?? 443),
+    });
+    const failed = (err: Error) => done(err, tcp);
+    tcp.once('error', failed);
+    tcp.once('connect', () => {
+      tcp.off('error', failed); // from here on, errors are the TLS socket's
+      if (isTrusted(tcp.localAddress ?? '')) tcp.write(V2_LOCAL_HEADER);
+      done(null, tlsConnect({ ...(options as ConnectionOptions), socket: tcp }));
+    });
+    return undefined;
+  };
 }
 
 /** https://HOST:PORT from `listen`; a wildcard address is checked on loopback. */

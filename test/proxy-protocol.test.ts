@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { eventually } from './helpers/eventually.js';
 import { httpsGet } from './helpers/https.js';
-import { createRegistry, readCA, type Registry } from './helpers/processes.js';
+import { createRegistry, readCA, runCLI, type Registry } from './helpers/processes.js';
 import {
   HEADERS_MS,
   TRUSTED,
@@ -160,6 +160,23 @@ describe("the README's haproxy recipe in front of the real registry", () => {
         `http\\.request\\.remoteaddr="?${front.host.address.replaceAll('.', '\\.')}"?( |$)`,
       ),
     );
+    expect(refusals(front.proxy)).toEqual([]);
+  });
+
+  it("passes `check` (the image's HEALTHCHECK) from loopback, which the proxy trusts for headers", async () => {
+    // With required: true, a connection from 127.0.0.1 without a header is closed; check
+    // sends a v2 LOCAL header first, as haproxy's own checks do.
+    const check = runCLI(['check'], {
+      RTP_BACKEND: started(registry).url,
+      RTP_TLS_DIR: front.proxy.tlsDir,
+      RTP_LISTEN: `127.0.0.1:${front.proxy.port}`,
+      RTP_PROXY_PROTOCOL_TRUSTED_FROM: TRUSTED,
+      RTP_PROXY_PROTOCOL_REQUIRED: 'true',
+    });
+    expect(check.stdout).toMatch(
+      new RegExp(`^ok +proxy https://127\\.0\\.0\\.1:${front.proxy.port} .*answered 401`, 'm'),
+    );
+    expect(check.status, check.stdout).toBe(0);
     expect(refusals(front.proxy)).toEqual([]);
   });
 });

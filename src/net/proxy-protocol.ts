@@ -17,6 +17,11 @@ import { canonicalIP } from '../pki/sans.js';
 /** v2's signature, chosen to be invalid as the start of any text protocol (spec §2.2). */
 export const V2_SIGNATURE = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
 const V1_PREFIX = Buffer.from('PROXY ', 'latin1');
+/**
+ * A whole v2 header for a LOCAL connection (version 2, command LOCAL, family UNSPEC, no
+ * addresses): what a balancer's own health check sends, meaning "no client behind me".
+ */
+export const V2_LOCAL_HEADER = Buffer.concat([V2_SIGNATURE, Buffer.from([0x20, 0x00, 0, 0])]);
 /** Spec §2.1: the longest v1 line, CRLF included ("PROXY UNKNOWN" plus two full IPv6 addresses). */
 export const V1_MAX_BYTES = 107;
 const V2_FIXED_BYTES = 16;
