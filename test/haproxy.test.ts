@@ -23,7 +23,7 @@ import {
   type Registry,
   type RegistryAuth,
 } from './helpers/processes.js';
-import { skopeo } from './helpers/skopeo.js';
+import { skopeoPull, skopeoPush } from './helpers/skopeo.js';
 
 const USER = 'alice';
 const PASSWORD = 'haproxy-pa55word';
@@ -83,16 +83,12 @@ describe.each(VARIANTS)('haproxy checking two proxies with $name', (variant) => 
   };
 
   const pullThroughHAProxy = (into: string) =>
-    skopeo([
-      'copy',
-      '--src-cert-dir',
-      certDir,
-      '--src-tls-verify=true',
-      '--src-creds',
-      `${USER}:${PASSWORD}`,
-      `docker://127.0.0.1:${balancer().port}/${REPO}:v1`,
+    skopeoPull(
+      `127.0.0.1:${balancer().port}/${REPO}:v1`,
       `dir:${into}`,
-    ]);
+      certDir,
+      `${USER}:${PASSWORD}`,
+    );
 
   beforeAll(async () => {
     await restartRegistry(SECURED);
@@ -133,16 +129,12 @@ describe.each(VARIANTS)('haproxy checking two proxies with $name', (variant) => 
     // L7OK over `verify required` against tls.dir's ca.crt: both replicas serve a chain to the one shared CA.
     await balancer().waitForServers(inRotation, `UP with ${variant.healthyCode}`, DEADLINE_MS);
 
-    const push = await skopeo([
-      'copy',
-      '--dest-cert-dir',
-      certDir,
-      '--dest-tls-verify=true',
-      '--dest-creds',
-      `${USER}:${PASSWORD}`,
+    const push = await skopeoPush(
       image.ref,
-      `docker://127.0.0.1:${balancer().port}/${REPO}:v1`,
-    ]);
+      `127.0.0.1:${balancer().port}/${REPO}:v1`,
+      certDir,
+      `${USER}:${PASSWORD}`,
+    );
     expect(push.code, push.stderr).toBe(0);
 
     const layout = image.ref.slice(4, image.ref.lastIndexOf(':'));

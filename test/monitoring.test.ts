@@ -23,7 +23,7 @@ import {
   type PrometheusServer,
   type Scrape,
 } from './helpers/prometheus.js';
-import { skopeo } from './helpers/skopeo.js';
+import { skopeoPull, skopeoPush } from './helpers/skopeo.js';
 
 const USER = 'alice';
 const PASSWORD = 'monitoring-pa55';
@@ -126,29 +126,11 @@ describe('monitoring/: alert rules and dashboard against a real proxy', () => {
     const certDir = join(tmp, 'certs');
     mkdirSync(certDir);
     writeFileSync(join(certDir, 'ca.crt'), env.ca);
-    const ref = `docker://127.0.0.1:${proxy.port}/monitoring/app:v1`;
+    const ref = `127.0.0.1:${proxy.port}/monitoring/app:v1`;
     const creds = `${USER}:${PASSWORD}`;
-    const push = await skopeo([
-      'copy',
-      '--dest-cert-dir',
-      certDir,
-      '--dest-tls-verify=true',
-      '--dest-creds',
-      creds,
-      image.ref,
-      ref,
-    ]);
+    const push = await skopeoPush(image.ref, ref, certDir, creds);
     expect(push.code, push.stderr).toBe(0);
-    const pull = await skopeo([
-      'copy',
-      '--src-cert-dir',
-      certDir,
-      '--src-tls-verify=true',
-      '--src-creds',
-      creds,
-      ref,
-      `dir:${join(tmp, 'pulled')}`,
-    ]);
+    const pull = await skopeoPull(ref, `dir:${join(tmp, 'pulled')}`, certDir, creds);
     expect(pull.code, pull.stderr).toBe(0);
     // A client that does not trust the proxy's CA (curl with the system store only).
     untrustedCurl = spawnSync('curl', ['-s', '-o', '/dev/null', `${proxy.origin}/v2/`], {

@@ -10,7 +10,7 @@ import { useRegistryBehindProxy } from './helpers/fixture.js';
 import { basicAuth, httpsGet } from './helpers/https.js';
 import { buildOCIImage, readBlob, type OCIImage } from './helpers/oci.js';
 import type { Proxy } from './helpers/processes.js';
-import { skopeo } from './helpers/skopeo.js';
+import { skopeo, skopeoPull, skopeoPush } from './helpers/skopeo.js';
 
 const USER = 'alice';
 const PASSWORD = 's3cret-pa55word';
@@ -37,31 +37,13 @@ describe('push and pull through the proxy with verified TLS', () => {
   });
 
   it('pushes a multi-layer image and pulls it back byte-identical', async () => {
-    const dest = `docker://127.0.0.1:${proxy.port}/e2e/app:v1`;
-    const push = await skopeo([
-      'copy',
-      '--dest-cert-dir',
-      certDir,
-      '--dest-tls-verify=true',
-      '--dest-creds',
-      `${USER}:${PASSWORD}`,
-      image.ref,
-      dest,
-    ]);
+    const dest = `127.0.0.1:${proxy.port}/e2e/app:v1`;
+    const push = await skopeoPush(image.ref, dest, certDir, `${USER}:${PASSWORD}`);
     expect(push.stderr).toBe('');
     expect(push.code).toBe(0);
 
     const pulled = join(tmp.path, 'pulled');
-    const pull = await skopeo([
-      'copy',
-      '--src-cert-dir',
-      certDir,
-      '--src-tls-verify=true',
-      '--src-creds',
-      `${USER}:${PASSWORD}`,
-      dest,
-      `dir:${pulled}`,
-    ]);
+    const pull = await skopeoPull(dest, `dir:${pulled}`, certDir, `${USER}:${PASSWORD}`);
     expect(pull.code, pull.stderr).toBe(0);
     const layout = image.ref.slice(4, image.ref.lastIndexOf(':'));
     for (const digest of image.layerDigests) {

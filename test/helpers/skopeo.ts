@@ -43,8 +43,9 @@ export function skopeo(args: string[], timeoutMs = 300_000, hosts?: string): Pro
   });
 }
 
-/** `skopeo copy SRC docker://DEST`, verifying the destination's TLS against only `certDir`. */
-export function skopeoPush(
+/** `skopeo copy SRC DEST`, verifying the TLS of one side (the registry's) against only `certDir`. */
+function verifiedCopy(
+  side: 'src' | 'dest',
   src: string,
   dest: string,
   certDir: string,
@@ -52,12 +53,22 @@ export function skopeoPush(
 ): Promise<SkopeoResult> {
   return skopeo([
     'copy',
-    '--dest-cert-dir',
+    `--${side}-cert-dir`,
     certDir,
-    '--dest-tls-verify=true',
-    '--dest-creds',
+    `--${side}-tls-verify=true`,
+    `--${side}-creds`,
     creds,
     src,
-    `docker://${dest}`,
+    dest,
   ]);
+}
+
+/** `skopeo copy SRC docker://DEST`, verifying the destination's TLS against only `certDir`. */
+export function skopeoPush(src: string, dest: string, certDir: string, creds: string) {
+  return verifiedCopy('dest', src, `docker://${dest}`, certDir, creds);
+}
+
+/** `skopeo copy docker://SRC DEST`, verifying the source's TLS against only `certDir`. */
+export function skopeoPull(src: string, dest: string, certDir: string, creds: string) {
+  return verifiedCopy('src', `docker://${src}`, dest, certDir, creds);
 }
