@@ -135,7 +135,13 @@ describe('a secured registry (htpasswd)', () => {
     expect(logged['bytesOut']).toBe(Buffer.byteLength(refused.body));
     expect(Buffer.byteLength(refused.body)).toBeGreaterThan(0);
     const metrics = await (await fetch(`http://127.0.0.1:${env.proxy.adminPort}/metrics`)).text();
-    expect(metrics).toMatch(/^rtp_upstream_errors_total\{kind="refused"\} [1-9]\d*$/m);
+    const origin = new URL(env.registry.url).origin;
+    expect(metrics).toMatch(
+      new RegExp(
+        `^rtp_upstream_errors_total\\{backend="${origin}",kind="refused"\\} [1-9]\\d*$`,
+        'm',
+      ),
+    );
     expect(metrics).toMatch(/^rtp_backend_up 0$/m);
     expect(metrics).toMatch(/^rtp_backend_verdict\{verdict="down"\} 1$/m);
 

@@ -251,7 +251,10 @@ describe('http-proxy 1.18.1 defects are guarded', () => {
   it('answers 504 in registry JSON when the backend sends nothing, counted as a timeout', async () => {
     const timeouts = async () => {
       const text = await (await fetch(`http://127.0.0.1:${proxy.adminPort}/metrics`)).text();
-      return Number(/^rtp_upstream_errors_total\{kind="timeout"\} (\d+)$/m.exec(text)?.[1] ?? NaN);
+      return Number(
+        /^rtp_upstream_errors_total\{backend="[^"]+",kind="timeout"\} (\d+)$/m.exec(text)?.[1] ??
+          NaN,
+      );
     };
     const before = await timeouts();
     const res = await httpsGet(`${proxy.origin}/v2/hang`, { ca });

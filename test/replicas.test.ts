@@ -23,7 +23,9 @@ import {
   type Registry,
   type RegistryAuth,
 } from './helpers/processes.js';
+import { buildOCIImage } from './helpers/oci.js';
 import { blobOf, pushBlobDirect } from './helpers/registry-api.js';
+import { skopeoPull, skopeoPush } from './helpers/skopeo.js';
 
 const USER = 'rita';
 const PASSWORD = 'replica-e2e-pa55';
@@ -220,11 +222,18 @@ describe('registry replicas behind one proxy', () => {
     for (const r of replicas) expect(r.output()).not.toContain('_rtp_replica');
   });
 
-  it('takes a dead replica out (logged once), sends it nothing, and puts it back when it returns', async () => {
+  it('takes a dead replica out (logged once), sends it nothing, and puts it back when it returns; what met it went to another', async () => {
     const dead = replicas[1] as Registry;
     const port = dead.port;
     await dead.stop();
-    // Before the next probe notices, requests that meet the dead replica go to another.
+    // Before the next probe notices, requests that meet the dead replica go to another:
+    // pushes' first steps (one after another, so the replicas take turns, and one of
+    // three meets the dead one), then pulls.
+    for (let i = 0; i < 3; i++) {
+      const start = await startUpload();
+      expect(start.status).toBe(202);
+      expect(String(start.headers.location)).not.toContain('_rtp_replica=1');
+    }
     const meanwhile = await Promise.all(Array.from({ length: 12 }, () => fetchBlob()));
     expect(meanwhile.map((a) => a.status)).toEqual(Array(12).fill(200));
     const retried = proxy
@@ -232,6 +241,13 @@ describe('registry replicas behind one proxy', () => {
       .filter((l) => String(l['msg']).endsWith('sent to another replica'));
     expect(retried.length).toBeGreaterThan(0);
     expect(retried.every((l) => l['backend'] === new URL(dead.url).origin)).toBe(true);
+    // Each is counted against the replica that failed it, though the client never saw it.
+    const metrics = await (await fetch(`http://127.0.0.1:${proxy.adminPort}/metrics`)).text();
+    const refused = new RegExp(
+      `^rtp_upstream_errors_total\\{backend="${new URL(dead.url).origin}",kind="refused"\\} (\\d+)$`,
+      'm',
+    ).exec(metrics);
+    expect(Number(refused?.[1])).toBe(retried.length);
     await eventually('replica 2 out of rotation', async () => (await verdictsOf())?.[1] === 'down');
     const ready = await readyz();
     expect(ready.status).toBe(200);
@@ -254,6 +270,84 @@ describe('registry replicas behind one proxy', () => {
     const answers = await Promise.all(Array.from({ length: 30 }, () => fetchBlob()));
     expect(answers.every((a) => a.status === 200)).toBe(true);
     expect(blobRequests()[1]).toBeGreaterThan(0);
+  });
+
+  it('a loop of skopeo pulls loses no pull while a replica is killed; its traffic goes to 0', async () => {
+    const certDir = join(tmp.path, 'skopeo-certs');
+    mkdirSync(certDir);
+    mkdirSync(join(tmp.path, 'pulls'));
+    writeFileSync(join(certDir, 'ca.crt'), ca);
+    const image = buildOCIImage(join(tmp.path, 'loop-image'), 'loop', [200_000, 200_000, 200_000]);
+    const ref = `127.0.0.1:${proxy.port}/${REPO}:loop`;
+    const creds = `${USER}:${PASSWORD}`;
+    const push = await skopeoPush(image.ref, ref, certDir, creds);
+    expect(push.stderr).toBe('');
+    expect(push.code).toBe(0);
+
+    let pulls = 0;
+    const pull = () =>
+      // A fresh layout each time: every blob is fetched.
+      skopeoPull(ref, `oci:${join(tmp.path, 'pulls', String(++pulls))}:loop`, certDir, creds);
+    const killed = replicas[0] as Registry;
+    const origin = new URL(killed.url).origin;
+    const servedByKilled = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${proxy.adminPort}/metrics`)).text();
+      const counts = [
+        ...text.matchAll(
+          new RegExp(`^rtp_backend_requests_total\\{backend="${origin}",[^}]*\\} (\\d+)`, 'gm'),
+        ),
+      ];
+      return counts.reduce((sum, m) => sum + Number(m[1]), 0);
+    };
+    const failures: string[] = [];
+    let phase: 'before' | 'out' | 'done' = 'before';
+    let pullsSinceOut = 0;
+    let killedAtPull = 0;
+    // Two lanes of pulls, one after another in each, until six more have finished after
+    // the killed replica went out of rotation.
+    const lane = async () => {
+      let mine = 0;
+      while (phase !== 'done') {
+        const result = await pull();
+        mine += 1;
+        if (result.code !== 0) failures.push(result.stderr);
+        if (phase === 'out' && ++pullsSinceOut >= 6) phase = 'done';
+        if (mine === 2 && killedAtPull === 0) {
+          killedAtPull = pulls;
+          process.kill(killed.pid() as number, 'SIGKILL');
+        }
+      }
+    };
+    const lanes = Promise.all([lane(), lane()]);
+    await eventually(
+      'the killed replica out of rotation',
+      async () => killedAtPull > 0 && (await verdictsOf())?.[0] === 'down',
+      { timeoutMs: 20_000 },
+    );
+    const servedWhenOut = await servedByKilled();
+    const aboutIt = () => proxy.logLines().filter((l) => l['backend'] === origin);
+    const linesWhenOut = aboutIt();
+    const retried = linesWhenOut.filter((l) => String(l['msg']).endsWith('another replica'));
+    phase = 'out';
+    await lanes;
+    console.log(
+      `skopeo loop: ${pulls} pulls, replica 1 killed after pull ${killedAtPull}; ` +
+        `${retried.length} requests that met it were sent to another replica`,
+    );
+    expect(failures).toEqual([]);
+    expect(pulls).toBeGreaterThanOrEqual(killedAtPull + 6);
+    // Once out, the proxy sends it nothing, not even a first try that is then retried.
+    expect(await servedByKilled()).toBe(servedWhenOut);
+    expect(aboutIt().length).toBe(linesWhenOut.length);
+    // A killed registry closes every idle connection at once: that is no idle timeout,
+    // and the proxy does not warn as if it were one.
+    expect(aboutIt().filter((l) => String(l['msg']).includes('keep-alive timeout'))).toEqual([]);
+
+    await killed.stop(); // reaps the killed process
+    const back = await replicaAt(0, SECURED, killed.port);
+    await back.start();
+    replicas[0] = back;
+    await eventually('replica 1 back', async () => (await verdictsOf())?.[0] === 'healthy');
   });
 
   it('takes out a replica whose auth was turned off (open to anyone), and says so', async () => {

@@ -10,6 +10,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Verdict, VerdictStatus } from '../health/probe.js';
 import type { TLSMaterial } from '../pki/store.js';
+import { UPSTREAM_ERROR_LABELS } from '../net/errno.js';
 import { PROXY_REFUSAL_REASONS } from '../net/proxy-protocol.js';
 import type { TLSFailureReason } from '../tls/failures.js';
 import { AUTH_RESULTS } from '../proxy/authenticate.js';
@@ -26,7 +27,7 @@ export interface ProxyMetrics {
   duration: Histogram<'operation'>;
   receivedBytes: Counter<'operation'>;
   sentBytes: Counter<'operation'>;
-  upstreamErrors: Counter<'kind'>;
+  upstreamErrors: Counter<'backend' | 'kind'>;
   /** Per replica (config `backend`): requests it answered or failed, by status class. */
   backendRequests: Counter<'backend' | 'status_class'>;
   handshakes: Counter;
@@ -92,8 +93,8 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
   });
   const upstreamErrors = new Counter({
     name: `${PREFIX}upstream_errors_total`,
-    help: 'Failed requests to the backend registry, by kind (refused, reset, timeout, other).',
-    labelNames: ['kind'] as const,
+    help: 'Failed requests to the backend registry, by replica (its origin) and kind (refused, reset, timeout, other); a request then sent to another replica counts too.',
+    labelNames: ['backend', 'kind'] as const,
     registers,
   });
   const backendRequests = new Counter({
@@ -284,14 +285,19 @@ function renameTotalGauges(registry: Registry): void {
   }
 }
 
+/** The backend's series at zero, per replica (its origin), before its first error. */
+export function initBackendSeries(metrics: ProxyMetrics, origins: readonly string[]): void {
+  for (const backend of origins) {
+    for (const kind of UPSTREAM_ERROR_LABELS) metrics.upstreamErrors.inc({ backend, kind }, 0);
+  }
+}
+
 /** Creates every labelled series at zero, so dashboards and alerts see them before the first event. */
 function initSeries(metrics: ProxyMetrics, operations: readonly Operation[]): void {
   for (const operation of operations) {
     metrics.receivedBytes.inc({ operation }, 0);
     metrics.sentBytes.inc({ operation }, 0);
   }
-  for (const kind of ['refused', 'reset', 'timeout', 'other'])
-    metrics.upstreamErrors.inc({ kind }, 0);
   const reasons: HandshakeFailureLabel[] = [
     'untrusted_ca',
     'no_shared_protocol',

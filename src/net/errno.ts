@@ -1,7 +1,7 @@
 /**
  * What a failed connection to the backend means, from its error code: one table for
  * the client's error body (status and reason), the log, the metric label
- * (rtp_upstream_errors_total{kind}) and the health probe's verdict.
+ * (rtp_upstream_errors_total{backend,kind}) and the health probe's verdict.
  */
 
 /** The error code the proxy gives a backend that sent nothing for its idle limit. */
@@ -10,10 +10,12 @@ export const BACKEND_TIMEOUT = 'RTP_BACKEND_TIMEOUT';
 export type ConnectionFailureKind =
   'refused' | 'reset' | 'timeout' | 'unresolved' | 'unreachable' | 'failed';
 
+/** The kind label of rtp_upstream_errors_total: its four values stay as dashboards know them. */
+export const UPSTREAM_ERROR_LABELS = ['refused', 'reset', 'timeout', 'other'] as const;
+
 export interface ConnectionFailure {
   kind: ConnectionFailureKind;
-  /** The label of rtp_upstream_errors_total: its four values stay as dashboards know them. */
-  label: 'refused' | 'reset' | 'timeout' | 'other';
+  label: (typeof UPSTREAM_ERROR_LABELS)[number];
   /** What the client is answered: 504 when the backend was too slow, else 502. */
   status: 502 | 504;
   /** Words for the client's error body and the log line. */

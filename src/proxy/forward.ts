@@ -10,7 +10,7 @@ import type { Operation } from '../metrics/operation.js';
 import { parseHostHeader } from '../net/address.js';
 import type { Exchange } from './exchange.js';
 import { firstValue, prepareRequestHeaders } from './headers.js';
-import { BACKEND_TIMEOUT } from '../net/errno.js';
+import { BACKEND_TIMEOUT, connectionFailure } from '../net/errno.js';
 import type { Replica, Replicas } from './replicas.js';
 import type { RequestBody } from './upstream.js';
 import { takePin } from './upload-affinity.js';
@@ -41,9 +41,12 @@ export interface ForwardOptions {
 export interface Forward {
   (ex: Exchange): void;
   /**
-   * Sends a GET or HEAD whose replica failed before answering (refused, reset, gone) once
-   * more, to another replica; false when that does not apply (one replica, a body, a
-   * timeout: a silent replica would make the client wait twice, or already retried).
+   * Sends a request whose replica failed before answering once more, to another replica:
+   * a GET or HEAD whatever the failure (refused, reset, gone), any other body-less one
+   * (an upload's start or completion, a delete) only when no connection was made
+   * (refused, a name that does not resolve), so not one byte of it reached a registry. False when that does not apply (one replica,
+   * a body, a timeout: a silent replica would make the client wait twice, or already
+   * retried).
    */
   retry(ex: Exchange, err: NodeJS.ErrnoException): boolean;
 }
@@ -79,8 +82,10 @@ export function createForward(opts: ForwardOptions): Forward {
     const was = ex.sentTo;
     const method = ex.req.method;
     if (!was || ex.retried || replicas.all.length < 2 || ex.clientGone) return false;
-    if ((method !== 'GET' && method !== 'HEAD') || requestBody(ex.req) !== undefined) return false;
-    if (err.code === BACKEND_TIMEOUT) return false;
+    if (requestBody(ex.req) !== undefined || err.code === BACKEND_TIMEOUT) return false;
+    // Refused or unresolved: no connection was made (no other failure proves that).
+    const neverSent = ['refused', 'unresolved'].includes(connectionFailure(err).kind);
+    if (method !== 'GET' && method !== 'HEAD' && !neverSent) return false;
     ex.sendingDone();
     ex.retried = true;
     sendTo(ex, replicas.pick(replicas.all[was.index]), undefined);

@@ -11,7 +11,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Verdict } from '../health/probe.js';
 import type { ACMETrust } from '../acme/which-certificate.js';
 import type { Logger } from '../log.js';
-import type { ProxyMetrics } from '../metrics/registry.js';
+import { initBackendSeries, type ProxyMetrics } from '../metrics/registry.js';
+import { connectionFailure } from '../net/errno.js';
 import { admit, isSmuggled, type AdmitRules, type Refusal } from './admit.js';
 import type { Authenticate } from './authenticate.js';
 import { Exchange, exchangeOf, type ExchangeStages } from './exchange.js';
@@ -54,6 +55,10 @@ export function createRequestHandler(
   opts: HandlerOptions,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const respond = createRespond(opts);
+  initBackendSeries(
+    opts.metrics,
+    opts.replicas.all.map((r) => r.url.origin),
+  );
   const forward = createForward({
     replicas: opts.replicas,
     isTrustedProxy: opts.isTrustedProxy,
@@ -62,9 +67,11 @@ export function createRequestHandler(
     clientIdleMs: opts.clientIdleMs,
     backendIdleMs: opts.backendIdleMs,
     answerHead: respond.answerHead,
-    // A GET or HEAD that a replica failed goes once to another before the client hears of it.
+    // Counted against the replica that failed; a request it never received (or a GET or
+    // HEAD) goes once to another before the client hears of it.
     backendFailed: (ex, err) => {
       const failed = ex.backend.origin;
+      opts.metrics.upstreamErrors.inc({ backend: failed, kind: connectionFailure(err).label });
       if (!forward.retry(ex, err)) return respond.backendFailed(ex, err);
       opts.logger.warn(
         {

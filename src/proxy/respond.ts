@@ -6,7 +6,6 @@
  */
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Logger } from '../log.js';
-import type { ProxyMetrics } from '../metrics/registry.js';
 import { connectionFailure } from '../net/errno.js';
 import type { Exchange, ExchangeStages } from './exchange.js';
 import { stripHopByHop } from './headers.js';
@@ -22,7 +21,6 @@ import { pinUpload } from './upload-affinity.js';
 
 export interface RespondOptions {
   logger: Logger;
-  metrics: ProxyMetrics;
   /** Headers on every response of ours and every response passed on (Strict-Transport-Security). */
   ownHeaders: Readonly<Record<string, string>>;
 }
@@ -39,7 +37,7 @@ const INVALID_RESPONSE: RegistryErrorSpec = {
 };
 
 export function createRespond(opts: RespondOptions): Respond {
-  const { logger, metrics, ownHeaders } = opts;
+  const { logger, ownHeaders } = opts;
   const ownNames = Object.keys(ownHeaders);
   const error = (res: ServerResponse, spec: RegistryErrorSpec) =>
     sendRegistryError(res, spec, ownHeaders);
@@ -65,7 +63,6 @@ export function createRespond(opts: RespondOptions): Respond {
     backendFailed(ex: Exchange, err: NodeJS.ErrnoException) {
       const failure = connectionFailure(err);
       ex.outcome = `backend_${failure.kind}`;
-      metrics.upstreamErrors.inc({ kind: failure.label });
       logger.warn(
         {
           backend: ex.backend.origin,
