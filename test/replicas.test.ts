@@ -422,6 +422,84 @@ describe('registry replicas behind one proxy', () => {
     }
   });
 
+  it('in cluster mode (workers: 2), every worker routes on its own probes; uploads stay pinned across workers', async () => {
+    // Replica 3 is still open from the test before: out of rotation from the start.
+    const open = new URL((replicas[2] as Registry).url).origin;
+    const cluster = await startProxy({
+      backend: replicas.map((r) => r.url).join(','),
+      tlsDir: join(tmp.path, 'tls-cluster'),
+      env: { RTP_WORKERS: '2', RTP_HEALTH_INTERVAL: '1s', RTP_HEALTH_TIMEOUT: '500ms' },
+    });
+    try {
+      const clusterCA = readCA(cluster);
+      const ready = () => getJSON(`http://127.0.0.1:${cluster.adminPort}/readyz`);
+      await eventually('replicas 1 and 2 healthy, 3 open', async () => {
+        const verdicts = (await ready()).body.replicas?.map((r) => r.verdict);
+        return verdicts?.join() === 'healthy,healthy,open';
+      });
+      const get = () =>
+        httpsGet(`${cluster.origin}/v2/${REPO}/blobs/${blob.digest}`, {
+          ca: clusterCA,
+          headers: { authorization: auth },
+        });
+      const before = blobRequests();
+      const answers = await Promise.all(Array.from({ length: 30 }, () => get()));
+      expect(answers.map((a) => a.status)).toEqual(Array(30).fill(200));
+      const served = blobRequests().map((n, i) => n - (before[i] ?? 0));
+      expect(served[0]).toBeGreaterThan(0);
+      expect(served[1]).toBeGreaterThan(0);
+      expect(served[2]).toBe(0);
+      // Logged once, by the primary (the workers route on their own probes, silently).
+      const outLines = cluster
+        .logLines()
+        .filter((l) => l['backend'] === open && String(l['msg']).includes('out of rotation'));
+      expect(outLines).toHaveLength(1);
+
+      // An upload whose steps each come on a new connection, so to either worker: every
+      // step reaches the replica that started it (the pin is in the URL, not in a worker).
+      const data = Buffer.from('pushed through a cluster\n'.repeat(500));
+      const pushed = blobOf(data);
+      const step = (url: string, method: string, body?: Buffer) =>
+        httpsGet(url, {
+          ca: clusterCA,
+          method,
+          headers: { authorization: auth, 'content-length': String(body?.length ?? 0) },
+          ...(body ? { body } : {}),
+        });
+      const start = await step(`${cluster.origin}/v2/${REPO}/blobs/uploads/`, 'POST');
+      expect(start.status).toBe(202);
+      let location = String(start.headers.location);
+      const pin = Number(/[?&]_rtp_replica=(\d)/.exec(location)?.[1]);
+      const uuid = new URL(location).pathname.split('/').pop() as string;
+      for (const chunk of [data.subarray(0, 5000), data.subarray(5000)]) {
+        const patch = await step(location, 'PATCH', chunk);
+        expect(patch.status).toBe(202);
+        location = String(patch.headers.location);
+      }
+      const done = new URL(location);
+      done.searchParams.set('digest', pushed.digest);
+      expect((await step(done.toString(), 'PUT')).status).toBe(201);
+      const seen = replicas.map(
+        (r) =>
+          r
+            .output()
+            .split('\n')
+            .filter((l) => l.includes('response completed') && l.includes(uuid)).length,
+      );
+      expect(seen[pin]).toBe(3); // the PATCHes and the PUT (the POST named no upload yet)
+      expect(seen.filter((n) => n > 0)).toHaveLength(1);
+      const workers = new Set(
+        cluster
+          .logLines()
+          .filter((l) => l['msg'] === 'request' && String(l['path']).includes(uuid))
+          .map((l) => l['worker']),
+      );
+      expect(workers.size).toBe(2); // the steps were served by both workers
+    } finally {
+      await cluster.stop();
+    }
+  });
+
   it('a push whose replica dies mid-upload fails with a registry-style error (never silently); the next push succeeds', async () => {
     const data = Buffer.alloc(256 * 1024, 7);
     const pushed = blobOf(data);
