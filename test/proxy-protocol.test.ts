@@ -8,12 +8,14 @@
  * must keep the proxy UP with proxyProtocol.required on. A spoofed header from an
  * untrusted address is refused. Hostile headers: proxy-protocol-hostile.test.ts.
  */
-import { mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { eventually } from './helpers/eventually.js';
 import { httpsGet } from './helpers/https.js';
-import { createRegistry, readCA, runCLI, type Registry } from './helpers/processes.js';
+import { createTestHost, type TestHost } from './helpers/netns.js';
+import { createRegistry, readCA, runCLI, tempDir, type Registry } from './helpers/processes.js';
 import {
   HEADERS_MS,
   TRUSTED,
@@ -178,5 +180,72 @@ describe("the README's haproxy recipe in front of the real registry", () => {
     );
     expect(check.status, check.stdout).toBe(0);
     expect(refusals(front.proxy)).toEqual([]);
+  });
+});
+
+/**
+ * Failed-login limits (auth.htpasswd at the proxy, an open registry behind it) count the
+ * client the PROXY header names: behind haproxy every connection comes from haproxy's
+ * address, and a limit per peer would lock every user out when one guesses passwords.
+ * Two clients on two test hosts; only the guesser gets 429.
+ */
+describe('failed-login limits behind haproxy, per client from the header', () => {
+  const htpasswdDir = tempDir('pp-logins');
+  const htpasswd = join(htpasswdDir.path, 'htpasswd');
+  writeFileSync(htpasswd, execFileSync('htpasswd', ['-Bbn', '-C', '10', 'alice', 'pp-login-pa55']));
+  const front = useHAProxyFront('pplogin', {
+    startBackend: async () => {
+      const dir = join(front.dir, 'registry');
+      mkdirSync(dir);
+      const registry = await createRegistry({ auth: { kind: 'none' } }, dir);
+      await registry.start();
+      return { url: registry.url, stop: () => registry.stop() };
+    },
+    env: { RTP_AUTH_HTPASSWD: htpasswd },
+    checks: ['option httpchk GET /v2/', 'http-check expect status 401'],
+    serverOptions: 'send-proxy-v2 check-send-proxy',
+  });
+  let other: TestHost | undefined;
+  afterAll(() => {
+    other?.destroy();
+    htpasswdDir.remove();
+  });
+
+  it('gives 429 to the client that guesses, and none to another behind the same haproxy', async () => {
+    await front.haproxy.waitForServers(
+      (s) => s.status === 'UP' && s.checkStatus === 'L7OK' && s.checkCode === 401,
+      'UP with 401',
+      20_000,
+    );
+    // A second client, on its own test host, reaching haproxy's frontend on the first link.
+    other = createTestHost('pplogin');
+    execFileSync('ip', [
+      ...other.wrap.slice(1),
+      'ip',
+      'route',
+      'add',
+      `${front.host.hostAddress}/32`,
+      'via',
+      other.hostAddress,
+    ]);
+    const login = (host: TestHost, password: string) =>
+      front.curl('/v2/', { args: ['-u', `alice:${password}`], on: host });
+
+    const statuses: string[] = [];
+    for (let n = 0; n < 15 && statuses.at(-1) !== '429'; n++) {
+      statuses.push((await login(front.host, `guess-${n}`)).stdout);
+    }
+    expect(statuses.slice(0, 10)).toEqual(Array(10).fill('401'));
+    expect(statuses.at(-1)).toBe('429');
+    const line = front.proxy.logLines().find((l) => /failed logins/.test(String(l['msg'])));
+    expect(line?.['client']).toBe(front.host.address);
+
+    // The other client, through the same haproxy: its own wrong password is a 401, its
+    // right one lets it in.
+    expect((await login(other, 'a-typo')).stdout).toBe('401');
+    expect((await login(other, 'pp-login-pa55')).stdout).toBe('200');
+    // Nothing was counted against haproxy's own address.
+    const limited = front.proxy.logLines().filter((l) => /failed logins/.test(String(l['msg'])));
+    expect(limited.map((l) => l['client'])).toEqual([front.host.address]);
   });
 });

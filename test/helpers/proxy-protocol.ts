@@ -83,10 +83,13 @@ export function useHAProxyFront(
     get haproxy() {
       return started(haproxy);
     },
-    /** curl on the test host through haproxy, trusting exactly the proxy's CA unless `trust` is false. */
-    curl(path: string, o: { trust?: boolean; args?: readonly string[] } = {}) {
+    /**
+     * curl on the test host (or `on`, another one with a route to it) through haproxy,
+     * trusting exactly the proxy's CA unless `trust` is false.
+     */
+    curl(path: string, o: { trust?: boolean; args?: readonly string[]; on?: TestHost } = {}) {
       const { hostAddress } = started(host);
-      return run(started(host), [
+      return run(o.on ?? started(host), [
         'curl',
         '-sS',
         '--max-time',
