@@ -500,6 +500,26 @@ describe('registry replicas behind one proxy', () => {
     }
   });
 
+  it('puts the anonymous replica back once it is restarted secured', async () => {
+    const opened = replicas[2] as Registry;
+    const origin = new URL(opened.url).origin;
+    const linesBefore = proxy.logLines().length;
+    await opened.stop();
+    const secured = await replicaAt(2, SECURED, opened.port);
+    await secured.start();
+    replicas[2] = secured;
+    await eventually('replica 3 healthy', async () => (await verdictsOf())?.[2] === 'healthy');
+    const back = proxy
+      .logLines()
+      .slice(linesBefore)
+      .filter((l) => l['backend'] === origin && String(l['msg']).endsWith('back in rotation'));
+    expect(back).toHaveLength(1);
+    const before = blobRequests()[2] ?? 0;
+    const answers = await Promise.all(Array.from({ length: 30 }, () => fetchBlob()));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    expect(blobRequests()[2]).toBeGreaterThan(before);
+  });
+
   it('a push whose replica dies mid-upload fails with a registry-style error (never silently); the next push succeeds', async () => {
     const data = Buffer.alloc(256 * 1024, 7);
     const pushed = blobOf(data);
