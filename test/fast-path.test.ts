@@ -354,7 +354,7 @@ describe('the fast path for blob bodies', () => {
     expect(connections - before).toBeLessThan(40); // some requests did reuse a connection
     // The backend closes idle connections unannounced: the proxy says so, and what to set.
     expect(proxy.output()).toMatch(
-      /the backend closed an idle connection after \d+ ms .*uploads now go only on connections idle under \d+ ms .*timeouts\.backendKeepAliveMs/,
+      /the backend closes idle connections after \d+ ms .*uploads now go only on connections idle under \d+ ms .*timeouts\.backendKeepAliveMs/,
     );
   });
 });
