@@ -23,7 +23,7 @@ import { trustedPeerMatcher } from './proxy/trusted-proxies.js';
 import { inspectSuppliedCertificate } from './pki/inspect.js';
 import { issueClientCertificate } from './pki/issue.js';
 import { permissionProblems } from './pki/permissions.js';
-import { FILES, certificateSANs, readCASet } from './pki/store.js';
+import { FILES, certificateSANs, readConfiguredCAs } from './pki/store.js';
 import { configuredTrustBundle } from './pki/trust-bundle.js';
 import { commandName } from './command-name.js';
 
@@ -126,7 +126,7 @@ async function checkCertificates(config: Config, now: Date, add: Add): Promise<v
   const dir = resolve(config.tls.dir);
   let cas;
   try {
-    cas = await readCASet(dir);
+    cas = await readConfiguredCAs(config.tls);
   } catch (err) {
     add('fail', 'CA', (err as Error).message);
     return;
@@ -203,7 +203,7 @@ async function checkPublicPort(config: Config, url: string, add: Add): Promise<v
   let client: { cert: string; key: string } | undefined;
   if (config.tls.clientAuth) {
     try {
-      const cas = await readCASet(resolve(config.tls.dir));
+      const cas = await readConfiguredCAs(config.tls);
       const issued = await issueClientCertificate({
         ca: { certPEM: cas.active.certPEM, key: cas.active.key },
         name: 'registry-tls-proxy check',

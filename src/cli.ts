@@ -22,6 +22,7 @@ import { runCheck } from './check.js';
 import { acmeRenew, acmeStatus } from './acme/command.js';
 import { issueClient, parseIssueClientArgs } from './pki/client-cert.js';
 import { exportCA, rotateCA, showCA, switchCACommand } from './pki/ca-command.js';
+import { initCA, kubernetesSecret } from './pki/ca-kubernetes.js';
 import { assertPrivateKeys } from './pki/permissions.js';
 import { serve } from './serve.js';
 import { parseTrustArgs, runTrust } from './trust/command.js';
@@ -41,6 +42,9 @@ Usage:
                                              kubernetes a DaemonSet: | kubectl apply -f -
   registry-tls-proxy ca show                  the CA (PEM, fingerprint, expiry) and the server certificate's SANs
   registry-tls-proxy ca export --out FILE     back up the CA certificate and key (written 0600)
+  registry-tls-proxy ca init --out DIR        a CA of its own for tls.caDir (one CA for every replica)
+  registry-tls-proxy ca export --kubernetes-secret NAME [--namespace NS]
+                                             the Secret of the CA for tls.caDir: | kubectl apply -f -
   registry-tls-proxy ca rotate [--cancel]     CA rotation step 1: create the next CA; clients get both
   registry-tls-proxy ca switch [--back]       CA rotation step 2: the next CA signs from now on
   registry-tls-proxy issue-client NAME [--out DIR] [--lifetime DURATION]
@@ -200,11 +204,18 @@ async function runCACommand(args: string[]): Promise<number> {
     if (sub === 'export' && more[0] === '--out' && more[1] && more.length === 2) {
       return exportCA(config, more[1]);
     }
+    if (sub === 'export' && more[0] === '--kubernetes-secret' && more[1]) {
+      const ns = more[2] === '--namespace' && more[3] && more.length === 4 ? more[3] : undefined;
+      if (more.length === 2 || ns) return kubernetesSecret(config, more[1], ns);
+    }
+    if (sub === 'init' && more[0] === '--out' && more[1] && more.length === 2) {
+      return initCA(config, more[1]);
+    }
     if (sub === 'rotate') return rotateCA(config, more);
     if (sub === 'switch') return switchCACommand(config, more);
     throw new RTPError(
       'USAGE',
-      `usage: ${commandName()} ca show | ca export --out FILE | ca rotate [--cancel] | ca switch [--back]`,
+      `usage: ${commandName()} ca show | ca init --out DIR | ca export --out FILE | ca export --kubernetes-secret NAME [--namespace NS] | ca rotate [--cancel] | ca switch [--back]`,
     );
   });
 }

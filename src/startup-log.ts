@@ -6,13 +6,13 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { commandName } from './command-name.js';
 import type { Config } from './config/schema.js';
 import type { Logger } from './log.js';
 import { formatHostPort, parseHostPort } from './net/address.js';
 import { canonicalIP, readMachineIdentity } from './pki/sans.js';
-import { FILES } from './pki/store.js';
+import { FILES, caHome } from './pki/store.js';
 import type { TLSMaterial } from './pki/store.js';
 import { installerOneLiner } from './trust/one-liners.js';
 import { TRUST_PAGE_PATH } from './trust/page.js';
@@ -70,7 +70,7 @@ export function logServing(
       ...(material.trustFingerprints.length > 1
         ? { nextCAFingerprint256: material.trustFingerprints[1] }
         : {}),
-      caFile: join(resolve(config.tls.dir), FILES.caCert),
+      caFile: join(caHome(config.tls).dir, FILES.caCert),
       trustOnClient: shown.map((hostPort) => installerOneLiner('linux', hostPort, fingerprint)),
       // macOS, Windows, Kubernetes and browsers: the page has a tab for each.
       trustPage: `https://${first}${TRUST_PAGE_PATH}`,

@@ -377,6 +377,12 @@ describe('tls consistency', () => {
       /only used with tls\.cert/,
     ],
     [
+      'tls.caDir beside a supplied certificate',
+      'tls:\n  caDir: /etc/rtp/ca\n  cert: /etc/rtp/server.crt\n  key: /etc/rtp/server.key\n',
+      'tls.caDir',
+      /tls\.cert supplies one: set one of them/,
+    ],
+    [
       'a certificate lifetime longer than the CA lifetime',
       'tls:\n  certLifetime: 300d\n  caLifetime: 200d\n',
       'tls.certLifetime',

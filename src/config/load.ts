@@ -89,6 +89,13 @@ export function loadConfig({ file, env = process.env }: LoadOptions = {}): Confi
       message: 'only used with tls.cert and tls.key; remove it or set them',
     });
   }
+  if (config.tls.caDir !== '' && config.tls.cert !== '') {
+    problems.push({
+      path: 'tls.caDir',
+      message:
+        'is the CA that issues the served certificate, and tls.cert supplies one: set one of them',
+    });
+  }
   if (config.tls.certLifetime >= config.tls.caLifetime) {
     problems.push({ path: 'tls.certLifetime', message: 'must be shorter than tls.caLifetime' });
   }

@@ -33,6 +33,12 @@ export interface Config {
   tls: {
     /** Where the CA, the server certificate and their keys live. */
     dir: string;
+    /**
+     * A read-only CA (ca.crt, ca.key; a rotation's ca-next.*, ca-previous.crt) from
+     * outside, e.g. a Kubernetes Secret shared by every replica; the server certificate
+     * is still issued into tls.dir. '' = the CA lives in tls.dir.
+     */
+    caDir: string;
     /** Extra DNS names and IP addresses to put in the server certificate. */
     names: string[];
     /** Lifetime of the auto-issued server certificate, ms (YAML: a duration like 30d). */
@@ -147,6 +153,7 @@ export const DEFAULTS: Config = {
   allowedPaths: [],
   tls: {
     dir: 'data/tls',
+    caDir: '',
     names: [],
     certLifetime: 30 * DAY_MS,
     caLifetime: 10 * YEAR_MS,
@@ -302,6 +309,9 @@ export const FIELDS: Readonly<Record<string, FieldSpec>> = {
   'tls.caLifetime': duration(60_000, 100 * YEAR_MS),
   'tls.checkInterval': duration(500, DAY_MS),
   'tls.caWarnBefore': duration(0, 100 * YEAR_MS),
+  'tls.caDir': string((v) =>
+    v === '' || v.trim() !== '' ? undefined : 'must name a directory or be empty',
+  ),
   'tls.cert': path('certificate'),
   'tls.key': path('key'),
   'tls.ca': path('CA bundle'),

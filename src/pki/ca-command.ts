@@ -11,7 +11,8 @@ import type { Config } from '../config/schema.js';
 import { RTPError } from '../errors.js';
 import { formatDuration } from '../config/schema.js';
 import { cancelRotation, startRotation, switchCA } from './rotation.js';
-import { FILES, certificateSANs, pemBundle } from './store.js';
+import { FILES, caHome, certificateSANs, pemBundle } from './store.js';
+import { refuseReadOnlyCA } from './ca-kubernetes.js';
 import { commandName } from '../command-name.js';
 
 function read(dir: string, name: string): string {
@@ -29,7 +30,7 @@ function read(dir: string, name: string): string {
 
 /** PEM, fingerprint and expiry of the CA, then the server certificate's serial, expiry and SANs. */
 export function showCA(config: Config): string {
-  const dir = resolve(config.tls.dir);
+  const dir = caHome(config.tls).dir;
   const caPEM = read(dir, FILES.caCert);
   const ca = new X509Certificate(caPEM);
   const lines = describeCA('CA', ca);
@@ -52,7 +53,7 @@ export function showCA(config: Config): string {
     );
   }
   try {
-    const leaf = new X509Certificate(readFileSync(join(dir, FILES.serverCert)));
+    const leaf = new X509Certificate(readFileSync(join(resolve(config.tls.dir), FILES.serverCert)));
     const sans = certificateSANs(leaf);
     lines.push(
       'server certificate',
@@ -90,6 +91,7 @@ const PICKUP = (config: Config) =>
 
 /** `ca rotate [--cancel]`: step 1 of a rotation, or dropping it. */
 export async function rotateCA(config: Config, args: readonly string[]): Promise<string> {
+  refuseReadOnlyCA(config, 'ca rotate');
   const dir = resolve(config.tls.dir);
   if (args.length === 1 && args[0] === '--cancel') {
     const dropped = await cancelRotation(dir);
@@ -116,6 +118,7 @@ export async function rotateCA(config: Config, args: readonly string[]): Promise
 
 /** `ca switch [--back]`: step 2 of a rotation, or its undo. */
 export async function switchCACommand(config: Config, args: readonly string[]): Promise<string> {
+  refuseReadOnlyCA(config, 'ca switch');
   const dir = resolve(config.tls.dir);
   const back = args.length === 1 && args[0] === '--back';
   if (args.length > 0 && !back) {
@@ -140,7 +143,7 @@ export async function switchCACommand(config: Config, args: readonly string[]): 
  * rotation the next CA too. Each pair is preceded by a line saying where it goes back.
  */
 export function exportCA(config: Config, out: string): string {
-  const dir = resolve(config.tls.dir);
+  const dir = caHome(config.tls).dir;
   const pairs: Array<[string, string, string]> = [['the CA', FILES.caCert, FILES.caKey]];
   if (readOptional(dir, FILES.nextCACert)) {
     pairs.push(['the next CA (rotation in progress)', FILES.nextCACert, FILES.nextCAKey]);

@@ -11,7 +11,7 @@ import { formatDuration, parseDuration, type Config } from '../config/schema.js'
 import { RTPError } from '../errors.js';
 import { CERTS_DIRS } from '../trust/layout.js';
 import { issueClientCertificate } from './issue.js';
-import { readCASet } from './store.js';
+import { readConfiguredCAs } from './store.js';
 import { configuredTrustBundle } from './trust-bundle.js';
 import { commandName } from '../command-name.js';
 
@@ -83,7 +83,7 @@ export async function issueClient(config: Config, args: IssueClientArgs): Promis
   }
   // Never a new CA here: a client certificate from a CA the proxy does not use is useless
   // (a wrong working directory with the relative default tls.dir would do just that).
-  const cas = await readCASet(resolve(config.tls.dir));
+  const cas = await readConfiguredCAs(config.tls);
   const trust = await configuredTrustBundle(config);
   const issued = await issueClientCertificate({
     ca: { certPEM: cas.active.certPEM, key: cas.active.key },

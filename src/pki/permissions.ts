@@ -48,6 +48,18 @@ export function permissionProblems(config: Config): string[] {
       }
     }
   }
+  if (config.tls.caDir !== '') {
+    // Read-only and someone else's (a Secret volume): its keys are checked, not its directory.
+    for (const name of [FILES.caKey, FILES.nextCAKey, FILES.previousCAKey]) {
+      const file = join(resolve(config.tls.caDir), name);
+      const keyMode = modeOf(file);
+      if (keyMode !== undefined && keyMode & OTHERS_READ_WRITE) {
+        problems.push(
+          `tls.caDir ${keyProblem(file, keyMode)}; fix: ${keyFix(file, `chmod 600 ${file}`)}`,
+        );
+      }
+    }
+  }
   if (config.tls.key !== '') {
     const file = resolve(config.tls.key);
     const mode = modeOf(file);

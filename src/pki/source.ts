@@ -11,6 +11,7 @@ import { createRepeatGate, type Logger } from '../log.js';
 import { computeSANs, readMachineIdentity } from './sans.js';
 import {
   FILES,
+  caHome,
   clientCABundle,
   loadOrCreateCA,
   loadOrCreateTLS,
@@ -29,6 +30,7 @@ export interface CertificateSource {
 
 export function certificateSource(config: Config, logger: Logger): CertificateSource {
   const dir = resolve(config.tls.dir);
+  const caHomeDir = caHome(config.tls).dir;
   const supplied = config.tls.cert !== '';
   const loadSupplied = suppliedLoader(config, logger);
   const expiryGate = createRepeatGate(DAY_MS);
@@ -37,6 +39,7 @@ export function certificateSource(config: Config, logger: Logger): CertificateSo
     if (!supplied) {
       return loadOrCreateTLS({
         dir,
+        caDir: config.tls.caDir !== '' ? resolve(config.tls.caDir) : undefined,
         sans: computeSANs(config.tls.names, readMachineIdentity()),
         certLifetimeMs: config.tls.certLifetime,
         caLifetimeMs: config.tls.caLifetime,
@@ -73,10 +76,9 @@ export function certificateSource(config: Config, logger: Logger): CertificateSo
     watch: [
       ...(supplied ? [config.tls.cert, config.tls.key, config.tls.ca] : []),
       ...(!supplied || config.tls.clientAuth
-        ? [FILES.caCert, FILES.nextCACert, FILES.previousCACert, FILES.serverCert].map((f) =>
-            join(dir, f),
-          )
+        ? [FILES.caCert, FILES.nextCACert, FILES.previousCACert].map((f) => join(caHomeDir, f))
         : []),
+      ...(!supplied ? [join(dir, FILES.serverCert)] : []),
     ]
       .filter((f) => f !== '')
       .map((f) => resolve(f)),

@@ -19,7 +19,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { PKIError } from '../errors.js';
 import { createCA, issueServerCertificate } from './issue.js';
 import { canonicalIP, missingSANs, type SANs } from './sans.js';
@@ -68,6 +68,8 @@ export interface TLSMaterial {
 
 export interface StoreOptions {
   dir: string;
+  /** tls.caDir, resolved: the CAs come from there, read-only; undefined = from `dir`. */
+  caDir?: string | undefined;
   sans: SANs;
   certLifetimeMs: number;
   caLifetimeMs: number;
@@ -133,8 +135,12 @@ export async function writeNewCA(
  * (never the old certificate with the new key, or the old active CA beside itself
  * as previous). Callers that already hold the lock say so.
  */
-export async function readCASet(dir: string, opts: { holdingLock?: boolean } = {}): Promise<CASet> {
+export async function readCASet(
+  dir: string,
+  opts: { holdingLock?: boolean; readOnly?: boolean } = {},
+): Promise<CASet> {
   if (opts.holdingLock) return readCASetOnce(dir);
+  if (opts.readOnly) return readCASetReadOnly(dir);
   if (!existsSync(dir)) {
     throw new PKIError(
       'CA_MISSING',
@@ -142,6 +148,36 @@ export async function readCASet(dir: string, opts: { holdingLock?: boolean } = {
     );
   }
   return withLock(dir, async () => readCASetOnce(dir));
+}
+
+/**
+ * Where the CAs are: tls.caDir when set (read-only: no lock file, nothing created or
+ * written there), else tls.dir.
+ */
+export function caHome(tls: { dir: string; caDir: string }): { dir: string; readOnly: boolean } {
+  return tls.caDir !== ''
+    ? { dir: resolve(tls.caDir), readOnly: true }
+    : { dir: resolve(tls.dir), readOnly: false };
+}
+
+/** The CAs of `config` (tls.caDir or tls.dir). */
+export function readConfiguredCAs(tls: { dir: string; caDir: string }): Promise<CASet> {
+  const home = caHome(tls);
+  return readCASet(home.dir, { readOnly: home.readOnly });
+}
+
+/**
+ * The CAs of a directory someone else writes, without a lock. A Kubernetes Secret is
+ * swapped whole (its `..data` link), but reading ca.crt and then ca.key can straddle
+ * a swap and find a pair that does not match: read once more before calling it so.
+ */
+function readCASetReadOnly(dir: string): CASet {
+  try {
+    return readCASetOnce(dir);
+  } catch (err) {
+    if (!(err instanceof PKIError) || err.code !== 'CA_KEY_MISMATCH') throw err;
+    return readCASetOnce(dir);
+  }
 }
 
 function readCASetOnce(dir: string): CASet {
@@ -206,7 +242,11 @@ export function clientCABundle(set: CASet): string {
 /** Loads the CAs and server certificate from `dir`, creating or re-issuing what is missing or stale. */
 export async function loadOrCreateTLS(opts: StoreOptions): Promise<TLSMaterial> {
   const now = opts.now ?? new Date();
-  const cas = await loadOrCreateCA({ dir: opts.dir, caLifetimeMs: opts.caLifetimeMs, now });
+  const { caDir } = opts;
+  if (caDir) ensurePrivateDir(opts.dir);
+  const cas = caDir
+    ? { ...readCASetReadOnly(caDir), created: false }
+    : await loadOrCreateCA({ dir: opts.dir, caLifetimeMs: opts.caLifetimeMs, now });
   const paths = {
     serverCert: join(opts.dir, FILES.serverCert),
     serverKey: join(opts.dir, FILES.serverKey),
@@ -217,7 +257,7 @@ export async function loadOrCreateTLS(opts: StoreOptions): Promise<TLSMaterial> 
   if (reason) {
     createdServer = await withLock(opts.dir, async () => {
       // Under the lock: a replica may have renewed, or a `ca switch` changed the CA, meanwhile.
-      ca = readCASetOnce(opts.dir).active;
+      ca = (caDir ? readCASetReadOnly(caDir) : readCASetOnce(opts.dir)).active;
       reason = staleServerReason(paths, ca.cert, opts.sans, now);
       if (!reason) return false;
       const leaf = await issueServerCertificate({
@@ -240,7 +280,7 @@ export async function loadOrCreateTLS(opts: StoreOptions): Promise<TLSMaterial> 
   if (!signer) {
     throw new PKIError(
       'SERVER_CERT_FOREIGN',
-      `${paths.serverCert} was not signed by any CA in ${opts.dir}; delete server.crt and server.key to have it re-issued`,
+      `${paths.serverCert} was not signed by any CA in ${caDir ?? opts.dir}; delete server.crt and server.key to have it re-issued`,
     );
   }
   const trust = trustBundle(cas);

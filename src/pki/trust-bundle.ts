@@ -1,12 +1,11 @@
 /**
  * What a client must trust to verify this proxy, whichever way it gets its
- * certificate: the CA bundle of tls.dir (during a rotation, both CAs), or the
+ * certificate: the CA bundle of tls.caDir or tls.dir (during a rotation, both CAs), or the
  * issuer of a supplied certificate (tls.ca, else the top of the chain).
  */
-import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { loadSuppliedTLS } from './supplied.js';
-import { readCASet, trustBundle } from './store.js';
+import { readConfiguredCAs, trustBundle } from './store.js';
 
 export async function configuredTrustBundle(
   config: Config,
@@ -15,5 +14,5 @@ export async function configuredTrustBundle(
     const m = loadSuppliedTLS(config);
     return { pem: m.trustBundlePEM, fingerprints: m.trustFingerprints };
   }
-  return trustBundle(await readCASet(resolve(config.tls.dir)));
+  return trustBundle(await readConfiguredCAs(config.tls));
 }
