@@ -43,6 +43,11 @@ interface K8sObject {
 
 function render(dir: string): K8sObject[] {
   const r = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8', timeout: 60_000 });
+  if (r.error) {
+    // This machine's image ships kubectl 1.32 (kustomize 5.5); Debian's kubernetes-client
+    // is 1.20, whose kustomize knows neither `labels` nor components.
+    throw new Error(`kubectl kustomize: ${r.error.message}; install kubectl 1.27 or later`);
+  }
   expect(r.status, r.stderr).toBe(0);
   return parseAllDocuments(r.stdout).map((d) => d.toJSON() as K8sObject);
 }
