@@ -128,7 +128,7 @@ describe('RelayPool idle limit for uploads', () => {
     server = backend.server;
 
     const again = await exchange(pool, true);
-    await new Promise((r) => setTimeout(r, 400)); // idle far longer than the closes were
+    await new Promise((r) => setTimeout(r, 500)); // idle far longer than the closes were
     const reused = await exchange(pool, true);
     expect(reused.socket).toBe(again.socket);
     expect(pool.uploadIdleLimitMs()).toBe(4000);

@@ -79,9 +79,22 @@ export function idleLimitUnder(closedAfterMs: number): number {
  */
 const SEPARATE_CLOSES_MS = 100;
 
-/** Whether two idle ages are the same timeout, give or take the timers' drift. */
+/**
+ * Whether two idle ages are the same timeout. Generous: both processes' timers drift
+ * under load (the close is seen when its 'end' is read), by tens of milliseconds on a
+ * busy machine, and a restart's closes come at whatever ages the connections had.
+ */
 function sameTimeout(a: number, b: number): boolean {
-  return Math.abs(a - b) <= Math.max(20, Math.min(a, b) / 4);
+  return Math.abs(a - b) <= Math.max(50, Math.min(a, b) / 2);
+}
+
+/**
+ * Whether a connection that carried an exchange after lying idle `idleMs` disproves a
+ * limit learned from a close after `closedAfterMs`: a backend with that timeout would
+ * have closed it long before (twice as long, and more than timers drift).
+ */
+function disproves(idleMs: number, closedAfterMs: number): boolean {
+  return idleMs > 2 * closedAfterMs + 50;
 }
 
 /** A backend's close of an idle connection: how long it had been idle, and when. */
@@ -275,7 +288,7 @@ export class RelayPool {
   /** A connection idle for `idleMs` carried an exchange through: the backend keeps them that long. */
   private survived(idleMs: number): void {
     const was = this.learnedFrom;
-    if (!was || sameTimeout(was.afterMs, idleMs) || idleMs < was.afterMs) return;
+    if (!was || !disproves(idleMs, was.afterMs)) return;
     this.safeIdleMs = this.idleMs;
     this.learnedFrom = undefined;
   }
