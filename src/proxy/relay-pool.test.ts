@@ -80,8 +80,10 @@ describe('RelayPool idle limit for uploads', () => {
     expect(backend.closedByBackend).toHaveLength(1);
     expect(learned).toEqual([]); // lowered at once, but one close is not yet a timeout
     const limit = pool.uploadIdleLimitMs();
-    expect(limit).toBeGreaterThanOrEqual(idleLimitUnder(990));
-    expect(limit).toBeLessThanOrEqual(idleLimitUnder(1100));
+    // The close is timed from our release, which comes a little after the backend starts
+    // its 1 s timer (it answers first); on a busy machine tens of ms either way.
+    expect(limit).toBeGreaterThanOrEqual(idleLimitUnder(900));
+    expect(limit).toBeLessThanOrEqual(idleLimitUnder(1200));
 
     // A connection idle past the learned limit (~500 ms), still short of the backend's 1 s:
     const kept = await exchange(pool, true);
@@ -100,7 +102,8 @@ describe('RelayPool idle limit for uploads', () => {
     await closedOf(await exchange(pool, false));
     expect(learned).toHaveLength(1);
     const [told, after] = learned[0]!;
-    expect(after).toBeGreaterThanOrEqual(990);
+    expect(after).toBeGreaterThan(900);
+    expect(after).toBeLessThan(1200);
     expect(told).toBe(pool.uploadIdleLimitMs());
     pool.destroy();
   });
