@@ -67,6 +67,9 @@ export function createReplicas(settings: ReplicaSettings): Replicas {
   return {
     all,
     pick(not) {
+      // One backend (the usual set-up): it is the answer whatever its health, without the
+      // filtering below on every request.
+      if (all.length === 1) return all[0] as Replica;
       const flags = healthy?.();
       const inRotation = (list: readonly Replica[]) =>
         flags ? list.filter((r) => flags[r.index] === true) : list;
