@@ -67,6 +67,18 @@ describe('registry replicas behind one proxy', () => {
   const replicaAt = (i: number, registryAuth: RegistryAuth, port?: number) =>
     createRegistry({ auth: registryAuth, ...(port ? { port } : {}) }, dirs[i] as string);
 
+  /**
+   * Replica `i` stopped (if it still runs) and replaced by a new registry with
+   * `registryAuth` on its old address, the same storage and secret.
+   */
+  const replaceReplica = async (i: number, registryAuth: RegistryAuth) => {
+    const old = replicas[i] as Registry;
+    await old.stop(); // also reaps one that was killed
+    const next = await replicaAt(i, registryAuth, old.port);
+    await next.start();
+    replicas[i] = next;
+  };
+
   /** Requests for the blob each replica has answered so far (its access log lines). */
   const blobRequests = () =>
     replicas.map(
@@ -224,7 +236,6 @@ describe('registry replicas behind one proxy', () => {
 
   it('takes a dead replica out (logged once), sends it nothing, and puts it back when it returns; what met it went to another', async () => {
     const dead = replicas[1] as Registry;
-    const port = dead.port;
     await dead.stop();
     // Before the next probe notices, requests that meet the dead replica go to another:
     // pushes' first steps (one after another, so the replicas take turns, and one of
@@ -260,9 +271,7 @@ describe('registry replicas behind one proxy', () => {
     expect(takenOut.map((l) => l['backend'])).toEqual([new URL(dead.url).origin]);
 
     // Back, secured as before, on its old address.
-    const back = await replicaAt(1, SECURED, port);
-    await back.start();
-    replicas[1] = back;
+    await replaceReplica(1, SECURED);
     await eventually('replica 2 back', async () => (await verdictsOf())?.[1] === 'healthy');
     expect(
       proxy.logLines().filter((l) => String(l['msg']).endsWith('replica back in rotation')),
@@ -343,22 +352,14 @@ describe('registry replicas behind one proxy', () => {
     // and the proxy does not warn as if it were one.
     expect(aboutIt().filter((l) => String(l['msg']).includes('keep-alive timeout'))).toEqual([]);
 
-    await killed.stop(); // reaps the killed process
-    const back = await replicaAt(0, SECURED, killed.port);
-    await back.start();
-    replicas[0] = back;
+    await replaceReplica(0, SECURED);
     await eventually('replica 1 back', async () => (await verdictsOf())?.[0] === 'healthy');
   });
 
   it('takes out a replica whose auth was turned off (open to anyone), and says so', async () => {
-    const opened = replicas[2] as Registry;
-    const port = opened.port;
-    const origin = new URL(opened.url).origin;
+    const origin = new URL((replicas[2] as Registry).url).origin;
     const linesBefore = proxy.logLines().length;
-    await opened.stop();
-    const anonymous = await replicaAt(2, { kind: 'none' }, port);
-    await anonymous.start();
-    replicas[2] = anonymous;
+    await replaceReplica(2, { kind: 'none' });
     await eventually('replica 3 open', async () => (await verdictsOf())?.[2] === 'open');
     // Out once (while it restarts it may first be down, then open), and why.
     const lines = proxy
@@ -501,13 +502,9 @@ describe('registry replicas behind one proxy', () => {
   });
 
   it('puts the anonymous replica back once it is restarted secured', async () => {
-    const opened = replicas[2] as Registry;
-    const origin = new URL(opened.url).origin;
+    const origin = new URL((replicas[2] as Registry).url).origin;
     const linesBefore = proxy.logLines().length;
-    await opened.stop();
-    const secured = await replicaAt(2, SECURED, opened.port);
-    await secured.start();
-    replicas[2] = secured;
+    await replaceReplica(2, SECURED);
     await eventually('replica 3 healthy', async () => (await verdictsOf())?.[2] === 'healthy');
     const back = proxy
       .logLines()
