@@ -312,25 +312,39 @@ describe('registry replicas behind one proxy', () => {
     let phase: 'before' | 'out' | 'done' = 'before';
     let pullsSinceOut = 0;
     let killedAtPull = 0;
+    // The kill lands between pulls: a transfer in flight on a replica that dies is cut
+    // (the README says so; docker retries a layer download, skopeo does not). What
+    // this asserts is that every request after the death, on the pool's idle
+    // connections to it or new ones, ends on another replica.
+    let gate: { opened: Promise<void>; open: () => void; waiting: number } | undefined;
     // Two lanes of pulls, one after another in each, until six more have finished after
     // the killed replica went out of rotation.
     const lane = async () => {
       let mine = 0;
       while (phase !== 'done') {
+        if (gate) {
+          gate.waiting += 1;
+          await gate.opened;
+        }
         const result = await pull();
         mine += 1;
         if (result.code !== 0) failures.push(result.stderr);
         if (phase === 'out' && ++pullsSinceOut >= 6) phase = 'done';
-        if (mine === 2 && killedAtPull === 0) {
-          killedAtPull = pulls;
-          process.kill(killed.pid() as number, 'SIGKILL');
+        if (mine === 2 && killedAtPull === 0 && !gate) {
+          let open = () => {};
+          const opened = new Promise<void>((resolve) => (open = resolve));
+          gate = { opened, open, waiting: 0 };
         }
       }
     };
     const lanes = Promise.all([lane(), lane()]);
+    await eventually('both lanes between pulls', () => gate?.waiting === 2, { timeoutMs: 60_000 });
+    killedAtPull = pulls;
+    process.kill(killed.pid() as number, 'SIGKILL');
+    gate?.open();
     await eventually(
       'the killed replica out of rotation',
-      async () => killedAtPull > 0 && (await verdictsOf())?.[0] === 'down',
+      async () => (await verdictsOf())?.[0] === 'down',
       { timeoutMs: 20_000 },
     );
     const servedWhenOut = await servedByKilled();
