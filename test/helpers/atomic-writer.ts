@@ -12,6 +12,7 @@
  */
 import {
   chmodSync,
+  chownSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -30,6 +31,8 @@ export interface FileProjection {
   data: string | Buffer;
   /** The volume's defaultMode (or the item's mode); Kubernetes' default is 0644. */
   mode: number;
+  /** The pod's fsGroup: the kubelet gives the files this group. */
+  gid?: number;
 }
 
 /** `..2006_01_02_15_04_05.`, Go's layout of time.Now().UTC() that newTimestampDir uses. */
@@ -64,8 +67,9 @@ export function writeAtomically(
   const tsDir = mkdtempSync(join(targetDir, timestampPrefix()));
   chmodSync(tsDir, 0o755);
   // (6) the payload, each file chmod-ed to its mode
-  for (const [name, { data, mode }] of Object.entries(payload)) {
+  for (const [name, { data, mode, gid }] of Object.entries(payload)) {
     writeFileSync(join(tsDir, name), data, { mode });
+    if (gid !== undefined) chownSync(join(tsDir, name), 0, gid);
     chmodSync(join(tsDir, name), mode);
   }
   // (7) user-visible links, only where missing

@@ -1,6 +1,7 @@
 /**
  * The docker engine itself for end-to-end tests: a private dockerd in the root
- * namespace as /work/shared/TEST-ENV.md runs it (vfs, no iptables, no bridge),
+ * namespace as /work/shared/TEST-ENV.md runs it (vfs, no iptables, no bridge), or
+ * inside a test namespace with its own iptables and bridge (published ports, swarm),
  * with its own data root, exec root, socket and an empty daemon.json, so it
  * shares nothing with any other engine on the machine and has no
  * --insecure-registry. The client gets a private DOCKER_CONFIG, so logins never
@@ -67,7 +68,7 @@ export interface Dockerd {
   /** Runs the docker client against this engine. */
   docker(
     args: readonly string[],
-    options?: { input?: string; timeoutMs?: number },
+    options?: { input?: string; timeoutMs?: number; env?: Record<string, string> },
   ): Promise<RunResult>;
   /** dockerd's log so far. */
   output(): string;
@@ -113,8 +114,38 @@ async function sweepStale(): Promise<void> {
   }
 }
 
+export interface DockerdOptions {
+  /**
+   * Runs the engine inside this network namespace (a test host's or a test LAN's), with
+   * its iptables rules and a docker0 bridge there: published ports and swarm need them,
+   * and they change only that namespace. Without it the engine runs in the root
+   * namespace with iptables off and no bridge (containers use --network host or none).
+   */
+  netns?: string;
+  /** docker0's address inside `netns` (a test-only range). */
+  bridgeIp?: string;
+  /** Default 'vfs' (works on any file system); 'overlay2' is faster where it works. */
+  storageDriver?: 'vfs' | 'overlay2';
+}
+
+/** Where the engine's networking lives: flags, and the command prefix that enters the namespace. */
+function networkSetup(options: DockerdOptions): { prefix: string[]; flags: string[] } {
+  if (options.netns === undefined) {
+    return { prefix: [], flags: ['--iptables=false', '--ip-masq=false', '--bridge=none'] };
+  }
+  // nsenter, not `ip netns exec`: that remounts /sys, hiding the cgroup mounts dockerd needs.
+  return {
+    prefix: ['nsenter', `--net=/run/netns/${options.netns}`],
+    flags: [
+      `--bip=${options.bridgeIp ?? '198.19.255.1/24'}`,
+      '--default-address-pool',
+      'base=198.19.0.0/16,size=24',
+    ],
+  };
+}
+
 /** Starts a private dockerd and waits until it answers on its socket. */
-export async function startDockerd(): Promise<Dockerd> {
+export async function startDockerd(options: DockerdOptions = {}): Promise<Dockerd> {
   await sweepStale();
   const tmp = tempDir('dockerd'); // short: the socket path must fit in 108 bytes
   writeFileSync(join(tmp.path, 'owner'), `${process.pid}\n`);
@@ -128,15 +159,16 @@ export async function startDockerd(): Promise<Dockerd> {
   const host = `unix://${socket}`;
 
   // No HTTP(S)_PROXY in its environment: it must talk to the test host directly.
+  const network = networkSetup(options);
+  const [command = 'dockerd', ...prefixArgs] = [...network.prefix, 'dockerd'];
   const child = spawn(
-    'dockerd',
+    command,
     [
+      ...prefixArgs,
       '--config-file',
       daemonJson,
-      '--storage-driver=vfs',
-      '--iptables=false',
-      '--ip-masq=false',
-      '--bridge=none',
+      `--storage-driver=${options.storageDriver ?? 'vfs'}`,
+      ...network.flags,
       '--data-root',
       data,
       '--exec-root',
@@ -155,7 +187,7 @@ export async function startDockerd(): Promise<Dockerd> {
 
   const clientEnv = { DOCKER_HOST: host, DOCKER_CONFIG: configDir, HOME: tmp.path };
   const docker: Dockerd['docker'] = (args, options = {}) =>
-    run('docker', args, { ...options, env: clientEnv });
+    run('docker', args, { ...options, env: { ...options.env, ...clientEnv } });
 
   let stopped = false;
   const onExit = () => {

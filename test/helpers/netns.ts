@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { isAlive } from './processes.js';
 
 /** One file per /30 in use, holding the owner's pid: allocation across parallel test files. */
-const LOCK_DIR = '/run/rtp-test-hosts';
+export const LOCK_DIR = '/run/rtp-test-hosts';
 const SUBNETS = 64; // the /30s of 198.18.0.0/24
 
 export interface TestHost {
@@ -38,6 +38,13 @@ export interface TestHost {
 
 let counter = 0;
 
+/** Takes `count` consecutive indexes for names and links (shared with test-lan.ts, so none collide). */
+export function takeIndexes(count: number): number {
+  const first = counter;
+  counter += count;
+  return first;
+}
+
 function ip(args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
@@ -51,11 +58,11 @@ function ipQuiet(args: string[]): void {
 }
 
 /** Interface names hold at most 15 bytes: rtp + pid in base 36 + counter + h|n. */
-function interfaceName(pid: number, n: number, side: 'h' | 'n'): string {
+export function interfaceName(pid: number, n: number, side: 'h' | 'n'): string {
   return `rtp${pid.toString(36)}${n.toString(36)}${side}`;
 }
 
-function killInside(name: string): void {
+export function killInside(name: string): void {
   let pids: number[] = [];
   try {
     pids = ip(['netns', 'pids', name])
@@ -75,8 +82,8 @@ function killInside(name: string): void {
   }
 }
 
-/** Removes namespaces, links and subnet locks this helper made in runs whose process is gone. */
-function sweepStale(): void {
+/** Removes namespaces, links and subnet locks this helper (or test-lan.ts) made in runs whose process is gone. */
+export function sweepStale(): void {
   let names: string[] = [];
   try {
     names = ip(['netns', 'list'])
@@ -134,7 +141,7 @@ function allocateSubnet(name: string): { index: number; lock: string } {
 export function createTestHost(label = 'e2e'): TestHost {
   if (!/^[a-z0-9]{1,12}$/.test(label)) throw new Error(`bad test host label ${label}`);
   sweepStale();
-  const n = counter++;
+  const n = takeIndexes(1);
   const name = `rtp-${label}-${process.pid}-${n}`;
   const hostInterface = interfaceName(process.pid, n, 'h');
   const nsInterface = interfaceName(process.pid, n, 'n');
