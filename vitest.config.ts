@@ -28,6 +28,14 @@ const MEASURES_LOAD = [
   'test/reload-memory.test.ts',
 ];
 
+/**
+ * The deployments on real docker engines: the image built from the Dockerfile, run as
+ * the Kubernetes pod, the compose file and the swarm stack. The image carries its own
+ * Node, so the suite's second pass on the image's Node (test/run-on-image-node.sh)
+ * would build and run the very same image again: this project runs once, in the first.
+ */
+const DEPLOYS = ['test/deploy-docker.test.ts'];
+
 export default defineConfig({
   test: {
     testTimeout: 120_000,
@@ -50,8 +58,19 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/*.test.ts', ...NEEDS_TOOLS_OR_BUILD],
-          exclude: [...configDefaults.exclude, ...MEASURES_LOAD],
+          exclude: [...configDefaults.exclude, ...MEASURES_LOAD, ...DEPLOYS],
           globalSetup: ['test/helpers/global-setup.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'deploy',
+          include: DEPLOYS,
+          globalSetup: ['test/helpers/global-setup.ts'],
+          // Builds an image and waits for HEALTHCHECKs (30 s intervals) and swarm tasks.
+          testTimeout: 900_000,
+          hookTimeout: 900_000,
         },
       },
       {
