@@ -9,6 +9,7 @@ const NEEDS_TOOLS_OR_BUILD = [
   'src/pki/client-cert.test.ts', // openssl x509, openssl verify
   'src/pki/inspect.test.ts', // openssl makes the chains under inspection
   'src/pki/issue.test.ts', // openssl verify
+  'src/pki/issue-key-types.test.ts', // openssl verify, openssl x509 -text
   'src/pki/rotation.test.ts', // another process runs dist/pki/rotation.js
   'src/tls/failures.test.ts', // openssl s_client and curl as failing clients
   'src/trust/installer-script.test.ts', // curl, wget, openssl, busybox, shellcheck

@@ -1,23 +1,36 @@
 /**
- * Certificate issuance: node-forge builds the X.509 structures; Node's native
- * crypto generates the keys and makes the RSA signature (forge's pure-JS RSA is
- * slow for 3072-bit keys). Profile follows mkcert's cert.go: a CA with
- * pathlen 0, leaves with serverAuth, SKI from the public key, AKI from the CA's SKI.
+ * Certificate issuance: node-forge lays out the X.509 structures; Node's native
+ * crypto generates the keys and signs (certificate-der.ts: forge's model holds RSA
+ * keys only, and its pure-JS RSA is slow for 3072-bit keys). Profile follows
+ * mkcert's cert.go: a CA with pathlen 0, leaves with serverAuth, SKI from the public
+ * key, AKI from the CA's SKI.
  */
 import {
-  constants,
+  createPublicKey,
   generateKeyPair,
-  privateEncrypt,
   randomBytes,
+  X509Certificate,
   type KeyObject,
 } from 'node:crypto';
 import forge from 'node-forge';
+import {
+  keyIdentifier,
+  signCertificate,
+  subjectKeyIdentifierExtension,
+} from './certificate-der.js';
 import type { SANs } from './sans.js';
 
 const { pki } = forge;
 
+/**
+ * rsa: RSA (3072-bit CAs, 2048-bit leaves), what every client verifies. ecdsa: P-256,
+ * whose signature (the server's work in every full handshake) costs a small fraction of
+ * an RSA-2048 one.
+ */
+export type KeyType = 'rsa' | 'ecdsa';
 export const CA_KEY_BITS = 3072;
 export const LEAF_KEY_BITS = 2048;
+export const EC_CURVE = 'prime256v1';
 /** Issue certificates slightly in the past so that clients with a lagging clock accept them. */
 const BACKDATE_MS = 60 * 60 * 1000;
 /** …but never by more than a tenth of the lifetime, so renewal at 2/3 of life stays meaningful. */
@@ -39,12 +52,10 @@ export async function createCA(opts: {
   commonName: string;
   lifetimeMs: number;
   now?: Date;
+  keyType?: KeyType;
 }): Promise<IssuedCertificate> {
-  const { publicKey, privateKey } = await generateRSA(CA_KEY_BITS);
+  const { publicKey, privateKey } = await generateKey(opts.keyType ?? 'rsa', CA_KEY_BITS);
   const cert = pki.createCertificate();
-  cert.publicKey = pki.publicKeyFromPem(
-    publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-  );
   setValidity(cert, opts.now ?? new Date(), opts.lifetimeMs);
   cert.serialNumber = randomSerial();
   const name = [
@@ -56,10 +67,10 @@ export async function createCA(opts: {
   cert.setExtensions([
     { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
     { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-    { name: 'subjectKeyIdentifier' },
+    subjectKeyIdentifierExtension(publicKey),
   ]);
-  signWith(cert, privateKey);
-  return { certPEM: pki.certificateToPem(cert), keyPEM: exportKey(privateKey) };
+  const certPEM = signCertificate({ cert, subjectKey: publicKey, signerKey: privateKey });
+  return { certPEM, keyPEM: exportKey(privateKey) };
 }
 
 /** A server certificate for `sans`, signed by `ca`; never outlives the CA. */
@@ -68,6 +79,7 @@ export function issueServerCertificate(opts: {
   sans: SANs;
   lifetimeMs: number;
   now?: Date;
+  keyType?: KeyType;
 }): Promise<IssuedCertificate> {
   const commonName = opts.sans.dns[0] ?? opts.sans.ips[0] ?? 'registry-tls-proxy';
   return issueLeaf(opts, commonName, { serverAuth: true }, [
@@ -92,49 +104,58 @@ export function issueClientCertificate(opts: {
 }
 
 async function issueLeaf(
-  opts: { ca: CertificateAuthority; lifetimeMs: number; now?: Date },
+  opts: { ca: CertificateAuthority; lifetimeMs: number; now?: Date; keyType?: KeyType },
   commonName: string,
   usage: { serverAuth?: boolean; clientAuth?: boolean },
   extra: object[],
 ): Promise<IssuedCertificate> {
-  const caCert = pki.certificateFromPem(opts.ca.certPEM);
-  const { publicKey, privateKey } = await generateRSA(LEAF_KEY_BITS);
+  const keyType = opts.keyType ?? 'rsa';
+  const { publicKey, privateKey } = await generateKey(keyType, LEAF_KEY_BITS);
   const cert = pki.createCertificate();
-  cert.publicKey = pki.publicKeyFromPem(
-    publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-  );
   setValidity(cert, opts.now ?? new Date(), opts.lifetimeMs);
-  if (cert.validity.notAfter > caCert.validity.notAfter) {
-    cert.validity.notAfter = caCert.validity.notAfter;
-  }
+  const caNotAfter = new Date(new X509Certificate(opts.ca.certPEM).validTo);
+  if (cert.validity.notAfter > caNotAfter) cert.validity.notAfter = caNotAfter;
   cert.serialNumber = randomSerial();
   cert.setSubject([
     { name: 'commonName', value: commonName },
     { name: 'organizationName', value: ORGANIZATION },
   ]);
-  cert.setIssuer(caCert.subject.attributes);
-  const caKeyId = caCert.generateSubjectKeyIdentifier().getBytes();
+  const caKeyId = keyIdentifier(createPublicKey(opts.ca.certPEM));
   cert.setExtensions([
     { name: 'basicConstraints', cA: false, critical: true },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    // An RSA key may also encrypt (TLS 1.2 RSA key exchange, which our ciphers never
+    // pick, and some verifiers expect it); an EC key only signs (RFC 5480 §3).
+    {
+      name: 'keyUsage',
+      digitalSignature: true,
+      keyEncipherment: keyType === 'rsa',
+      critical: true,
+    },
     { name: 'extKeyUsage', ...usage },
     ...extra,
-    { name: 'subjectKeyIdentifier' },
-    { name: 'authorityKeyIdentifier', keyIdentifier: caKeyId },
+    subjectKeyIdentifierExtension(publicKey),
+    { name: 'authorityKeyIdentifier', keyIdentifier: forge.util.hexToBytes(caKeyId) },
   ]);
-  signWith(cert, opts.ca.key);
-  return { certPEM: pki.certificateToPem(cert), keyPEM: exportKey(privateKey) };
+  const certPEM = signCertificate({
+    cert,
+    subjectKey: publicKey,
+    signerKey: opts.ca.key,
+    issuerPEM: opts.ca.certPEM,
+  });
+  return { certPEM, keyPEM: exportKey(privateKey) };
 }
 
 /** Off the event loop: renewal happens while the proxy is serving. */
-function generateRSA(bits: number): Promise<{ publicKey: KeyObject; privateKey: KeyObject }> {
-  return new Promise((resolve, reject) =>
-    generateKeyPair(
-      'rsa',
-      { modulusLength: bits, publicExponent: 0x10001 },
-      (err, publicKey, privateKey) => (err ? reject(err) : resolve({ publicKey, privateKey })),
-    ),
-  );
+function generateKey(
+  keyType: KeyType,
+  rsaBits: number,
+): Promise<{ publicKey: KeyObject; privateKey: KeyObject }> {
+  return new Promise((resolve, reject) => {
+    const done = (err: Error | null, publicKey: KeyObject, privateKey: KeyObject) =>
+      err ? reject(err) : resolve({ publicKey, privateKey });
+    if (keyType === 'ecdsa') generateKeyPair('ec', { namedCurve: EC_CURVE }, done);
+    else generateKeyPair('rsa', { modulusLength: rsaBits, publicExponent: 0x10001 }, done);
+  });
 }
 
 function exportKey(key: KeyObject): string {
@@ -152,26 +173,4 @@ function randomSerial(): string {
   const bytes = randomBytes(16);
   bytes[0] = ((bytes[0] ?? 1) & 0x7f) | 0x01;
   return bytes.toString('hex');
-}
-
-/** DER prefix of a SHA-256 DigestInfo (RFC 8017 §9.2, note 1). */
-const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
-
-/**
- * sha256WithRSAEncryption by Node's OpenSSL: forge computes the digest of the
- * TBSCertificate and hands it to `key.sign(md)`; we answer with an RSASSA-PKCS1-v1_5
- * signature over that digest.
- */
-function signWith(cert: forge.pki.Certificate, key: KeyObject): void {
-  const nativeSigner = {
-    sign(md: forge.md.MessageDigest): string {
-      const digest = Buffer.from(md.digest().getBytes(), 'binary');
-      const signature = privateEncrypt(
-        { key, padding: constants.RSA_PKCS1_PADDING },
-        Buffer.concat([SHA256_DIGEST_INFO, digest]),
-      );
-      return signature.toString('binary');
-    },
-  };
-  cert.sign(nativeSigner as unknown as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
 }
