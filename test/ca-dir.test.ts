@@ -110,7 +110,12 @@ describe('tls.caDir: one CA from a Secret for two proxies', () => {
     for (const proxy of proxies) {
       const answer = await httpsGet(`${proxy.origin}/v2/`, { ca: adminCA() });
       expect(answer.status).toBe(401);
-      expect(readdirSync(proxy.tlsDir).sort()).toEqual(['server.crt', 'server.key']);
+      expect(readdirSync(proxy.tlsDir).sort()).toEqual([
+        'server-rsa.crt',
+        'server-rsa.key',
+        'server.crt',
+        'server.key',
+      ]);
     }
     const [a, b] = proxies.map((p) => readFileSync(join(p.tlsDir, 'server.crt'), 'utf8'));
     expect(a).not.toBe(b); // each pod issued its own

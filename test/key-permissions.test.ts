@@ -51,24 +51,25 @@ describe('key file permissions', () => {
   it('writes its own keys 0600 in a 0700 directory', async () => {
     await startsAndStops();
     expect(statSync(tlsDir).mode & 0o777).toBe(0o700);
-    for (const key of ['ca.key', 'server.key']) {
+    for (const key of ['ca.key', 'server.key', 'server-rsa.key']) {
       expect(statSync(join(tlsDir, key)).mode & 0o777).toBe(0o600);
     }
   });
 
-  it('refuses to start with a world-writable tls.dir and world-readable keys, listing all three', () => {
+  it('refuses to start with a world-writable tls.dir and world-readable keys, listing all four', () => {
     chmodSync(tlsDir, 0o777);
     chmodSync(join(tlsDir, 'ca.key'), 0o644);
     chmodSync(join(tlsDir, 'server.key'), 0o644);
+    chmodSync(join(tlsDir, 'server-rsa.key'), 0o644);
     const result = runCLI(['serve'], env);
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(
-      /refusing to serve with keys other users can reach \(3 problems\)/,
+      /refusing to serve with keys other users can reach \(4 problems\)/,
     );
     expect(result.stderr).toContain(
       `tls.dir ${tlsDir} is writable by others (mode 0777): anyone on this machine could replace the CA or the server key; fix: chmod o-w ${tlsDir}`,
     );
-    for (const key of ['ca.key', 'server.key']) {
+    for (const key of ['ca.key', 'server.key', 'server-rsa.key']) {
       const file = join(tlsDir, key);
       expect(result.stderr).toContain(
         `${file} is a private key readable by others (mode 0644); fix: chmod 600 ${file}`,
@@ -81,7 +82,7 @@ describe('key file permissions', () => {
   it('says the same in `check`', () => {
     const result = runCLI(['check'], env);
     expect(result.status).toBe(1);
-    expect(result.stdout.match(/^fail +key permissions +/gm)).toHaveLength(3);
+    expect(result.stdout.match(/^fail +key permissions +/gm)).toHaveLength(4);
     expect(result.stdout).toContain(`fix: chmod 600 ${join(tlsDir, 'ca.key')}`);
   });
 
@@ -89,6 +90,7 @@ describe('key file permissions', () => {
     chmodSync(tlsDir, 0o755);
     chmodSync(join(tlsDir, 'ca.key'), 0o600);
     chmodSync(join(tlsDir, 'server.key'), 0o600);
+    chmodSync(join(tlsDir, 'server-rsa.key'), 0o600);
     await startsAndStops();
   });
 

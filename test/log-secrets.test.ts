@@ -124,7 +124,7 @@ describe('logs never contain credentials or key material', () => {
 /** Every secret the tests sent, in every form a client sent it, plus the keys in tls.dir and `more`. */
 function expectNoSecret(proxy: Proxy, more: readonly string[]): void {
   const log = proxy.output();
-  const keyBodies = ['ca.key', 'server.key'].map((name) =>
+  const keyBodies = ['ca.key', 'server.key', 'server-rsa.key'].map((name) =>
     readFileSync(join(proxy.tlsDir, name), 'utf8')
       .split('\n')
       .filter((l) => l && !l.startsWith('-----'))

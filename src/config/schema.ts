@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { isDNSName, parseHostPort, parseNetwork } from '../net/address.js';
 import { isAmbiguousPath } from '../net/ambiguous-path.js';
 import { parseDNSServer } from '../acme/dns/wire.js';
+import type { KeyType } from '../pki/issue.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -39,6 +40,12 @@ export interface Config {
      * is still issued into tls.dir. '' = the CA lives in tls.dir.
      */
     caDir: string;
+    /**
+     * The key of a CA made here (first start, `ca init`, `ca rotate`): rsa (RSA-3072,
+     * and an RSA server certificate beside the ECDSA one for clients without ECDSA)
+     * or ecdsa (P-256 only). Server certificates are ECDSA P-256 either way.
+     */
+    keyType: KeyType;
     /** Extra DNS names and IP addresses to put in the server certificate. */
     names: string[];
     /** Lifetime of the auto-issued server certificate, ms (YAML: a duration like 30d). */
@@ -154,6 +161,7 @@ export const DEFAULTS: Config = {
   tls: {
     dir: 'data/tls',
     caDir: '',
+    keyType: 'rsa',
     names: [],
     certLifetime: 30 * DAY_MS,
     caLifetime: 10 * YEAR_MS,
@@ -311,6 +319,11 @@ export const FIELDS: Readonly<Record<string, FieldSpec>> = {
   'tls.caWarnBefore': duration(0, 100 * YEAR_MS),
   'tls.caDir': string((v) =>
     v === '' || v.trim() !== '' ? undefined : 'must name a directory or be empty',
+  ),
+  'tls.keyType': string((v) =>
+    v === 'rsa' || v === 'ecdsa'
+      ? undefined
+      : `must be rsa (every client; an RSA certificate is served beside the ECDSA one) or ecdsa (P-256 only), got ${JSON.stringify(v)}`,
   ),
   'tls.cert': path('certificate'),
   'tls.key': path('key'),

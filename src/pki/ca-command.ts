@@ -98,7 +98,11 @@ export async function rotateCA(config: Config, args: readonly string[]): Promise
     return `dropped the next CA ${dropped.fingerprint256}; /ca.crt serves the current CA alone (${PICKUP(config)})\n`;
   }
   if (args.length > 0) throw new RTPError('USAGE', `usage: ${commandName()} ca rotate [--cancel]`);
-  const { active, next } = await startRotation({ dir, caLifetimeMs: config.tls.caLifetime });
+  const { active, next } = await startRotation({
+    dir,
+    caLifetimeMs: config.tls.caLifetime,
+    keyType: config.tls.keyType,
+  });
   return [
     'CA rotation, step 1 of 2: created the next CA',
     `  next CA SHA-256 fingerprint: ${next.fingerprint256}`,

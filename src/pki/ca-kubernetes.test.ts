@@ -15,7 +15,8 @@ import { writeAtomically } from '../../test/helpers/atomic-writer.js';
 import { loadConfig } from '../config/load.js';
 import { initCA, kubernetesSecret } from './ca-kubernetes.js';
 import { rotateCA } from './ca-command.js';
-import { FILES, loadOrCreateTLS } from './store.js';
+import { loadOrCreateTLS } from './server-certs.js';
+import { FILES } from './store.js';
 
 const DAY_MS = 86_400_000;
 const root = mkdtempSync(join(tmpdir(), 'rtp-ca-dir-test-'));
@@ -102,7 +103,13 @@ describe('a proxy with tls.caDir', () => {
     const leaf = new X509Certificate(material.serverCertPEM);
     expect(leaf.verify(caOf(first).publicKey)).toBe(true);
     expect(material.caFingerprint256).toBe(caOf(first).fingerprint256);
-    expect(readdirSync(tlsDir).sort()).toEqual([FILES.serverCert, FILES.serverKey].sort());
+    expect(readdirSync(tlsDir).sort()).toEqual(
+      [FILES.serverCert, FILES.serverKey, FILES.serverRSACert, FILES.serverRSAKey].sort(),
+    );
+    expect(
+      material.fallback &&
+        new X509Certificate(material.fallback.certPEM).verify(caOf(first).publicKey),
+    ).toBe(true);
     expect((await loadOrCreateTLS(opts)).serverCertPEM).toBe(material.serverCertPEM); // kept
 
     // The Secret now holds another CA: the next load re-issues from it.

@@ -38,6 +38,7 @@ export async function initCA(config: Config, out: string): Promise<string> {
   ensurePrivateDir(dir);
   const ca = await writeNewCA(dir, FILES.caCert, FILES.caKey, {
     caLifetimeMs: config.tls.caLifetime,
+    keyType: config.tls.keyType,
   });
   const name = commandName();
   return [

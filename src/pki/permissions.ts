@@ -20,7 +20,13 @@ const OTHERS_READ_WRITE = 0o006;
 const KUBELET_DATA_DIR = '..data';
 
 /** Keys in tls.dir, when present: the CA, the server key, and a rotation's next and previous CA. */
-const DIR_KEYS = [FILES.caKey, FILES.serverKey, FILES.nextCAKey, FILES.previousCAKey];
+const DIR_KEYS = [
+  FILES.caKey,
+  FILES.serverKey,
+  FILES.serverRSAKey,
+  FILES.nextCAKey,
+  FILES.previousCAKey,
+];
 
 /**
  * Every key file and directory of `config` that others can get at, one message

@@ -25,13 +25,13 @@ import {
   FILES,
   clientCABundle,
   loadOrCreateCA,
-  loadOrCreateTLS,
   readCASet,
   trustBundle,
   type CASet,
   type StoreOptions,
   type TLSMaterial,
 } from './store.js';
+import { loadOrCreateTLS } from './server-certs.js';
 
 /** Lets a test act just before store.ts opens a file (see switchInAnotherProcessBefore). */
 const fsHook = vi.hoisted(() => ({

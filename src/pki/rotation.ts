@@ -16,6 +16,7 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { RTPError } from '../errors.js';
+import type { KeyType } from './issue.js';
 import { FILES, readCASet, withLock, writeNewCA } from './store.js';
 
 export interface CASummary {
@@ -31,6 +32,7 @@ function summary(cert: X509Certificate): CASummary {
 export async function startRotation(opts: {
   dir: string;
   caLifetimeMs: number;
+  keyType?: KeyType;
   now?: Date;
 }): Promise<{ active: CASummary; next: CASummary }> {
   return withLock(opts.dir, async () => {

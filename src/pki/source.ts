@@ -9,14 +9,8 @@ import { join, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { createRepeatGate, type Logger } from '../log.js';
 import { computeSANs, readMachineIdentity } from './sans.js';
-import {
-  FILES,
-  caHome,
-  clientCABundle,
-  loadOrCreateCA,
-  loadOrCreateTLS,
-  type TLSMaterial,
-} from './store.js';
+import { FILES, caHome, clientCABundle, loadOrCreateCA, type TLSMaterial } from './store.js';
+import { loadOrCreateTLS } from './server-certs.js';
 import { suppliedLoader } from './supplied.js';
 import { commandName } from '../command-name.js';
 
@@ -43,6 +37,7 @@ export function certificateSource(config: Config, logger: Logger): CertificateSo
         sans: computeSANs(config.tls.names, readMachineIdentity()),
         certLifetimeMs: config.tls.certLifetime,
         caLifetimeMs: config.tls.caLifetime,
+        caKeyType: config.tls.keyType,
       });
     }
     const material = loadSupplied();

@@ -21,8 +21,8 @@ import {
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PKIError } from '../errors.js';
-import { createCA, issueServerCertificate } from './issue.js';
-import { canonicalIP, missingSANs, type SANs } from './sans.js';
+import { createCA, type KeyType } from './issue.js';
+import { canonicalIP, type SANs } from './sans.js';
 
 export const FILES = {
   caCert: 'ca.crt',
@@ -33,12 +33,14 @@ export const FILES = {
   /** The CA before the last `ca switch`: still accepted for client certificates (mutual TLS). */
   previousCACert: 'ca-previous.crt',
   previousCAKey: 'ca-previous.key',
+  /** ECDSA P-256: the certificate every client that offers ECDSA gets. */
   serverCert: 'server.crt',
   serverKey: 'server.key',
+  /** RSA-2048, beside it while the CA is RSA: for clients that offer no ECDSA. */
+  serverRSACert: 'server-rsa.crt',
+  serverRSAKey: 'server-rsa.key',
 } as const;
 
-/** Re-issue a server certificate once less than this share of its life is left. */
-const RENEW_REMAINING_FRACTION = 1 / 3;
 const LOCK_FILE = '.lock';
 const LOCK_STALE_MS = 60_000;
 const LOCK_WAIT_MS = 120_000;
@@ -60,6 +62,12 @@ export interface TLSMaterial {
   /** The chain to serve when it is not leaf + our CA (a supplied certificate's full chain). */
   servedChainPEM?: string;
   serverKeyPEM: string;
+  /**
+   * A second certificate for the same names with another key type, served from the
+   * same context (OpenSSL picks by what the client offers): the RSA one beside the
+   * ECDSA one, while the CA is RSA.
+   */
+  fallback?: { certPEM: string; keyPEM: string };
   serverNotAfter: Date;
   sans: SANs;
   /** What happened on this start, for the log. */
@@ -73,6 +81,8 @@ export interface StoreOptions {
   sans: SANs;
   certLifetimeMs: number;
   caLifetimeMs: number;
+  /** tls.keyType: the key of a CA made here (default rsa). */
+  caKeyType?: KeyType;
   now?: Date;
 }
 
@@ -95,6 +105,7 @@ export interface CASet {
 export async function loadOrCreateCA(opts: {
   dir: string;
   caLifetimeMs: number;
+  keyType?: KeyType | undefined;
   now?: Date;
 }): Promise<CASet & { created: boolean }> {
   ensurePrivateDir(opts.dir);
@@ -116,12 +127,13 @@ export async function writeNewCA(
   dir: string,
   certName: string,
   keyName: string,
-  opts: { caLifetimeMs: number; now?: Date },
+  opts: { caLifetimeMs: number; keyType?: KeyType | undefined; now?: Date },
 ): Promise<X509Certificate> {
   const now = opts.now ?? new Date();
   const ca = await createCA({
     commonName: `registry-tls-proxy CA (${hostname()}, ${now.toISOString().slice(0, 10)})`,
     lifetimeMs: opts.caLifetimeMs,
+    keyType: opts.keyType ?? 'rsa',
     now,
   });
   writePrivate(join(dir, keyName), ca.keyPEM);
@@ -240,91 +252,6 @@ export function clientCABundle(set: CASet): string {
 }
 
 /** Loads the CAs and server certificate from `dir`, creating or re-issuing what is missing or stale. */
-export async function loadOrCreateTLS(opts: StoreOptions): Promise<TLSMaterial> {
-  const now = opts.now ?? new Date();
-  const { caDir } = opts;
-  if (caDir) ensurePrivateDir(opts.dir);
-  const cas = caDir
-    ? { ...readCASetReadOnly(caDir), created: false }
-    : await loadOrCreateCA({ dir: opts.dir, caLifetimeMs: opts.caLifetimeMs, now });
-  const paths = {
-    serverCert: join(opts.dir, FILES.serverCert),
-    serverKey: join(opts.dir, FILES.serverKey),
-  };
-  let ca = cas.active;
-  let reason = staleServerReason(paths, ca.cert, opts.sans, now);
-  let createdServer = false;
-  if (reason) {
-    createdServer = await withLock(opts.dir, async () => {
-      // Under the lock: a replica may have renewed, or a `ca switch` changed the CA, meanwhile.
-      ca = (caDir ? readCASetReadOnly(caDir) : readCASetOnce(opts.dir)).active;
-      reason = staleServerReason(paths, ca.cert, opts.sans, now);
-      if (!reason) return false;
-      const leaf = await issueServerCertificate({
-        ca: { certPEM: ca.certPEM, key: ca.key },
-        sans: opts.sans,
-        lifetimeMs: opts.certLifetimeMs,
-        now,
-      });
-      writePrivate(paths.serverKey, leaf.keyPEM);
-      writePublic(paths.serverCert, leaf.certPEM);
-      return true;
-    });
-  }
-  const serverCertPEM = readText(paths.serverCert, 'server certificate');
-  const serverCert = parseCertificate(serverCertPEM, paths.serverCert);
-  // The CA that signed what is served (after a concurrent switch, it may not be `cas.active`).
-  const signer = [cas.active, cas.next, cas.previous, ca].find(
-    (c) => c !== undefined && serverCert.verify(c.cert.publicKey),
-  );
-  if (!signer) {
-    throw new PKIError(
-      'SERVER_CERT_FOREIGN',
-      `${paths.serverCert} was not signed by any CA in ${caDir ?? opts.dir}; delete server.crt and server.key to have it re-issued`,
-    );
-  }
-  const trust = trustBundle(cas);
-  return {
-    caCertPEM: signer.certPEM,
-    caFingerprint256: signer.cert.fingerprint256,
-    caNotAfter: new Date(signer.cert.validTo),
-    trustBundlePEM: trust.pem,
-    trustFingerprints: trust.fingerprints,
-    clientCAsPEM: clientCABundle(cas),
-    serverCertPEM,
-    serverKeyPEM: readText(paths.serverKey, 'server key'),
-    serverNotAfter: new Date(serverCert.validTo),
-    sans: certificateSANs(serverCert),
-    created: { ca: cas.created, server: createdServer, ...(reason ? { reason } : {}) },
-  };
-}
-
-/** Why the stored server certificate cannot be used as is, or undefined when it can. */
-function staleServerReason(
-  paths: Record<'serverCert' | 'serverKey', string>,
-  caCert: X509Certificate,
-  sans: SANs,
-  now: Date,
-): string | undefined {
-  if (!existsSync(paths.serverCert) || !existsSync(paths.serverKey)) return 'none stored yet';
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(readFileSync(paths.serverCert));
-    if (!cert.checkPrivateKey(createPrivateKey(readFileSync(paths.serverKey)))) {
-      return 'its key does not match';
-    }
-  } catch {
-    return 'the stored files do not parse';
-  }
-  if (!cert.verify(caCert.publicKey)) return 'it was signed by another CA';
-  const from = new Date(cert.validFrom).getTime();
-  const to = new Date(cert.validTo).getTime();
-  if (to - now.getTime() < (to - from) * RENEW_REMAINING_FRACTION) return 'it expires soon';
-  const missing = missingSANs(sans, certificateSANs(cert));
-  if (missing.length > 0) return `it does not cover ${missing.join(', ')}`;
-  return undefined;
-}
-
 /** The DNS and IP SANs of a certificate as Node reports them. */
 export function certificateSANs(cert: X509Certificate): SANs {
   const sans: SANs = { dns: [], ips: [] };
@@ -372,7 +299,7 @@ function writeAtomic(path: string, data: string, mode: number): void {
   renameSync(tmp, path);
 }
 
-function readText(path: string, what: string): string {
+export function readText(path: string, what: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
@@ -400,7 +327,7 @@ function readKey(path: string, what: string): KeyObject {
   }
 }
 
-function parseCertificate(pem: string, path: string): X509Certificate {
+export function parseCertificate(pem: string, path: string): X509Certificate {
   try {
     return new X509Certificate(pem);
   } catch (err) {

@@ -16,6 +16,27 @@ export const TLS12_CIPHERS = [
   'ECDHE-ECDSA-CHACHA20-POLY1305',
   'ECDHE-RSA-CHACHA20-POLY1305',
 ];
+/**
+ * Signature algorithms, in the server's order of preference: every one OpenSSL 3
+ * offers by default except SHA-1 ones, so that a supplied certificate (P-384, P-521,
+ * Ed25519, an RSA-PSS key) and client certificates keep working.
+ */
+export const SIGALGS = [
+  'ecdsa_secp256r1_sha256',
+  'ecdsa_secp384r1_sha384',
+  'ecdsa_secp521r1_sha512',
+  'ed25519',
+  'ed448',
+  'rsa_pss_pss_sha256',
+  'rsa_pss_pss_sha384',
+  'rsa_pss_pss_sha512',
+  'rsa_pss_rsae_sha256',
+  'rsa_pss_rsae_sha384',
+  'rsa_pss_rsae_sha512',
+  'rsa_pkcs1_sha256',
+  'rsa_pkcs1_sha384',
+  'rsa_pkcs1_sha512',
+];
 export const TLS13_CIPHERSUITES = [
   'TLS_AES_128_GCM_SHA256',
   'TLS_AES_256_GCM_SHA384',
@@ -34,12 +55,22 @@ export function secureContextOptions(
   return {
     // tls.clientAuth: the CAs whose client certificates are accepted (named in the CertificateRequest).
     ...(clientAuth ? { ca: material.clientCAsPEM ?? material.caCertPEM } : {}),
-    key: material.serverKeyPEM,
-    // The full chain: leaf, then the CA. Clients that hold the CA verify either way;
+    // The ECDSA certificate, and the RSA one beside it: OpenSSL serves the first the
+    // client's signature algorithms allow, in the server's order (PROFILE.sigalgs).
+    key: material.fallback
+      ? [material.serverKeyPEM, material.fallback.keyPEM]
+      : material.serverKeyPEM,
+    // The full chains: leaf, then the CA. Clients that hold the CA verify either way;
     // tools that print the chain (openssl s_client -showcerts) show where it comes from.
-    cert: material.servedChainPEM ?? material.serverCertPEM.trimEnd() + '\n' + material.caCertPEM,
+    cert: material.fallback
+      ? [chainOf(material.serverCertPEM, material), chainOf(material.fallback.certPEM, material)]
+      : (material.servedChainPEM ?? chainOf(material.serverCertPEM, material)),
     ...PROFILE,
   };
+}
+
+function chainOf(leafPEM: string, material: TLSMaterial): string {
+  return leafPEM.trimEnd() + '\n' + material.caCertPEM;
 }
 
 /** The protocol profile alone, for every context (the ACME certificate's too). */
@@ -51,6 +82,10 @@ export const PROFILE: SecureContextOptions = {
   // The server's order (AES-GCM first): every suite offered is strong either way, but
   // scanners (testssl.sh) rate "no server order" as a HIGH finding.
   honorCipherOrder: true,
+  // Also the server's order of signature algorithms (OpenSSL follows it with the option
+  // above): ECDSA first, so every client that offers ECDSA gets the ECDSA certificate,
+  // whose signature costs a fraction of an RSA one; RSA for the rest.
+  sigalgs: SIGALGS.join(':'),
   // No TLS 1.2 renegotiation at all (Node would allow a client 3 per 10 minutes): it
   // only serves to make the server redo handshake work.
   secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
