@@ -30,7 +30,7 @@ export interface ProxyMetrics {
   upstreamErrors: Counter<'backend' | 'kind'>;
   /** Per replica (config `backend`): requests it answered or failed, by status class. */
   backendRequests: Counter<'backend' | 'status_class'>;
-  handshakes: Counter;
+  handshakes: Counter<'certificate'>;
   handshakeFailures: Counter<'reason'>;
   hostNotCovered: Counter;
   proxyProtocolRefused: Counter<'reason'>;
@@ -105,9 +105,11 @@ export function createMetrics(sources: MetricSources): ProxyMetrics {
   });
   const handshakes = new Counter({
     name: `${PREFIX}tls_handshakes_total`,
-    help: 'Completed TLS handshakes on the public port.',
+    help: 'Completed TLS handshakes on the public port, by the certificate served: ecdsa, rsa (the client offered no ECDSA), other (a supplied Ed25519 key), resumed (a resumed session: none sent).',
+    labelNames: ['certificate'] as const,
     registers,
   });
+  for (const certificate of ['ecdsa', 'rsa', 'resumed']) handshakes.labels({ certificate }).inc(0);
   const handshakeFailures = new Counter({
     name: `${PREFIX}tls_handshake_failures_total`,
     help: 'Failed TLS handshakes on the public port, by reason: untrusted_ca (the client does not trust our CA), name_not_covered (the client asked for a name the certificate lacks), no_shared_protocol, plain_http, client_cert_missing, client_cert_rejected, not_tls, aborted, other.',

@@ -7,7 +7,7 @@
 import { X509Certificate } from 'node:crypto';
 import { createServer as createHTTPSServer, type Server as HTTPSServer } from 'node:https';
 import { isIP, type Socket } from 'node:net';
-import { createSecureContext, type SecureContext, type TlsOptions } from 'node:tls';
+import { createSecureContext, type SecureContext, type TLSSocket, type TlsOptions } from 'node:tls';
 import { acmeEnabled } from '../acme/config.js';
 import { proxyLogins } from '../auth/proxy-logins.js';
 import { internalACMERoots, type ACMETrust } from '../acme/which-certificate.js';
@@ -19,6 +19,7 @@ import { canonicalIP } from '../pki/sans.js';
 import type { TLSMaterial } from '../pki/store.js';
 import { PROFILE, secureContextOptions, serverTLSOptions } from '../tls/context.js';
 import { notTLSMessage } from '../tls/failures.js';
+import { keyTypesOf, servedKeyType, type ServedKey } from '../tls/served-key.js';
 import type { SniffOptions } from '../tls/sniff.js';
 import { drainingVerdict } from '../health/report.js';
 import { clientAddressOf } from '../net/client-address.js';
@@ -119,9 +120,11 @@ export function createPublicServer(
   });
   const https = createHTTPSFront(config, material, handler, acme.SNICallback);
   drainer = trackForDrain(https);
+  let servedKeys = keyTypesOf(servedCertificates(current));
   watchHandshakes(https, config, logger, metrics, {
     covers: coverage.covers,
     coveredNames: () => [...current.sans.dns, ...current.sans.ips],
+    servedKeys: (servername) => acme.keysFor(servername) ?? servedKeys,
   });
   answerMalformedRequests(https, logger, ownHeaders);
   return publicServerOf({
@@ -138,6 +141,7 @@ export function createPublicServer(
     setACME: acme.set,
     setMaterial(next) {
       current = next;
+      servedKeys = keyTypesOf(servedCertificates(next));
       coverage.reset(next);
       https.setSecureContext(secureContextOptions(next, config.tls.clientAuth));
     },
@@ -155,9 +159,16 @@ function watchHandshakes(
   config: Config,
   logger: Logger,
   metrics: ProxyMetrics,
-  names: { covers: (host: string) => boolean; coveredNames: () => string[] },
+  names: {
+    covers: (host: string) => boolean;
+    coveredNames: () => string[];
+    servedKeys: (servername: string | false | null | undefined) => ReadonlySet<ServedKey>;
+  },
 ): void {
-  https.on('secureConnection', () => metrics.handshakes.inc());
+  https.on('secureConnection', (socket: TLSSocket) => {
+    const certificate = servedKeyType(socket, names.servedKeys(socket.servername));
+    metrics.handshakes.inc({ certificate });
+  });
   https.on(
     'tlsClientError',
     handshakeFailureLogger({ logger, metrics, ...names, supplied: config.tls.cert !== '' }),
@@ -170,7 +181,14 @@ function watchHandshakes(
  * the default context, our own CA's certificate, as without ACME.
  */
 function acmeBySNI(config: Config, material: () => TLSMaterial) {
-  let acme: { context: SecureContext; leaf: X509Certificate; trust?: ACMETrust } | undefined;
+  let acme:
+    | {
+        context: SecureContext;
+        leaf: X509Certificate;
+        keys: ReadonlySet<ServedKey>;
+        trust?: ACMETrust;
+      }
+    | undefined;
   /** Whether clients by this name get the ACME certificate now (not before it arrives). */
   const covers = (name: string) => acme?.leaf.checkHost(name) !== undefined;
   /** What clients by this name install; undefined: our own CA (not covered, or caBundle unreadable). */
@@ -182,6 +200,9 @@ function acmeBySNI(config: Config, material: () => TLSMaterial) {
   return {
     SNICallback,
     trust,
+    /** The key types served to clients by this name when they get the ACME certificate. */
+    keysFor: (servername: string | false | null | undefined) =>
+      servername && covers(servername) ? acme?.keys : undefined,
     /** The ACME certificate when clients by this name get it (the trust page shows its names). */
     certificateFor: (host: string) => (covers(host) ? acme?.leaf : undefined),
     set(cert: { chainPEM: string; keyPEM: string }) {
@@ -195,6 +216,7 @@ function acmeBySNI(config: Config, material: () => TLSMaterial) {
           ...(config.tls.clientAuth && clientCAs ? { ca: clientCAs } : {}),
         }),
         leaf: new X509Certificate(cert.chainPEM),
+        keys: keyTypesOf([cert.chainPEM]),
         ...acmeTrustOf(config, cert.chainPEM),
       };
     },
@@ -209,6 +231,11 @@ function acmeTrustOf(config: Config, chainPEM: string): { trust?: ACMETrust } {
   } catch {
     return {}; // caBundle gone since start-up: the lifecycle's log line says so
   }
+}
+
+/** The certificates of our own context: the server certificate, and its fallback. */
+function servedCertificates(material: TLSMaterial): string[] {
+  return [material.serverCertPEM, ...(material.fallback ? [material.fallback.certPEM] : [])];
 }
 
 /** Whether the served certificate covers a Host, remembered per Host until the certificate changes. */
