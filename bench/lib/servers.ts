@@ -1,11 +1,11 @@
 /**
  * The processes under test, on free loopback ports in one temporary directory:
  * the distribution registry (plain HTTP, no auth), the proxy (the built CLI, at
- * its default log level and again at warn), and nginx with the proxy's own
+ * its default log level and again at warn), and nginx with the proxy's own RSA
  * certificate and key.
  */
 import type { ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
@@ -34,7 +34,7 @@ export interface Servers {
   proxy: Target;
   /** The proxy again, at RTP_LOG_LEVEL=warn: what its request log costs. */
   proxyQuiet: Target;
-  /** The proxy's CA; nginx serves the proxy's certificate, so it verifies both. */
+  /** The proxy's CA; nginx serves the proxy's RSA certificate, so it verifies both. */
   caFile: string;
   /**
    * Restarts every server that another process stopped (SIGTERM, SIGINT or SIGHUP, or a
@@ -187,13 +187,17 @@ export async function startServers(root: string, dir: string, workers: number): 
     const nginxDir = join(dir, 'nginx');
     mkdirSync(nginxDir);
     const chain = join(nginxDir, 'server-chain.crt');
+    // nginx as the registry docs' recipe runs it: an RSA certificate (the proxy's own RSA
+    // one, same names and CA), while the proxy serves its default (ECDSA, RSA beside it).
+    // A build from before ECDSA has only server.crt, itself RSA.
+    const rsa = existsSync(join(tlsDir, 'server-rsa.crt')) ? 'server-rsa' : 'server';
     writeFileSync(
       chain,
-      readFileSync(join(tlsDir, 'server.crt'), 'utf8').trimEnd() +
+      readFileSync(join(tlsDir, `${rsa}.crt`), 'utf8').trimEnd() +
         '\n' +
         readFileSync(caFile, 'utf8'),
     );
-    copyFileSync(join(tlsDir, 'server.key'), join(nginxDir, 'server.key'));
+    copyFileSync(join(tlsDir, `${rsa}.key`), join(nginxDir, 'server.key'));
     const tls = proxyBuild.tls;
     const nginxPort = await freePort();
     const nginxConfig = join(nginxDir, 'nginx.conf');

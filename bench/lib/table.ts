@@ -8,6 +8,7 @@ export const NOTES: readonly string[] = [
   'Both log every request: nginx access_log on, the proxy at its default level (info); "log level warn" rows run a second proxy without request logs.',
   'hey and openssl s_time do not verify certificates; every target was verified against the proxy CA before measuring (Node https, curl --cacert, s_client -verify_return_error).',
   'Latency from hey, in 0.1 ms steps; "added" = percentile minus direct-to-registry in the same round.',
+  "Certificates: the proxy serves its default (ECDSA P-256, with RSA-2048 beside it for clients without ECDSA); nginx serves the proxy's RSA-2048 certificate, as the registry docs' recipe does. s_time offers ECDSA, so it gets ECDSA from the proxy.",
 ];
 
 export function formatValue(value: number | boolean | null): string {
