@@ -10,6 +10,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { eventually } from './helpers/eventually.js';
 import { useRegistryBehindProxy } from './helpers/fixture.js';
 import { buildOCIImage } from './helpers/oci.js';
 import { fetchScrape, sampleSum } from './helpers/prometheus.js';
@@ -194,6 +195,13 @@ describe('an install from before ECDSA, and tls.keyType: ecdsa', () => {
         'rsa_pss_rsae_sha256',
       ]);
       expect(refused).not.toMatch(/Verification: OK/);
+      // The log says why, and what to do about it.
+      const said = await eventually('the refusal logged', () =>
+        proxy.logLines().find((l) => String(l['msg']).includes('offers no ECDSA')),
+      );
+      expect(said['msg']).toMatch(
+        /tls\.keyType: ecdsa.*tls\.keyType: rsa, then ca rotate and ca switch/,
+      );
     } finally {
       await proxy.stop();
       await registry.stop();

@@ -24,6 +24,8 @@ export interface HandshakeFailureContext {
   coveredNames: () => string[];
   /** A supplied certificate (tls.cert): the fix is not `trust`. */
   supplied: boolean;
+  /** Whether a client by this SNI name gets our own CA's ECDSA certificate alone (tls.keyType: ecdsa). */
+  ownECDSAOnly: (servername: string | false | null | undefined) => boolean;
 }
 
 /** The 'tlsClientError' listener: one log line and one count per failed handshake. */
@@ -35,6 +37,7 @@ export function handshakeFailureLogger(context: HandshakeFailureContext) {
       covers: context.covers,
       coveredNames: context.coveredNames(),
       supplied: context.supplied,
+      ecdsaOnly: context.ownECDSAOnly(socket.servername),
     });
     metrics.handshakeFailures.inc({ reason: failure.reason });
     // A name the certificate lacks is the same problem whether the request got through

@@ -125,6 +125,7 @@ export function createPublicServer(
     covers: coverage.covers,
     coveredNames: () => [...current.sans.dns, ...current.sans.ips],
     servedKeys: (servername) => acme.keysFor(servername) ?? servedKeys,
+    servesACME: (servername) => acme.keysFor(servername) !== undefined,
   });
   answerMalformedRequests(https, logger, ownHeaders);
   return publicServerOf({
@@ -163,15 +164,22 @@ function watchHandshakes(
     covers: (host: string) => boolean;
     coveredNames: () => string[];
     servedKeys: (servername: string | false | null | undefined) => ReadonlySet<ServedKey>;
+    servesACME: (servername: string | false | null | undefined) => boolean;
   },
 ): void {
   https.on('secureConnection', (socket: TLSSocket) => {
     const certificate = servedKeyType(socket, names.servedKeys(socket.servername));
     metrics.handshakes.inc({ certificate });
   });
+  const supplied = config.tls.cert !== '';
+  const ownECDSAOnly = (servername: string | false | null | undefined) => {
+    if (supplied || names.servesACME(servername)) return false;
+    const keys = names.servedKeys(servername);
+    return keys.size === 1 && keys.has('ecdsa');
+  };
   https.on(
     'tlsClientError',
-    handshakeFailureLogger({ logger, metrics, ...names, supplied: config.tls.cert !== '' }),
+    handshakeFailureLogger({ logger, metrics, ...names, supplied, ownECDSAOnly }),
   );
 }
 

@@ -53,6 +53,8 @@ export interface ClassifyOptions {
   coveredNames?: readonly string[];
   /** The certificate is the operator's own (tls.cert): tls.names cannot add a name to it. */
   supplied?: boolean;
+  /** Only an ECDSA certificate is served (an ECDSA CA, tls.keyType: ecdsa): no RSA for old clients. */
+  ecdsaOnly?: boolean;
 }
 
 /**
@@ -155,6 +157,7 @@ export function classifyTLSFailure(
       routine: false,
     };
   }
+  if (options.ecdsaOnly && WITHOUT_ECDSA.has(code)) return withoutECDSA(err.reason ?? code);
   if (NO_SHARED.has(code)) return noSharedProtocol(err.reason ?? code);
   if (NOT_TLS.has(code)) {
     return { reason: 'not_tls', message: notTLSMessage(err.reason ?? code), routine: true };
@@ -225,6 +228,20 @@ function nameNotCoveredMessage(name: string, said: string, options: ClassifyOpti
     ? `the client connected to ${name} with no name (no SNI) and refused the certificate, which has no IP SAN for it (${said})`
     : `the client asked for it and refused the certificate (${said})`;
   return `${name} is not covered by the served certificate${covered}; ${asked}: ${fix}`;
+}
+
+/** What a client that offers no ECDSA (signature algorithm, or TLS 1.2 cipher) fails with. */
+const WITHOUT_ECDSA = new Set([
+  'ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM',
+  'ERR_SSL_NO_SHARED_CIPHER',
+]);
+
+function withoutECDSA(detail: string): TLSFailure {
+  return {
+    reason: 'no_shared_protocol',
+    message: `this client offers no ECDSA (${detail}), and the proxy's CA and certificate are ECDSA only (tls.keyType: ecdsa); update the client, or move to an RSA CA (tls.keyType: rsa, then ca rotate and ca switch), beside which the proxy also serves an RSA certificate`,
+    routine: false,
+  };
 }
 
 function noSharedProtocol(detail: string): TLSFailure {
