@@ -67,6 +67,17 @@ describe('the docker engine verifies the proxy strictly, then trusts its CA', SL
   let homeDockerConfigBefore: string | null = null;
 
   const proxyCA = () => readCA(proxy as Proxy);
+  /** rtp_tls_handshakes_total{certificate}, from the admin port inside the test host. */
+  const handshakes = async (certificate: string) => {
+    const scraped = await run('ip', [
+      ...['netns', 'exec', host!.name, 'curl', '-sf'],
+      `http://127.0.0.1:${proxy!.adminPort}/metrics`,
+    ]);
+    expect(scraped.code, scraped.output).toBe(0);
+    const series = `rtp_tls_handshakes_total{certificate="${certificate}"} `;
+    const line = scraped.stdout.split('\n').find((l) => l.startsWith(series));
+    return Number(line?.slice(series.length));
+  };
   const docker = (args: string[], input?: string) =>
     (engine as Dockerd).docker(args, input === undefined ? {} : { input });
   const clientConfig = () =>
@@ -187,6 +198,7 @@ describe('the docker engine verifies the proxy strictly, then trusts its CA', SL
   });
 
   it('pushes the image, removes it, and pulls back the same image', async () => {
+    const before = { ecdsa: await handshakes('ecdsa'), rsa: await handshakes('rsa') };
     const push = await docker(['push', imageRef]);
     expect(push.code, push.output).toBe(0);
     const pushed = /v1: digest: (sha256:[0-9a-f]{64})/.exec(push.stdout);
@@ -218,6 +230,9 @@ describe('the docker engine verifies the proxy strictly, then trusts its CA', SL
       ),
     ).toBe(true);
     expect(proxy!.output()).not.toContain(PASSWORD);
+    // The engine (Go) offers ECDSA, so it got the ECDSA certificate, never the RSA one.
+    expect(await handshakes('ecdsa')).toBeGreaterThan(before.ecdsa);
+    expect(await handshakes('rsa')).toBe(before.rsa);
   });
 
   it('with tls.clientAuth, refuses the engine until it holds a certificate from issue-client', async () => {

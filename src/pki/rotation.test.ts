@@ -131,6 +131,8 @@ describe('ca rotate', () => {
           FILES.nextCAKey,
           FILES.serverCert,
           FILES.serverKey,
+          FILES.serverRSACert,
+          FILES.serverRSAKey,
         ].sort(),
       );
     },
