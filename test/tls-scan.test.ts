@@ -92,7 +92,18 @@ describe('testssl.sh scan of the public port', () => {
       expect(suite.finding, suite.id).not.toMatch(/CBC|SHA1?\s*$/);
     }
     expect(byId('cipher_order')).toBe('server');
-    expect(byId('cert_chain_of_trust')).toMatch(/^passed/);
+  });
+
+  it('finds two certificates, ECDSA P-256 and RSA-2048, each with a chain that verifies', () => {
+    expect(byId('cert_numbers')).toBe('2');
+    const perCertificate = (field: string) =>
+      findings
+        .filter((f) => new RegExp(`^${field} <cert#\\d>$`).test(f.id))
+        .map((f) => f.finding)
+        .sort();
+    expect(perCertificate('cert_keySize')).toEqual(['EC 256 bits', 'RSA 2048 bits']);
+    expect(perCertificate('cert_chain_of_trust')).toEqual(['passed.', 'passed.']);
+    expect(perCertificate('cert_trust')).toEqual(['Ok via SAN', 'Ok via SAN']);
   });
 
   it('sends HSTS', () => {
