@@ -151,6 +151,19 @@ describe('environment overrides by path', () => {
     const problems = problemsOf(() => loadConfig({ env }));
     expect(problems).toEqual([{ path, message: expect.stringMatching(message) }]);
   });
+
+  it('names the variable that set a bad value, beside the key the docs use', () => {
+    const problems = problemsOf(() =>
+      loadConfig({ env: { RTP_LISTEN: 'no-such-address', RTP_TLS_KEYTYPE: 'dsa' } }),
+    );
+    expect(problems.map((p) => [p.path, p.message])).toEqual([
+      [
+        'listen',
+        expect.stringMatching(/^must be host:port .*got "no-such-address" \(set by RTP_LISTEN\)$/),
+      ],
+      ['tls.keyType', expect.stringMatching(/got "dsa" \(set by RTP_TLS_KEYTYPE\)$/)],
+    ]);
+  });
 });
 
 describe('validation reports every problem with its path', () => {

@@ -45,7 +45,7 @@ export function loadConfig({ file, env = process.env }: LoadOptions = {}): Confi
   } else {
     flatten(raw as Record<string, unknown>, '', values, problems);
   }
-  applyEnv(env, values, problems);
+  const setByEnv = applyEnv(env, values, problems);
 
   const config = structuredClone(DEFAULTS);
   for (const [path, value] of values) {
@@ -118,7 +118,12 @@ export function loadConfig({ file, env = process.env }: LoadOptions = {}): Confi
     if (!problems.some((p) => p.path === problem.path)) problems.push(problem);
   }
   if (problems.length > 0) {
-    throw new ConfigError(problems, file ?? '(defaults and environment)');
+    // The key is what the docs name; the variable is what the user typed: say both.
+    const named = problems.map((p) => {
+      const variable = setByEnv.get(p.path);
+      return variable ? { ...p, message: `${p.message} (set by ${variable})` } : p;
+    });
+    throw new ConfigError(named, file ?? '(defaults and environment)');
   }
   return deepFreeze(config);
 }
@@ -207,12 +212,13 @@ function flatten(
   }
 }
 
-/** `RTP_TLS_DIR` → tls.dir; matching ignores case and underscores between words. */
+/** `RTP_TLS_DIR` → tls.dir; matching ignores case and underscores between words. Returns key → variable. */
 function applyEnv(
   env: NodeJS.ProcessEnv,
   out: Map<string, unknown>,
   problems: ConfigProblem[],
-): void {
+): Map<string, string> {
+  const setBy = new Map<string, string>();
   const byName = new Map(Object.keys(FIELDS).map((path) => [normalize(path), path]));
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
@@ -229,7 +235,9 @@ function applyEnv(
     }
     const spec = FIELDS[path] as FieldSpec;
     out.set(path, fromEnv(spec, value));
+    setBy.set(path, name);
   }
+  return setBy;
 }
 
 /** The environment variable that overrides a key, e.g. tls.dir → RTP_TLS_DIR. */
