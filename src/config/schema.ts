@@ -6,9 +6,15 @@ import { isIP } from 'node:net';
 import { isDNSName, parseHostPort, parseNetwork } from '../net/address.js';
 import { isAmbiguousPath } from '../net/ambiguous-path.js';
 import { parseDNSServer } from '../acme/dns/wire.js';
-import type { KeyType } from '../pki/issue.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+/**
+ * rsa: RSA (3072-bit CAs, 2048-bit leaves), what every client verifies. ecdsa: P-256,
+ * whose signature (the server's work in every full handshake) costs a small fraction of
+ * an RSA-2048 one.
+ */
+export type KeyType = 'rsa' | 'ecdsa';
 
 export interface Config {
   /** Public HTTPS listener, `host:port`. */

@@ -18,16 +18,12 @@ import {
   signCertificate,
   subjectKeyIdentifierExtension,
 } from './certificate-der.js';
+import type { KeyType } from '../config/schema.js';
 import type { SANs } from './sans.js';
 
 const { pki } = forge;
 
-/**
- * rsa: RSA (3072-bit CAs, 2048-bit leaves), what every client verifies. ecdsa: P-256,
- * whose signature (the server's work in every full handshake) costs a small fraction of
- * an RSA-2048 one.
- */
-export type KeyType = 'rsa' | 'ecdsa';
+export type { KeyType };
 export const CA_KEY_BITS = 3072;
 export const LEAF_KEY_BITS = 2048;
 export const EC_CURVE = 'prime256v1';
