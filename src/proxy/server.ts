@@ -124,8 +124,8 @@ export function createPublicServer(
   watchHandshakes(https, config, logger, metrics, {
     covers: coverage.covers,
     coveredNames: () => [...current.sans.dns, ...current.sans.ips],
-    servedKeys: (servername) => acme.keysFor(servername) ?? servedKeys,
-    servesACME: (servername) => acme.keysFor(servername) !== undefined,
+    ownKeys: () => servedKeys,
+    acmeKeys: acme.keysFor,
   });
   answerMalformedRequests(https, logger, ownHeaders);
   return publicServerOf({
@@ -163,23 +163,26 @@ function watchHandshakes(
   names: {
     covers: (host: string) => boolean;
     coveredNames: () => string[];
-    servedKeys: (servername: string | false | null | undefined) => ReadonlySet<ServedKey>;
-    servesACME: (servername: string | false | null | undefined) => boolean;
+    /** Key types of our own context's certificates. */
+    ownKeys: () => ReadonlySet<ServedKey>;
+    /** Those of the ACME certificate, when a client by this SNI name gets it. */
+    acmeKeys: (servername: string | false | null | undefined) => ReadonlySet<ServedKey> | undefined;
   },
 ): void {
+  const { covers, coveredNames, ownKeys, acmeKeys } = names;
   https.on('secureConnection', (socket: TLSSocket) => {
-    const certificate = servedKeyType(socket, names.servedKeys(socket.servername));
+    const certificate = servedKeyType(socket, acmeKeys(socket.servername) ?? ownKeys());
     metrics.handshakes.inc({ certificate });
   });
   const supplied = config.tls.cert !== '';
+  // Our own CA's certificate alone, and ECDSA: what tls.keyType: ecdsa gives.
   const ownECDSAOnly = (servername: string | false | null | undefined) => {
-    if (supplied || names.servesACME(servername)) return false;
-    const keys = names.servedKeys(servername);
-    return keys.size === 1 && keys.has('ecdsa');
+    const keys = ownKeys();
+    return !supplied && !acmeKeys(servername) && keys.size === 1 && keys.has('ecdsa');
   };
   https.on(
     'tlsClientError',
-    handshakeFailureLogger({ logger, metrics, ...names, supplied, ownECDSAOnly }),
+    handshakeFailureLogger({ logger, metrics, covers, coveredNames, supplied, ownECDSAOnly }),
   );
 }
 
