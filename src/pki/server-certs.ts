@@ -191,7 +191,9 @@ function staleLeafReason(
   }
   const held = cert.publicKey.asymmetricKeyType === 'ec' ? 'ecdsa' : 'rsa';
   if (held !== files.keyType) {
-    return 'it has an RSA key: the server certificate is ECDSA P-256 now (faster handshakes), with an RSA one beside it for clients that offer no ECDSA';
+    return files.keyType === 'ecdsa'
+      ? 'it has an RSA key: the server certificate is ECDSA P-256 now (faster handshakes), with an RSA one beside it for clients that offer no ECDSA'
+      : 'it has no RSA key';
   }
   if (!cert.verify(caCert.publicKey)) return 'it was signed by another CA';
   const from = new Date(cert.validFrom).getTime();
