@@ -5,10 +5,9 @@
  * images of test/docker-standins.sh, and then loaded into engines on a test LAN,
  * where published ports and swarm have the iptables they need and no route out.
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT } from './processes.js';
-import { startDockerd, type Dockerd, type DockerdOptions } from './docker.js';
+import { run, startDockerd, type Dockerd, type DockerdOptions } from './docker.js';
 
 /** The tag docker-compose.yml and deploy/swarm/stack.yml run. */
 export const IMAGE = 'registry-tls-proxy:latest';
@@ -29,26 +28,20 @@ export async function startDeployEngine(options: DockerdOptions = {}): Promise<D
   }
 }
 
-/** Runs a command to the end with the test's environment plus `env`; rejects on a non-zero exit. */
-function runLoud(command: string, args: string[], env: Record<string, string>, timeoutMs: number) {
-  return new Promise<void>((resolveRun, reject) => {
-    const child = spawn(command, args, {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (output += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (output += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolveRun();
-      else
-        reject(new Error(`${command} ${args.join(' ')} exited ${code}:\n${output.slice(-4000)}`));
-    });
-  });
+/**
+ * `run` (docker.ts) with this process's whole environment plus `env`: the stand-in
+ * script needs HOME (its cache) and whatever npm is configured with. Throws on a non-zero exit.
+ */
+async function mustRun(command: string, args: string[], env: Record<string, string>) {
+  const host = Object.fromEntries(
+    Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined),
+  );
+  const result = await run(command, args, { env: { ...host, ...env }, timeoutMs: 1_200_000 });
+  if (result.code !== 0) {
+    throw new Error(
+      `${command} ${args.join(' ')} exited ${result.code}:\n${result.output.slice(-4000)}`,
+    );
+  }
 }
 
 /** Seconds since `t`, for the timings the CI log shows. */
@@ -61,11 +54,11 @@ const since = (t: number) => ((Date.now() - t) / 1000).toFixed(0);
 export async function buildImages(builder: Dockerd): Promise<void> {
   const env = { DOCKER_HOST: builder.host, DOCKER_CONFIG: builder.configDir };
   let t = Date.now();
-  await runLoud('sh', ['test/docker-standins.sh'], env, 1_200_000);
+  await mustRun('sh', [join(ROOT, 'test', 'docker-standins.sh')], env);
   console.log(`deploy: stand-in base images ready in ${since(t)} s`);
   t = Date.now();
   // --network host: an engine without a bridge has no other network for the build's npm ci.
-  await runLoud('docker', ['build', '--network', 'host', '-t', IMAGE, '.'], env, 1_200_000);
+  await mustRun('docker', ['build', '--network', 'host', '-t', IMAGE, ROOT], env);
   console.log(`deploy: docker build of ${IMAGE} in ${since(t)} s`);
 }
 
