@@ -23,6 +23,7 @@ import {
   measureManifests,
   measureMemory,
   measureTransfers,
+  measureWrk,
   type Raw,
 } from './lib/measure.js';
 import { pidsNamed, rssBytes } from './lib/procfs.js';
@@ -41,7 +42,7 @@ const USAGE = `usage: node bench/build/run.js [--quick] [--rounds N] [--workers 
   --proxy DIR  measure the proxy built in another checkout (DIR/dist/cli.js), e.g. a
                baseline: git worktree add /tmp/base main && (cd /tmp/base && npm ci && npm run build)`;
 
-const REQUIRED_TOOLS = ['docker-registry', 'curl', 'openssl', 'hey', 'getconf'];
+const REQUIRED_TOOLS = ['docker-registry', 'curl', 'openssl', 'hey', 'wrk', 'getconf'];
 
 interface Options {
   settings: Settings;
@@ -152,7 +153,7 @@ async function main(): Promise<void> {
   let keepLogs = false;
   const cleanUp = async () => {
     await servers?.stop();
-    if (keepLogs) progress(`logs kept in ${dir} (registry.log, proxy.log, nginx/error.log)`);
+    if (keepLogs) progress(`logs kept in ${dir} (registry.log, proxy*.log, nginx/*/error.log)`);
     else rmSync(dir, { recursive: true, force: true });
   };
   const onSignal = (signal: NodeJS.Signals) => {
@@ -187,13 +188,11 @@ async function main(): Promise<void> {
     rssLine('manifests');
     const handshakes = await measureHandshakes(servers, settings, dir, progress);
     rssLine('handshakes');
-    const raw: Raw = {
-      pull,
-      push,
-      manifest,
-      ...handshakes,
-      memory: await measureMemory(servers, layer, settings, progress),
-    };
+    const memory = await measureMemory(servers, layer, settings, progress);
+    // After the memory section, which reads the RSS: the proxy's peak there is not what
+    // wrk's load left behind.
+    const wrk = await measureWrk(servers, settings, progress);
+    const raw: Raw = { pull, push, manifest, wrk, ...handshakes, memory };
     const rows = buildRows(raw, settings);
     const title = `registry-tls-proxy vs nginx, fronting the same registry (${settings.mode} run, ${settings.workers} worker${settings.workers > 1 ? 's' : ''} each, nginx = 1)`;
     const subtitles = [

@@ -36,6 +36,9 @@ const EXPECTED_ROWS = [
   'memory.growth',
   'memory.peak',
   'memory.throughput',
+  ...['workers', 'default'].flatMap((pair) =>
+    ['rps', 'cpuPer1k', 'p99'].map((metric) => `wrk.${pair}.${metric}`),
+  ),
 ];
 
 describe('npm run bench -- --quick', () => {

@@ -12,6 +12,7 @@ import {
 } from './handshakes.js';
 import { loadManifest, type LoadResult } from './manifests.js';
 import { streamAndWatch, type MemoryResult } from './memory.js';
+import { wrkManifest, type WrkResult } from './wrk.js';
 import { cpuSeconds } from './procfs.js';
 import type { Servers, Target, TargetName } from './servers.js';
 import { CONCURRENCIES, METHODS, type Settings } from './settings.js';
@@ -23,6 +24,8 @@ export interface Measured {
 }
 export type TransferSample = Measured & { bytes: number; seconds: number };
 export type LoadSample = Measured & LoadResult;
+/** `processes`: how many the target ran (nginx master + workers; the proxy, + its workers). */
+export type WrkSample = Measured & WrkResult & { processes: number };
 export type HandshakeSample = Measured & HandshakeCount;
 export type MemorySample = MemoryResult & { round: number };
 export type PerTarget<T> = Partial<Record<TargetName, T[]>>;
@@ -32,6 +35,8 @@ export interface Raw {
   push: PerTarget<TransferSample>;
   /** Keyed by manifestKey(method, concurrency). */
   manifest: Record<string, PerTarget<LoadSample>>;
+  /** Section 6: both at --workers, and both at their default process counts. */
+  wrk: { workers: PerTarget<WrkSample>; default: PerTarget<WrkSample> };
   handshakes: { full: PerTarget<HandshakeSample>; resumed: PerTarget<HandshakeSample> };
   resumption: Partial<Record<TargetName, Resumption>>;
   memory: PerTarget<MemorySample>;
@@ -171,6 +176,46 @@ export async function measureManifests(
     }
   }
   return tables;
+}
+
+/**
+ * 6: manifest GETs with wrk for a fixed time, as most people measure a proxy: once with
+ * both at --workers, once with both at their defaults (nginx `worker_processes auto`,
+ * the proxy without `workers`). CPU of every process of each.
+ */
+export async function measureWrk(
+  servers: Servers,
+  settings: Settings,
+  progress: Progress,
+): Promise<Raw['wrk']> {
+  const { connections, seconds, threads } = settings.wrk;
+  const pairs = {
+    workers: [servers.nginx, servers.proxy],
+    default: [servers.nginxDefault, servers.proxyDefault],
+  } as const;
+  for (const target of [...pairs.workers, ...pairs.default]) {
+    await withRevival(servers, progress, `${target.name} warm-up`, () =>
+      wrkManifest(target.origin, connections, 1, threads),
+    );
+  }
+  const wrk: Raw['wrk'] = { workers: {}, default: {} };
+  for (let round = 0; round < settings.rounds; round += 1) {
+    for (const key of ['workers', 'default'] as const) {
+      for (const target of roundOrder(round, [], pairs[key])) {
+        const sample = await measured(servers, progress, target, round, async () => ({
+          ...(await wrkManifest(target.origin, connections, seconds, threads)),
+          processes: target.pids().length,
+        }));
+        push(wrk[key], target.name, sample);
+        progress(
+          `wrk ${key} round ${round + 1}/${settings.rounds} ${target.name} (${sample.processes} processes): ` +
+            `${sample.requestsPerSecond.toFixed(0)} req/s, ` +
+            `${((sample.cpuSeconds * 1000 * 1000) / sample.requests).toFixed(0)} CPU-ms/1k`,
+        );
+      }
+    }
+  }
+  return wrk;
 }
 
 /** 4: full and resumed handshakes per second, and whether resumption works at all. */

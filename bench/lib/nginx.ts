@@ -8,8 +8,8 @@
 export interface NginxConfig {
   /** Directory for the pid file, logs and temp paths. */
   dir: string;
-  /** worker_processes: as many as the proxy has serving processes. */
-  workers: number;
+  /** worker_processes: as many as the proxy has serving processes, or nginx's `auto` (one per core). */
+  workers: number | 'auto';
   listen: string;
   upstream: string;
   /** Leaf then CA, as the proxy serves it. */
@@ -23,7 +23,7 @@ export interface NginxConfig {
 
 export function renderNginxConfig(c: NginxConfig): string {
   return `# Written by bench/lib/nginx.ts for one benchmark run.
-# As many workers as the proxy has serving processes (1: one core each).
+# As many workers as the proxy has serving processes (1: one core each; auto: one per core).
 worker_processes ${c.workers};
 pid ${c.dir}/nginx.pid;
 error_log ${c.dir}/error.log warn;

@@ -2,7 +2,13 @@
  * From raw rounds to the table of issue 5: one row per metric with the medians
  * for direct, nginx and the proxy, proxy ÷ nginx, and the goal where there is one.
  */
-import { manifestKey, type LoadSample, type PerTarget, type Raw } from './measure.js';
+import {
+  manifestKey,
+  type LoadSample,
+  type PerTarget,
+  type Raw,
+  type WrkSample,
+} from './measure.js';
 import type { TargetName } from './servers.js';
 import { median, pairedRatio } from './stats.js';
 import { CONCURRENCIES, GiB, METHODS, MiB, TARGETS, type Settings } from './settings.js';
@@ -40,14 +46,20 @@ interface NumericRow<T> {
   metric: (sample: T) => number;
   withDirect: boolean;
   chart?: boolean;
-  /** Which target's samples stand in the proxy column (default: the proxy). */
+  /** Which targets' samples stand in the proxy and nginx columns (default: proxy, nginx). */
   proxyTarget?: TargetName;
+  nginxTarget?: TargetName;
 }
 
 function numericRow<T>(spec: NumericRow<T>): Row {
   const values = (name: TargetName) => (spec.samples[name] ?? []).map(spec.metric);
   const proxyName = spec.proxyTarget ?? 'proxy';
-  const ratio = pairedRatio(spec.samples.nginx ?? [], spec.samples[proxyName] ?? [], spec.metric);
+  const nginxName = spec.nginxTarget ?? 'nginx';
+  const ratio = pairedRatio(
+    spec.samples[nginxName] ?? [],
+    spec.samples[proxyName] ?? [],
+    spec.metric,
+  );
   return withTarget({
     id: spec.id,
     section: spec.section,
@@ -56,7 +68,7 @@ function numericRow<T>(spec: NumericRow<T>): Row {
     kind: spec.kind,
     better: spec.better,
     direct: spec.withDirect ? median(values('direct')) : null,
-    nginx: median(values('nginx')),
+    nginx: median(values(nginxName)),
     proxy: median(values(proxyName)),
     ratio,
     target: null,
@@ -65,10 +77,18 @@ function numericRow<T>(spec: NumericRow<T>): Row {
   });
 }
 
-function withTarget(row: Row): Row {
+/** The row with its goal from TARGETS; `workers` divides an absolute memory goal. */
+function withTarget(row: Row, workers = 1): Row {
   const goal = TARGETS[row.id];
-  if (!goal || row.ratio === null) return row;
-  return { ...row, target: `≤ ${goal.max}×`, pass: row.ratio <= goal.max };
+  if (!goal) return row;
+  if ('maxMiBPerWorker' in goal) {
+    const perWorker = typeof row.proxy === 'number' ? row.proxy / workers : null;
+    const target = `≤ ${goal.maxMiBPerWorker} MiB/worker`;
+    return { ...row, target, pass: perWorker === null ? null : perWorker <= goal.maxMiBPerWorker };
+  }
+  const target = 'max' in goal ? `≤ ${goal.max}×` : `≥ ${goal.min}×`;
+  if (row.ratio === null) return { ...row, target, pass: null };
+  return { ...row, target, pass: 'max' in goal ? row.ratio <= goal.max : row.ratio >= goal.min };
 }
 
 const MIN_LATENCY_FOR_RATIO_MS = 0.5;
@@ -260,7 +280,7 @@ export function buildRows(raw: Raw, settings: Settings): Row[] {
   ] as const) {
     const nginx = medianOf('nginx', metric);
     const proxy = medianOf('proxy', metric);
-    rows.push({
+    const row: Row = {
       id,
       section: memorySection,
       label,
@@ -275,7 +295,8 @@ export function buildRows(raw: Raw, settings: Settings): Row[] {
       target: null,
       pass: null,
       chart,
-    });
+    };
+    rows.push(withTarget(row, settings.workers));
   }
   rows.push(
     numericRow({
@@ -291,5 +312,67 @@ export function buildRows(raw: Raw, settings: Settings): Row[] {
       chart: false,
     }),
   );
+  rows.push(...wrkRows(raw.wrk, settings));
   return rows;
+}
+
+/** 6: wrk, both at --workers, then both at their defaults (how many each ran, in the title). */
+function wrkRows(wrk: Raw['wrk'], settings: Settings): Row[] {
+  const { connections, seconds } = settings.wrk;
+  const count = (samples: PerTarget<WrkSample>, name: TargetName) =>
+    median((samples[name] ?? []).map((s) => s.processes));
+  const pairs = [
+    {
+      key: 'workers',
+      names: ['nginx', 'proxy'],
+      title: `${settings.workers} worker${settings.workers > 1 ? 's' : ''} each`,
+    },
+    {
+      key: 'default',
+      names: ['nginxDefault', 'proxyDefault'],
+      title:
+        `each at its default: nginx worker_processes auto (${count(wrk.default, 'nginxDefault') ?? '?'} processes), ` +
+        `the proxy without workers (${count(wrk.default, 'proxyDefault') ?? '?'})`,
+    },
+  ] as const;
+  return pairs.flatMap(({ key, names, title }) => {
+    const section = `6. manifest GET, wrk, ${connections} connections, ${seconds} s, ${title}`;
+    const common = {
+      section,
+      samples: wrk[key],
+      withDirect: false,
+      nginxTarget: names[0],
+      proxyTarget: names[1],
+    };
+    return [
+      numericRow({
+        ...common,
+        id: `wrk.${key}.rps`,
+        label: 'requests per second',
+        unit: 'req/s',
+        kind: 'rate',
+        better: 'higher',
+        metric: (s) => s.requestsPerSecond,
+      }),
+      numericRow({
+        ...common,
+        id: `wrk.${key}.cpuPer1k`,
+        label: 'CPU per 1,000 requests (every process of each)',
+        unit: 'CPU-ms',
+        kind: 'cost',
+        better: 'lower',
+        metric: (s) => (s.cpuSeconds * 1000 * 1000) / s.requests,
+      }),
+      numericRow({
+        ...common,
+        id: `wrk.${key}.p99`,
+        label: 'p99 latency (wrk)',
+        unit: 'ms',
+        kind: 'latency',
+        better: 'lower',
+        metric: (s) => s.p99 * 1000,
+        chart: false,
+      }),
+    ];
+  });
 }

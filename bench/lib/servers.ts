@@ -2,7 +2,8 @@
  * The processes under test, on free loopback ports in one temporary directory:
  * the distribution registry (plain HTTP, no auth), the proxy (the built CLI, at
  * its default log level and again at warn), and nginx with the proxy's own RSA
- * certificate and key.
+ * certificate and key; then nginx and the proxy once more at their default process
+ * counts, for section 6.
  */
 import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,7 +16,8 @@ import { sleep, startServer, stopServer } from './exec.js';
 import { renderNginxConfig } from './nginx.js';
 import { processFamily } from './procfs.js';
 
-export type TargetName = 'direct' | 'nginx' | 'proxy' | 'proxyQuiet';
+export type TargetName =
+  'direct' | 'nginx' | 'proxy' | 'proxyQuiet' | 'nginxDefault' | 'proxyDefault';
 
 export interface Target {
   name: TargetName;
@@ -34,6 +36,12 @@ export interface Servers {
   proxy: Target;
   /** The proxy again, at RTP_LOG_LEVEL=warn: what its request log costs. */
   proxyQuiet: Target;
+  /**
+   * Both at their out-of-the-box process counts, as a user measures them: nginx at
+   * `worker_processes auto` (Debian's nginx.conf), the proxy without `workers`.
+   */
+  nginxDefault: Target;
+  proxyDefault: Target;
   /** The proxy's CA; nginx serves the proxy's RSA certificate, so it verifies both. */
   caFile: string;
   /**
@@ -152,7 +160,8 @@ export async function startServers(root: string, dir: string, workers: number): 
 
     const tlsDir = join(dir, 'tls');
     const caFile = join(tlsDir, 'ca.crt');
-    const proxyServer = async (name: 'proxy' | 'proxyQuiet', logLevel: string) => {
+    /** `processes` undefined: the build's default `workers`. */
+    const proxyServer = async (name: TargetName, logLevel: string, processes?: number) => {
       const port = await freePort();
       const env = {
         PATH: process.env['PATH'] ?? '/usr/bin:/bin',
@@ -161,7 +170,9 @@ export async function startServers(root: string, dir: string, workers: number): 
         RTP_BACKEND: direct.origin,
         RTP_TLS_DIR: tlsDir,
         RTP_LOG_LEVEL: logLevel,
-        ...(proxyBuild.hasWorkers ? { RTP_WORKERS: String(workers) } : {}),
+        ...(proxyBuild.hasWorkers && processes !== undefined
+          ? { RTP_WORKERS: String(processes) }
+          : {}),
       };
       // The first start creates the CA and the server certificate in tlsDir.
       return launch(
@@ -181,8 +192,9 @@ export async function startServers(root: string, dir: string, workers: number): 
         ),
       );
     };
-    const proxy = await proxyServer('proxy', 'info');
-    const proxyQuiet = await proxyServer('proxyQuiet', 'warn');
+    const proxy = await proxyServer('proxy', 'info', workers);
+    const proxyQuiet = await proxyServer('proxyQuiet', 'warn', workers);
+    const proxyDefault = await proxyServer('proxyDefault', 'info');
 
     const nginxDir = join(dir, 'nginx');
     mkdirSync(nginxDir);
@@ -198,45 +210,41 @@ export async function startServers(root: string, dir: string, workers: number): 
         readFileSync(caFile, 'utf8'),
     );
     copyFileSync(join(tlsDir, `${rsa}.key`), join(nginxDir, 'server.key'));
-    const tls = proxyBuild.tls;
-    const nginxPort = await freePort();
-    const nginxConfig = join(nginxDir, 'nginx.conf');
-    writeFileSync(
-      nginxConfig,
-      renderNginxConfig({
-        dir: nginxDir,
-        workers,
-        listen: `127.0.0.1:${nginxPort}`,
-        upstream: `127.0.0.1:${registryPort}`,
-        certificateChain: chain,
-        key: join(nginxDir, 'server.key'),
-        ...tls,
-      }),
-    );
-    const nginx = await launch(
-      managed(
-        'nginx',
-        `https://127.0.0.1:${nginxPort}`,
-        () =>
-          // -e: nginx otherwise opens /var/log/nginx/error.log before reading the config.
-          startServer(
-            nginxBinary(),
-            [
-              '-p',
-              nginxDir,
-              '-c',
-              nginxConfig,
-              '-e',
-              join(nginxDir, 'error.log'),
-              '-g',
-              'daemon off;',
-            ],
-            join(nginxDir, 'stderr.log'),
-          ),
-        processFamily,
-        caFile,
-      ),
-    );
+    const nginxServer = async (name: TargetName, processes: number | 'auto') => {
+      const nginxPort = await freePort();
+      const nginxConfig = join(nginxDir, `${name}.conf`);
+      const own = join(nginxDir, name);
+      mkdirSync(own);
+      writeFileSync(
+        nginxConfig,
+        renderNginxConfig({
+          dir: own,
+          workers: processes,
+          listen: `127.0.0.1:${nginxPort}`,
+          upstream: `127.0.0.1:${registryPort}`,
+          certificateChain: chain,
+          key: join(nginxDir, 'server.key'),
+          ...proxyBuild.tls,
+        }),
+      );
+      return launch(
+        managed(
+          name,
+          `https://127.0.0.1:${nginxPort}`,
+          () =>
+            // -e: nginx otherwise opens /var/log/nginx/error.log before reading the config.
+            startServer(
+              nginxBinary(),
+              ['-p', own, '-c', nginxConfig, '-e', join(own, 'error.log'), '-g', 'daemon off;'],
+              join(own, 'stderr.log'),
+            ),
+          processFamily,
+          caFile,
+        ),
+      );
+    };
+    const nginx = await nginxServer('nginx', workers);
+    const nginxDefault = await nginxServer('nginxDefault', 'auto');
     const revived: string[] = [];
     const reviveKilled = async () => {
       const now: string[] = [];
@@ -249,7 +257,18 @@ export async function startServers(root: string, dir: string, workers: number): 
       }
       return now;
     };
-    return { direct, nginx, proxy, proxyQuiet, caFile, reviveKilled, revived, stop };
+    return {
+      direct,
+      nginx,
+      proxy,
+      proxyQuiet,
+      nginxDefault,
+      proxyDefault,
+      caFile,
+      reviveKilled,
+      revived,
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;
