@@ -208,21 +208,34 @@ function streamBody(
     head = undefined;
   };
   let waitingForDrain = false;
+  const pauseUntilDrained = () => {
+    if (waitingForDrain || socket.writableLength <= socket.writableHighWaterMark) return;
+    waitingForDrain = true;
+    stream.pause();
+    socket.once('drain', () => {
+      waitingForDrain = false;
+      stream.resume();
+    });
+  };
+  // The pieces that arrive in one turn (the TLS socket decrypts every record it has read
+  // at once, each a 'data' event of up to 16 KiB) leave in one writev, after it.
+  let corked = false;
+  const flush = () => {
+    corked = false;
+    socket.uncork();
+    pauseUntilDrained();
+  };
   stream.on('data', (chunk: Buffer) => {
     if (call.answered()) return;
-    sendHead();
-    // Every piece is written whatever write() says: false only asks to pause after this chunk.
-    if (chunked) socket.write(`${chunk.length.toString(16)}\r\n`);
-    let ok = socket.write(chunk);
-    if (chunked) ok = socket.write('\r\n') && ok;
-    if (!ok && !waitingForDrain) {
-      waitingForDrain = true;
-      stream.pause();
-      socket.once('drain', () => {
-        waitingForDrain = false;
-        stream.resume();
-      });
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(flush);
     }
+    sendHead();
+    if (chunked) socket.write(`${chunk.length.toString(16)}\r\n`);
+    socket.write(chunk);
+    if (chunked) socket.write('\r\n');
   });
   stream.once('end', () => {
     call.bodySent();
