@@ -24,7 +24,11 @@ export interface Config {
    * http.secret). YAML takes one URL or a list; RTP_BACKEND takes them comma-separated.
    */
   backend: string[];
-  /** Processes serving the public port (a cluster sharing certificates and session-ticket keys); 0 = one per core. */
+  /**
+   * Processes serving the public port (a cluster sharing certificates and session-ticket
+   * keys); 0 = one per core. Default 1: beside a registry on the same host, a second
+   * worker cost more CPU per request and served fewer (config/default.yaml has figures).
+   */
   workers: number;
   /** Load balancers (addresses, CIDR networks) whose X-Forwarded-* and Forwarded headers pass on. */
   trustedProxies: string[];
@@ -160,7 +164,7 @@ const YEAR_MS = 365 * DAY_MS;
 export const DEFAULTS: Config = {
   listen: '0.0.0.0:5443',
   backend: ['http://127.0.0.1:5000'],
-  workers: 0,
+  workers: 1,
   trustedProxies: [],
   proxyProtocol: { trustedFrom: [], required: false },
   allowedPaths: [],
