@@ -80,5 +80,9 @@ EXPOSE 5443
 HEALTHCHECK --interval=30s --timeout=20s --start-period=30s --retries=3 \
   CMD ["node", "dist/cli.js", "check", "--config", "config/default.yaml"]
 # The proxy handles SIGTERM/SIGINT itself, so it runs as PID 1 with no init process.
-ENTRYPOINT ["node", "dist/cli.js"]
+# --max-semi-space-size=8 (MiB): V8's young generation otherwise grows to 2 x 16 MiB
+# under load and keeps it; 8 holds a busy worker ~16 MiB lower at the same CPU
+# (bench/RESULTS.md, session 14). Every launcher we ship passes it (npm start, the
+# systemd unit).
+ENTRYPOINT ["node", "--max-semi-space-size=8", "dist/cli.js"]
 CMD ["serve", "--config", "config/default.yaml"]

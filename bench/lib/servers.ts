@@ -182,7 +182,7 @@ export async function startServers(root: string, dir: string, workers: number): 
           () =>
             startServer(
               process.execPath,
-              [join(root, 'dist', 'cli.js'), 'serve'],
+              [...proxyBuild.nodeFlags, join(root, 'dist', 'cli.js'), 'serve'],
               join(dir, `${name}.log`),
               env,
             ),
@@ -301,12 +301,28 @@ async function inspectProxyBuild(root: string) {
   });
   return {
     hasWorkers: 'workers' in schema.DEFAULTS,
+    nodeFlags: startFlags(root),
     tls: {
       tls12Ciphers: context.TLS12_CIPHERS,
       tls13Ciphersuites: context.TLS13_CIPHERSUITES,
       curves: options.ecdhCurve ?? 'X25519:prime256v1:secp384r1',
     },
   };
+}
+
+/**
+ * The Node flags `npm start` gives the proxy (package.json: `node FLAGS dist/cli.js`),
+ * so that the proxy is measured as it is shipped (the image and the systemd unit pass
+ * the same).
+ */
+function startFlags(root: string): string[] {
+  const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+    scripts?: { start?: string };
+  };
+  const match = /\bnode((?:\s+--[\w-]+(?:=\S+)?)*)\s+dist\/cli\.js\b/.exec(
+    manifest.scripts?.start ?? '',
+  );
+  return match?.[1]?.trim().split(/\s+/).filter(Boolean) ?? [];
 }
 
 export function freePort(): Promise<number> {
