@@ -133,11 +133,13 @@ describe.each([
       const first = samples[0]!;
       const last = samples[samples.length - 1]!;
       // After the warm-up: Node 20 +1–3 MiB, Node 26 +1–2. Before the fix: +45 MiB (Node
-      // 20), +120 (Node 26). The bound is 10 MiB over 1,000 SIGHUPs; the primary
-      // (150, no warm-up) is held to the same after a collection. Its heap takes +1.5 MiB
-      // in the first 50 (compiled code) and +0.2 in the next 100 (2026-12-03); the leak it
-      // had (the stopped-workers Map put back) makes that +2.5.
-      expect(last.rss - first.rss).toBeLessThan(10);
+      // 20), +120 (Node 26). The bound is 10 MiB over 1,000 SIGHUPs. The primary
+      // (150, no warm-up) is held to 24: even after a collection its RSS moves by up to
+      // +10 (CI, 2026-12-03: 67.8 → 78.1 with the heap held flat at 12.0), since freed
+      // pages are not all given back at once. Its heap is the leak detector: +1.5 MiB in
+      // the first 50 (compiled code) and +0.2 in the next 100; the leak it had (the
+      // stopped-workers Map put back) makes that +2.5.
+      expect(last.rss - first.rss).toBeLessThan(reloads >= 1000 ? 10 : 24);
       if (collect) expect(last.heap - samples[1]!.heap).toBeLessThan(1.5);
       // The last 200 reloads: a leak of 15 KiB or more each shows here.
       const later = samples[samples.length - 3]!;
