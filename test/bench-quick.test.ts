@@ -39,6 +39,14 @@ const EXPECTED_ROWS = [
   ...['workers', 'default'].flatMap((pair) =>
     ['rps', 'cpuPer1k', 'p99'].map((metric) => `wrk.${pair}.${metric}`),
   ),
+  // bench/plain-node-proxy.mjs, the plain Node proxy, in the proxy's column.
+  'pull.cpuPerGiB.plainNode',
+  'push.cpuPerGiB.plainNode',
+  'tls.full.rate.plainNode',
+  'tls.resumed.rate.plainNode',
+  'wrk.workers.rps.plainNode',
+  'wrk.workers.cpuPer1k.plainNode',
+  'memory.peak.plainNode',
 ];
 
 describe('npm run bench -- --quick', () => {

@@ -117,7 +117,8 @@ export async function measureTransfers(
   const transfer = kind === 'pull' ? pullBlob : pushBlob;
   const table: PerTarget<TransferSample> = {};
   for (let round = 0; round < settings.rounds; round += 1) {
-    for (const target of roundOrder(round, [servers.direct], [servers.nginx, servers.proxy])) {
+    const others = [servers.nginx, servers.proxy, servers.plainNode];
+    for (const target of roundOrder(round, [servers.direct], others)) {
       const sample = await measured(servers, progress, target, round, () =>
         transfer(target.origin, servers.caFile, layer),
       );
@@ -190,7 +191,7 @@ export async function measureWrk(
 ): Promise<Raw['wrk']> {
   const { connections, seconds, threads } = settings.wrk;
   const pairs = {
-    workers: [servers.nginx, servers.proxy],
+    workers: [servers.nginx, servers.proxy, servers.plainNode],
     default: [servers.nginxDefault, servers.proxyDefault],
   } as const;
   for (const target of [...pairs.workers, ...pairs.default]) {
@@ -237,7 +238,8 @@ export async function measureHandshakes(
     );
   }
   const handshakes: Raw['handshakes'] = { full: {}, resumed: {} };
-  for (const target of [servers.nginx, servers.proxy]) {
+  const targets = [servers.nginx, servers.proxy, servers.plainNode];
+  for (const target of targets) {
     await withRevival(servers, progress, `${target.name} warm-up`, () =>
       countHandshakes(target.port, servers.caFile, '-new', 1, 1),
     );
@@ -245,7 +247,7 @@ export async function measureHandshakes(
   for (let round = 0; round < settings.rounds; round += 1) {
     for (const mode of ['-new', '-reuse'] as const) {
       const table = mode === '-new' ? handshakes.full : handshakes.resumed;
-      for (const target of roundOrder(round, [], [servers.nginx, servers.proxy])) {
+      for (const target of roundOrder(round, [], targets)) {
         const sample = await measured(servers, progress, target, round, () =>
           countHandshakes(
             target.port,
@@ -277,7 +279,8 @@ export async function measureMemory(
 ): Promise<PerTarget<MemorySample>> {
   const table: PerTarget<MemorySample> = {};
   for (let round = 0; round < settings.memory.rounds; round += 1) {
-    for (const target of roundOrder(round, [], [servers.nginx, servers.proxy])) {
+    const targets = [servers.nginx, servers.proxy, servers.plainNode];
+    for (const target of roundOrder(round, [], targets)) {
       const result = await withRevival(servers, progress, `${target.name} memory`, () =>
         streamAndWatch(target, servers.caFile, layer, settings.memory),
       );

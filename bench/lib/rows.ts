@@ -91,6 +91,13 @@ function withTarget(row: Row, workers = 1): Row {
   return { ...row, target, pass: 'max' in goal ? row.ratio <= goal.max : row.ratio >= goal.min };
 }
 
+/**
+ * Rows that put bench/plain-node-proxy.mjs in the proxy's column: Node's HTTPS server
+ * piping to the registry through http.request and nothing else, a Node.js proxy as
+ * most are written.
+ */
+const PLAIN_NODE = 'plain Node proxy (bench/plain-node-proxy.mjs) in the proxy column';
+
 const MIN_LATENCY_FOR_RATIO_MS = 0.5;
 
 /** Latency a proxy adds: its percentile minus direct's in the same round (hey: 0.1 ms steps). */
@@ -161,6 +168,19 @@ export function buildRows(raw: Raw, settings: Settings): Row[] {
         samples: raw[kind],
         metric: (s) => s.bytes / MiB / s.seconds,
         withDirect: true,
+      }),
+      numericRow({
+        id: `${kind}.cpuPerGiB.plainNode`,
+        section,
+        label: `CPU-seconds per GiB, ${PLAIN_NODE}`,
+        unit: 'CPU-s/GiB',
+        kind: 'cost',
+        better: 'lower',
+        samples: raw[kind],
+        metric: (s) => s.cpuSeconds / (s.bytes / GiB),
+        withDirect: false,
+        chart: false,
+        proxyTarget: 'plainNode',
       }),
     );
   }
@@ -239,6 +259,19 @@ export function buildRows(raw: Raw, settings: Settings): Row[] {
         metric: (s) => (s.cpuSeconds * 1000) / (s.full + s.resumed),
         withDirect: false,
       }),
+      numericRow({
+        id: `tls.${mode}.rate.plainNode`,
+        section: tls,
+        label: `${mode} handshakes per second, ${PLAIN_NODE}`,
+        unit: '/s',
+        kind: 'rate',
+        better: 'higher',
+        samples,
+        metric: (s) => count(s) / s.seconds,
+        withDirect: false,
+        chart: false,
+        proxyTarget: 'plainNode',
+      }),
     );
   }
   for (const [field, label] of [
@@ -277,9 +310,15 @@ export function buildRows(raw: Raw, settings: Settings): Row[] {
       true,
     ],
     ['memory.peak', 'peak resident memory', (s: { peakBytes: number }) => s.peakBytes / MiB, false],
+    [
+      'memory.peak.plainNode',
+      `peak resident memory, ${PLAIN_NODE}`,
+      (s: { peakBytes: number }) => s.peakBytes / MiB,
+      false,
+    ],
   ] as const) {
     const nginx = medianOf('nginx', metric);
-    const proxy = medianOf('proxy', metric);
+    const proxy = medianOf(id.endsWith('.plainNode') ? 'plainNode' : 'proxy', metric);
     const row: Row = {
       id,
       section: memorySection,
@@ -373,6 +412,33 @@ function wrkRows(wrk: Raw['wrk'], settings: Settings): Row[] {
         metric: (s) => s.p99 * 1000,
         chart: false,
       }),
+      // The plain Node proxy runs one process: beside nginx at --workers only.
+      ...(key === 'workers'
+        ? [
+            numericRow({
+              ...common,
+              id: 'wrk.workers.rps.plainNode',
+              label: `requests per second, ${PLAIN_NODE} (1 process)`,
+              unit: 'req/s',
+              kind: 'rate',
+              better: 'higher',
+              metric: (s) => s.requestsPerSecond,
+              chart: false,
+              proxyTarget: 'plainNode',
+            }),
+            numericRow({
+              ...common,
+              id: 'wrk.workers.cpuPer1k.plainNode',
+              label: `CPU per 1,000 requests, ${PLAIN_NODE} (1 process)`,
+              unit: 'CPU-ms',
+              kind: 'cost',
+              better: 'lower',
+              metric: (s) => (s.cpuSeconds * 1000 * 1000) / s.requests,
+              chart: false,
+              proxyTarget: 'plainNode',
+            }),
+          ]
+        : []),
     ];
   });
 }

@@ -3,7 +3,7 @@
  * the distribution registry (plain HTTP, no auth), the proxy (the built CLI, at
  * its default log level and again at warn), and nginx with the proxy's own RSA
  * certificate and key; then nginx and the proxy once more at their default process
- * counts, for section 6.
+ * counts, for section 6; and bench/plain-node-proxy.mjs, a Node.js proxy written the usual way.
  */
 import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -11,13 +11,13 @@ import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { sleep, startServer, stopServer } from './exec.js';
 import { renderNginxConfig } from './nginx.js';
 import { processFamily } from './procfs.js';
 
 export type TargetName =
-  'direct' | 'nginx' | 'proxy' | 'proxyQuiet' | 'nginxDefault' | 'proxyDefault';
+  'direct' | 'nginx' | 'proxy' | 'proxyQuiet' | 'nginxDefault' | 'proxyDefault' | 'plainNode';
 
 export interface Target {
   name: TargetName;
@@ -42,6 +42,11 @@ export interface Servers {
    */
   nginxDefault: Target;
   proxyDefault: Target;
+  /**
+   * bench/plain-node-proxy.mjs, one process with the proxy's certificates, TLS settings and
+   * Node flags: a Node.js proxy written the usual way (rows marked "plain Node proxy").
+   */
+  plainNode: Target;
   /** The proxy's CA; nginx serves the proxy's RSA certificate, so it verifies both. */
   caFile: string;
   /**
@@ -195,6 +200,7 @@ export async function startServers(root: string, dir: string, workers: number): 
     const proxy = await proxyServer('proxy', 'info', workers);
     const proxyQuiet = await proxyServer('proxyQuiet', 'warn', workers);
     const proxyDefault = await proxyServer('proxyDefault', 'info');
+    const plainNode = await plainNodeServer(dir, direct.origin, tlsDir, proxyBuild, launch);
 
     const nginxDir = join(dir, 'nginx');
     mkdirSync(nginxDir);
@@ -264,6 +270,7 @@ export async function startServers(root: string, dir: string, workers: number): 
       proxyQuiet,
       nginxDefault,
       proxyDefault,
+      plainNode,
       caFile,
       reviveKilled,
       revived,
@@ -273,6 +280,40 @@ export async function startServers(root: string, dir: string, workers: number): 
     await stop();
     throw err;
   }
+}
+
+/** bench/plain-node-proxy.mjs on a free port, with what the proxy build uses for TLS and Node. */
+async function plainNodeServer(
+  dir: string,
+  backend: string,
+  tlsDir: string,
+  build: Awaited<ReturnType<typeof inspectProxyBuild>>,
+  launch: (server: Managed) => Promise<Managed>,
+): Promise<Managed> {
+  const port = await freePort();
+  // bench/build/lib/servers.js → bench/plain-node-proxy.mjs (plain JavaScript, not compiled).
+  const script = fileURLToPath(new URL('../../plain-node-proxy.mjs', import.meta.url));
+  const env = {
+    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+    // One list, TLS 1.3 suites first, as the proxy gives Node (tls/context.ts).
+    CIPHERS: [...build.tls.tls13Ciphersuites, ...build.tls.tls12Ciphers].join(':'),
+    CURVES: build.tls.curves,
+  };
+  return launch(
+    managed(
+      'plainNode',
+      `https://127.0.0.1:${port}`,
+      () =>
+        startServer(
+          process.execPath,
+          [...build.nodeFlags, script, `127.0.0.1:${port}`, backend, tlsDir],
+          join(dir, 'plainNode.log'),
+          env,
+        ),
+      processFamily,
+      join(tlsDir, 'ca.crt'),
+    ),
+  );
 }
 
 /** Debian installs nginx in /usr/sbin, which a non-root PATH may lack. */
