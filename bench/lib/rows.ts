@@ -7,6 +7,7 @@ import {
   type LoadSample,
   type PerTarget,
   type Raw,
+  type TransferSample,
   type WrkSample,
 } from './measure.js';
 import type { TargetName } from './servers.js';
@@ -146,18 +147,17 @@ export function buildRows(raw: Raw, settings: Settings): Row[] {
       kind === 'pull'
         ? `1. blob pull (GET of a ${size} layer)`
         : `2. blob push (POST, one chunked PATCH, PUT of a ${size} layer)`;
+    const cpuPerGiB = {
+      section,
+      unit: 'CPU-s/GiB',
+      kind: 'cost',
+      better: 'lower',
+      samples: raw[kind],
+      metric: (s: TransferSample) => s.cpuSeconds / (s.bytes / GiB),
+      withDirect: false,
+    } as const;
     rows.push(
-      numericRow({
-        id: `${kind}.cpuPerGiB`,
-        section,
-        label: 'CPU-seconds per GiB',
-        unit: 'CPU-s/GiB',
-        kind: 'cost',
-        better: 'lower',
-        samples: raw[kind],
-        metric: (s) => s.cpuSeconds / (s.bytes / GiB),
-        withDirect: false,
-      }),
+      numericRow({ ...cpuPerGiB, id: `${kind}.cpuPerGiB`, label: 'CPU-seconds per GiB' }),
       numericRow({
         id: `${kind}.throughput`,
         section,
@@ -170,15 +170,9 @@ export function buildRows(raw: Raw, settings: Settings): Row[] {
         withDirect: true,
       }),
       numericRow({
+        ...cpuPerGiB,
         id: `${kind}.cpuPerGiB.plainNode`,
-        section,
         label: `CPU-seconds per GiB, ${PLAIN_NODE}`,
-        unit: 'CPU-s/GiB',
-        kind: 'cost',
-        better: 'lower',
-        samples: raw[kind],
-        metric: (s) => s.cpuSeconds / (s.bytes / GiB),
-        withDirect: false,
         chart: false,
         proxyTarget: 'plainNode',
       }),
