@@ -99,6 +99,11 @@ async function measured<T extends object>(
   });
 }
 
+/** What most sections measure in turn: nginx, the proxy, and the plain Node proxy. */
+function sideBySide(servers: Servers): Target[] {
+  return [servers.nginx, servers.proxy, servers.plainNode];
+}
+
 function push<T>(table: PerTarget<T>, name: TargetName, sample: T): void {
   (table[name] ??= []).push(sample);
 }
@@ -117,8 +122,7 @@ export async function measureTransfers(
   const transfer = kind === 'pull' ? pullBlob : pushBlob;
   const table: PerTarget<TransferSample> = {};
   for (let round = 0; round < settings.rounds; round += 1) {
-    const others = [servers.nginx, servers.proxy, servers.plainNode];
-    for (const target of roundOrder(round, [servers.direct], others)) {
+    for (const target of roundOrder(round, [servers.direct], sideBySide(servers))) {
       const sample = await measured(servers, progress, target, round, () =>
         transfer(target.origin, servers.caFile, layer),
       );
@@ -191,7 +195,7 @@ export async function measureWrk(
 ): Promise<Raw['wrk']> {
   const { connections, seconds, threads } = settings.wrk;
   const pairs = {
-    workers: [servers.nginx, servers.proxy, servers.plainNode],
+    workers: sideBySide(servers),
     default: [servers.nginxDefault, servers.proxyDefault],
   } as const;
   for (const target of [...pairs.workers, ...pairs.default]) {
@@ -238,7 +242,7 @@ export async function measureHandshakes(
     );
   }
   const handshakes: Raw['handshakes'] = { full: {}, resumed: {} };
-  const targets = [servers.nginx, servers.proxy, servers.plainNode];
+  const targets = sideBySide(servers);
   for (const target of targets) {
     await withRevival(servers, progress, `${target.name} warm-up`, () =>
       countHandshakes(target.port, servers.caFile, '-new', 1, 1),
@@ -279,8 +283,7 @@ export async function measureMemory(
 ): Promise<PerTarget<MemorySample>> {
   const table: PerTarget<MemorySample> = {};
   for (let round = 0; round < settings.memory.rounds; round += 1) {
-    const targets = [servers.nginx, servers.proxy, servers.plainNode];
-    for (const target of roundOrder(round, [], targets)) {
+    for (const target of roundOrder(round, [], sideBySide(servers))) {
       const result = await withRevival(servers, progress, `${target.name} memory`, () =>
         streamAndWatch(target, servers.caFile, layer, settings.memory),
       );

@@ -6,6 +6,7 @@ import {
   manifestKey,
   type LoadSample,
   type PerTarget,
+  type HandshakeSample,
   type Raw,
   type TransferSample,
   type WrkSample,
@@ -230,18 +231,17 @@ export function buildRows(raw: Raw, settings: Settings): Row[] {
   for (const mode of ['full', 'resumed'] as const) {
     const samples = raw.handshakes[mode];
     const count = (s: { full: number; resumed: number }) => (mode === 'full' ? s.full : s.resumed);
+    const rate = {
+      section: tls,
+      unit: '/s',
+      kind: 'rate',
+      better: 'higher',
+      samples,
+      metric: (s: HandshakeSample) => count(s) / s.seconds,
+      withDirect: false,
+    } as const;
     rows.push(
-      numericRow({
-        id: `tls.${mode}.rate`,
-        section: tls,
-        label: `${mode} handshakes per second`,
-        unit: '/s',
-        kind: 'rate',
-        better: 'higher',
-        samples,
-        metric: (s) => count(s) / s.seconds,
-        withDirect: false,
-      }),
+      numericRow({ ...rate, id: `tls.${mode}.rate`, label: `${mode} handshakes per second` }),
       numericRow({
         id: `tls.${mode}.cpu`,
         section: tls,
@@ -254,15 +254,9 @@ export function buildRows(raw: Raw, settings: Settings): Row[] {
         withDirect: false,
       }),
       numericRow({
+        ...rate,
         id: `tls.${mode}.rate.plainNode`,
-        section: tls,
         label: `${mode} handshakes per second, ${PLAIN_NODE}`,
-        unit: '/s',
-        kind: 'rate',
-        better: 'higher',
-        samples,
-        metric: (s) => count(s) / s.seconds,
-        withDirect: false,
         chart: false,
         proxyTarget: 'plainNode',
       }),
@@ -377,24 +371,27 @@ function wrkRows(wrk: Raw['wrk'], settings: Settings): Row[] {
       nginxTarget: names[0],
       proxyTarget: names[1],
     };
+    const rps = {
+      ...common,
+      unit: 'req/s',
+      kind: 'rate',
+      better: 'higher',
+      metric: (s: WrkSample) => s.requestsPerSecond,
+    } as const;
+    const cpuPer1k = {
+      ...common,
+      unit: 'CPU-ms',
+      kind: 'cost',
+      better: 'lower',
+      metric: (s: WrkSample) => (s.cpuSeconds * 1000 * 1000) / s.requests,
+    } as const;
+    const plainNode = { chart: false, proxyTarget: 'plainNode' } as const;
     return [
+      numericRow({ ...rps, id: `wrk.${key}.rps`, label: 'requests per second' }),
       numericRow({
-        ...common,
-        id: `wrk.${key}.rps`,
-        label: 'requests per second',
-        unit: 'req/s',
-        kind: 'rate',
-        better: 'higher',
-        metric: (s) => s.requestsPerSecond,
-      }),
-      numericRow({
-        ...common,
+        ...cpuPer1k,
         id: `wrk.${key}.cpuPer1k`,
         label: 'CPU per 1,000 requests (every process of each)',
-        unit: 'CPU-ms',
-        kind: 'cost',
-        better: 'lower',
-        metric: (s) => (s.cpuSeconds * 1000 * 1000) / s.requests,
       }),
       numericRow({
         ...common,
@@ -410,26 +407,16 @@ function wrkRows(wrk: Raw['wrk'], settings: Settings): Row[] {
       ...(key === 'workers'
         ? [
             numericRow({
-              ...common,
+              ...rps,
+              ...plainNode,
               id: 'wrk.workers.rps.plainNode',
               label: `requests per second, ${PLAIN_NODE} (1 process)`,
-              unit: 'req/s',
-              kind: 'rate',
-              better: 'higher',
-              metric: (s) => s.requestsPerSecond,
-              chart: false,
-              proxyTarget: 'plainNode',
             }),
             numericRow({
-              ...common,
+              ...cpuPer1k,
+              ...plainNode,
               id: 'wrk.workers.cpuPer1k.plainNode',
               label: `CPU per 1,000 requests, ${PLAIN_NODE} (1 process)`,
-              unit: 'CPU-ms',
-              kind: 'cost',
-              better: 'lower',
-              metric: (s) => (s.cpuSeconds * 1000 * 1000) / s.requests,
-              chart: false,
-              proxyTarget: 'plainNode',
             }),
           ]
         : []),
