@@ -84,8 +84,8 @@ HEALTHCHECK --interval=30s --timeout=20s --start-period=30s --retries=3 \
 # when ~32 MiB (Node 20; ~64 on Node 26) of young Buffers' memory has piled up. An upload
 # makes a Buffer per TLS record that dies at once, so with a large young generation tens
 # of MiB of dead Buffers wait for a collection, and glibc keeps the heap they grew. With 2
-# a 1 GiB push leaves a worker ~80 MiB instead of ~105 (Node 20; Node 26: ~104 at 1 MiB
-# instead of ~161) and costs ~20 % less CPU; manifest GETs cost the same (bench/RESULTS.md,
+# a 1 GiB push leaves a worker ~80 MiB instead of ~105 (Node 20; Node 26: ~111 instead
+# of ~161) and costs ~20 % less CPU; manifest GETs cost the same (bench/RESULTS.md,
 # session 16). Every launcher we ship passes it (npm start, the systemd unit).
 ENTRYPOINT ["node", "--max-semi-space-size=2", "dist/cli.js"]
 CMD ["serve", "--config", "config/default.yaml"]
