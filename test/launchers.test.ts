@@ -2,8 +2,9 @@
  * Every launcher we ship starts Node the same way: `npm start`, the image's ENTRYPOINT
  * and the systemd unit all pass --max-semi-space-size=2 (V8's young generation: with a
  * larger one an upload's dead Buffers pile up for tens of MiB before a collection, and
- * the process keeps that memory). The benchmark reads the flags from `npm start`, so what it measures is
- * what these run; one launcher without them would run a different proxy.
+ * the process keeps that memory). The benchmark reads the flags from `npm start`, so
+ * what it measures is what these run; one launcher without them would run a different
+ * proxy.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
