@@ -16,6 +16,9 @@ interface Row {
   direct: number | null;
   nginx: number | boolean | null;
   proxy: number | boolean | null;
+  ratio: number | null;
+  target: string | null;
+  pass: boolean | null;
 }
 
 const EXPECTED_ROWS = [
@@ -49,6 +52,23 @@ const EXPECTED_ROWS = [
   'memory.peak.plainNode',
 ];
 
+/** Issue 17's table: each of these rows is printed with its target, and no other row has one. */
+const TARGET_ROWS: Record<string, string> = {
+  'pull.cpuPerGiB': '≤ 0.9×',
+  'push.cpuPerGiB': '≤ 1.5×',
+  'manifest.GET.c32.rps': '≥ 0.95×',
+  'manifest.GET.c32.cpuPer1k': '≤ 2×',
+  'tls.full.rate': '≥ 1×',
+  'tls.resumed.rate': '≥ 0.8×',
+  'tls.tls12Reconnect': 'yes',
+  'tls.tls13Ticket': 'yes',
+  'memory.peak': '≤ 64 MiB/worker',
+  'wrk.workers.rps': '≥ 0.95×',
+  'wrk.workers.cpuPer1k': '≤ 2×',
+  'wrk.default.rps': '≥ 0.95×',
+  'wrk.default.cpuPer1k': '≤ 2×',
+};
+
 describe('npm run bench -- --quick', () => {
   const tmp = tempDir('bench-quick');
   afterAll(() => tmp.remove());
@@ -76,7 +96,19 @@ describe('npm run bench -- --quick', () => {
       }
       if (row.kind === 'rate' && row.direct !== null) expect(row.direct, row.id).toBeGreaterThan(0);
     }
+
+    const targeted = report.rows.filter((r) => r.target !== null);
+    expect(Object.fromEntries(targeted.map((r) => [r.id, r.target]))).toEqual(TARGET_ROWS);
+    const markdown = readFileSync(`${out}.md`, 'utf8');
+    for (const row of targeted) {
+      // A cost ratio can be missing in a smoke run (nginx under one clock tick); every other
+      // targeted row always has its verdict, and the table shows it beside the target.
+      if (row.kind !== 'cost' || row.ratio !== null) {
+        expect(typeof row.pass, row.id).toBe('boolean');
+        expect(markdown, row.id).toContain(`${row.target} ${row.pass ? 'pass' : 'FAIL'}`);
+      } else expect(row.pass, row.id).toBeNull();
+    }
     expect(readFileSync(`${out}.svg`, 'utf8')).toMatch(/^<svg [^>]*>[\s\S]*<rect[\s\S]*<\/svg>\n$/);
-    expect(readFileSync(`${out}.md`, 'utf8')).toMatch(/\| metric \| direct \| nginx \| proxy \|/);
+    expect(markdown).toMatch(/\| metric \| direct \| nginx \| proxy \|/);
   }, 150_000);
 });
