@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2 --initial-old-space-size=32
 /**
  * Entry point: argv → command. The only place that calls process.exit.
  */
